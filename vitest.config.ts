@@ -1,0 +1,23 @@
+import { fileURLToPath } from 'node:url'
+import { defineConfig } from 'vitest/config'
+
+const packages = ['protocol', 'net', 'ledger', 'provider', 'matcher', 'renter', 'cli']
+
+export default defineConfig({
+  resolve: {
+    // Tests run against the TypeScript sources; child processes started by end-to-end tests run the
+    // built CLI, which `npm test` builds first.
+    alias: packages.map((name) => ({
+      find: new RegExp(`^@gpumesh/${name}$`),
+      replacement: fileURLToPath(new URL(`./packages/${name}/src/index.ts`, import.meta.url))
+    }))
+  },
+  test: {
+    include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'],
+    setupFiles: ['./vitest.setup.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+    pool: 'forks',
+    reporters: ['default', ['json', { outputFile: '.test-results/vitest.json' }]]
+  }
+})
