@@ -1,11 +1,98 @@
+import { CliError, EXIT } from './errors.js'
+import { initCommand } from './commands/init.js'
+import type { Command, CommandContext } from './context.js'
+
+export { CliError, EXIT } from './errors.js'
+export type { Command, CommandContext } from './context.js'
+
 /**
- * The `gpumesh` command. Returns the process exit code; the binary in `bin/` sets it.
+ * Every subcommand, in the order `gpumesh --help` lists them. A command is a module in `commands/`
+ * exporting a `Command`; multi-word commands (`provider start`) are named with a space.
  */
-export async function main (argv: string[]): Promise<number> {
+export const COMMANDS: readonly Command[] = [
+  initCommand
+]
+
+function usage (commands: readonly Command[]): string {
+  const width = Math.max(...commands.map((c) => c.name.length), 8)
+  return [
+    'usage: gpumesh <command> [options]',
+    '',
+    'commands:',
+    ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '',
+    'Run "gpumesh <command> --help" for a command\'s options.'
+  ].join('\n')
+}
+
+/**
+ * Runs the command line and returns the exit code. Errors meant for users are printed as sentences;
+ * anything unexpected is printed as one sentence too, with the stack only under GPUMESH_DEBUG=1.
+ */
+export async function main (argv: string[], ctx: CommandContext = processContext()): Promise<number> {
+  const commands = COMMANDS
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
-    console.log('usage: gpumesh <command> [options]')
-    return 0
+    ctx.stdout(usage(commands) + '\n')
+    return EXIT.OK
   }
-  console.error(`gpumesh: unknown command "${argv[0]}". Run "gpumesh --help" for the list of commands.`)
-  return 2
+  if (argv[0] === '--version') {
+    ctx.stdout('gpumesh 0.1.0\n')
+    return EXIT.OK
+  }
+  // Longest match first, so "provider start" wins over a hypothetical "provider".
+  const command = commands
+    .filter((c) => c.name.split(' ').every((word, i) => argv[i] === word))
+    .sort((a, b) => b.name.split(' ').length - a.name.split(' ').length)[0]
+  if (command == null) {
+    ctx.stderr(`gpumesh: unknown command "${argv.slice(0, 2).join(' ')}". Run "gpumesh --help" for the list of commands.\n`)
+    return EXIT.USAGE
+  }
+  const rest = argv.slice(command.name.split(' ').length)
+  if (rest.includes('--help') || rest.includes('-h')) {
+    ctx.stdout(`usage: gpumesh ${command.usage}\n\n${command.summary}\n`)
+    return EXIT.OK
+  }
+  try {
+    return await command.run(rest, ctx)
+  } catch (err) {
+    return reportError(err, ctx)
+  }
+}
+
+/** Prints an error as a sentence; the stack goes to stderr only with GPUMESH_DEBUG=1. */
+export function reportError (err: unknown, ctx: CommandContext): number {
+  if (err instanceof CliError || (err as Error)?.name === 'ConfigError') {
+    ctx.stderr(`gpumesh: ${(err as Error).message}\n`)
+  } else if ((err as { code?: string })?.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || (err as { code?: string })?.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' || (err as { code?: string })?.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
+    ctx.stderr(`gpumesh: ${(err as Error).message.split('\n')[0] ?? 'bad option'}. Run with --help for the options.\n`)
+    return EXIT.USAGE
+  } else {
+    ctx.stderr(`gpumesh: ${(err as Error)?.message ?? String(err)}. This is unexpected; run again with GPUMESH_DEBUG=1 for details.\n`)
+  }
+  if (ctx.env.GPUMESH_DEBUG === '1' && err instanceof Error && err.stack != null) ctx.stderr(err.stack + '\n')
+  return err instanceof CliError ? err.exitCode : (err as Error)?.name === 'ConfigError' ? EXIT.USAGE : EXIT.FAILURE
+}
+
+function processContext (): CommandContext {
+  const controller = new AbortController()
+  let signals = 0
+  const onSignal = (name: NodeJS.Signals): void => {
+    signals++
+    if (signals === 1) {
+      process.stderr.write(`\ngpumesh: ${name} received, stopping (send it again to force).\n`)
+      controller.abort(new CliError('INTERRUPTED', `stopped by ${name}`))
+    } else {
+      process.exit(130)
+    }
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  return {
+    env: process.env,
+    cwd: process.cwd(),
+    stdout: (text) => { process.stdout.write(text) },
+    stderr: (text) => { process.stderr.write(text) },
+    signal: controller.signal,
+    interactive: process.stdin.isTTY === true
+  }
 }

@@ -1,0 +1,84 @@
+import { describe, expect, it } from 'vitest'
+import {
+  configFromEnv, configKeys, envNameForKey, parseConfigYaml, parseProviderConfig, renderConfigTemplate
+} from '../src/index.js'
+import { ConfigError } from '../src/errors.js'
+
+function issuesOf (fn: () => unknown): Array<{ path: string, value: unknown, expected: string }> {
+  try {
+    fn()
+  } catch (err) {
+    expect((err as Error).name).toBe('ConfigError')
+    return (err as ConfigError).issues
+  }
+  throw new Error('expected a ConfigError')
+}
+
+describe('provider config', () => {
+  it('fills every default from the data directory alone', () => {
+    const config = parseProviderConfig({ dataDir: '/tmp/x' })
+    expect(config.api.host).toBe('127.0.0.1')
+    expect(config.probe.maxTemperatureC).toBe(90)
+    expect(config.billing.intervalSec).toBe(60)
+    expect(config.offers.ttlSec).toBe(120)
+    expect(config.runner.kind).toBe('none')
+    expect(Object.isFrozen(config.pricing)).toBe(true)
+  })
+
+  it('layers file, environment and flags in that order, arrays replacing', () => {
+    const file = parseConfigYaml('network:\n  listen: ["/ip4/0.0.0.0/tcp/1", "/ip4/0.0.0.0/tcp/2"]\napi:\n  port: 1000\nprobe:\n  maxTemperatureC: 80\n')
+    const env = configFromEnv({ GPUMESH_API_PORT: '2000', GPUMESH_NETWORK_LISTEN: '/ip4/127.0.0.1/tcp/0', GPUMESH_NVIDIA_SMI: '/opt/smi' })
+    const config = parseProviderConfig({ dataDir: '/d' }, file, env, { api: { port: 3000 } })
+    expect(config.api.port).toBe(3000)
+    expect(config.network.listen).toEqual(['/ip4/127.0.0.1/tcp/0'])
+    expect(config.probe.maxTemperatureC).toBe(80)
+    expect(config.probe.nvidiaSmi).toBe('/opt/smi')
+  })
+
+  it('keeps prices exact: YAML decimals become base units without a float', () => {
+    const file = parseConfigYaml('pricing:\n  tokenDecimals: 6\n  defaultPerGpuHour: 0.10\n  perGpuHour:\n    H100-SXM-80GB: 2.49\n    RTX-4090: "0.35"\n')
+    const config = parseProviderConfig({ dataDir: '/d' }, file)
+    expect(config.pricing.perGpuHour['H100-SXM-80GB']).toBe(2_490_000n)
+    expect(config.pricing.perGpuHour['RTX-4090']).toBe(350_000n)
+    expect(config.pricing.defaultPerGpuHour).toBe(100_000n)
+  })
+
+  it('names the key, the bad value and what is expected', () => {
+    const issues = issuesOf(() => parseProviderConfig({ dataDir: '/d', api: { port: 'eighty' }, probe: { maxTemperatureC: 500 } }))
+    expect(issues.map((i) => i.path).sort()).toEqual(['api.port', 'probe.maxTemperatureC'])
+    expect(issues.find((i) => i.path === 'api.port')?.value).toBe('eighty')
+    expect(issues.find((i) => i.path === 'probe.maxTemperatureC')?.expected).toMatch(/at most 150/)
+  })
+
+  it('rejects unknown keys, too many decimals and contradictory limits', () => {
+    expect(issuesOf(() => parseProviderConfig({ dataDir: '/d', network: { mdsn: true } }))[0]?.path).toBe('network.mdsn')
+    expect(issuesOf(() => parseProviderConfig({ dataDir: '/d', pricing: { tokenDecimals: 2, perGpuHour: { X: '1.005' } } }))[0]?.path).toBe('pricing.perGpuHour.X')
+    expect(issuesOf(() => parseProviderConfig({ dataDir: '/d', leases: { minDurationSec: 100, maxDurationSec: 50 } }))[0]?.path).toBe('leases.minDurationSec')
+    expect(issuesOf(() => parseProviderConfig({ dataDir: '/d', settlement: { mode: 'onchain' } }))[0]?.path).toBe('settlement.mode')
+  })
+
+  it('reports a bad environment variable by its name', () => {
+    const issues = issuesOf(() => configFromEnv({ GPUMESH_API_PORT: 'x' }))
+    expect(issues[0]).toMatchObject({ path: 'api.port', value: 'x' })
+    expect(() => configFromEnv({ GPUMESH_API_PORT: 'x' })).toThrow(/GPUMESH_API_PORT/)
+  })
+
+  it('reports a YAML syntax error with its line', () => {
+    expect(() => parseConfigYaml('api:\n  port: [1,\n')).toThrow(ConfigError)
+  })
+
+  it('writes a commented template that parses back to the defaults', () => {
+    const text = renderConfigTemplate('/data/gpumesh')
+    for (const { path } of configKeys()) {
+      expect(text).toContain(path.split('.').pop() + ':')
+    }
+    const config = parseProviderConfig(parseConfigYaml(text))
+    expect(config).toEqual(parseProviderConfig({ dataDir: '/data/gpumesh' }))
+    expect(text).toMatch(/# .*SIGKILL/)
+  })
+
+  it('derives environment variable names from key paths', () => {
+    expect(envNameForKey('probe.maxTemperatureC')).toBe('GPUMESH_PROBE_MAX_TEMPERATURE_C')
+    expect(envNameForKey('billing.paymentGraceSec')).toBe('GPUMESH_BILLING_PAYMENT_GRACE_SEC')
+  })
+})
