@@ -1,0 +1,46 @@
+import { DEFAULT_GOSSIP_MAX_MESSAGE_BYTES } from './constants.js'
+import { PublishError } from './errors.js'
+import type { GossipSub, PublishResult } from '@libp2p/gossipsub'
+
+/** The part of a node `publish()` needs. */
+export interface GossipHost {
+  services: { pubsub: GossipSub }
+}
+
+const limits = new WeakMap<object, number>()
+
+/** Records the payload cap a node was built with; `createNode` calls it. */
+export function setGossipMaxMessageBytes (node: GossipHost, maxMessageBytes: number): void {
+  limits.set(node, maxMessageBytes)
+}
+
+/** The payload cap of `node` (what `createNode` configured, else the default). */
+export function gossipMaxMessageBytes (node: GossipHost): number {
+  return limits.get(node) ?? DEFAULT_GOSSIP_MAX_MESSAGE_BYTES
+}
+
+export interface PublishOptions {
+  /** Overrides the node's cap for this call (it can only be lowered usefully: peers drop bigger RPCs). */
+  maxMessageBytes?: number
+}
+
+/**
+ * Publishes `data` on `topic`. Gossipsub drops a message over the receivers' size cap without telling
+ * the sender, so the cap is checked here first. Throws `PublishError` with a code instead of gossipsub's
+ * untyped errors.
+ */
+export async function publish (node: GossipHost, topic: string, data: Uint8Array, options: PublishOptions = {}): Promise<PublishResult> {
+  const max = options.maxMessageBytes ?? gossipMaxMessageBytes(node)
+  if (data.byteLength > max) {
+    throw new PublishError('TOO_LARGE', `gossip message of ${data.byteLength} bytes exceeds the limit of ${max}`)
+  }
+  try {
+    return await node.services.pubsub.publish(topic, data)
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err)
+    if (message.includes('NoPeersSubscribedToTopic')) throw new PublishError('NO_PEERS', `no peers subscribed to ${topic}`, { cause: err })
+    if (message.includes('Duplicate')) throw new PublishError('DUPLICATE', 'message already published', { cause: err })
+    if (message.includes('Uninitialized')) throw new PublishError('NOT_STARTED', 'gossipsub is not started', { cause: err })
+    throw new PublishError('FAILED', `publishing on ${topic} failed`, { cause: err })
+  }
+}
