@@ -9,6 +9,7 @@ const THROW = '/gpumesh/test-throw/1.0.0'
 const SLOW = '/gpumesh/test-slow/1.0.0'
 const LIMITED = '/gpumesh/test-limited/1.0.0'
 const CAPPED = '/gpumesh/test-capped/1.0.0'
+const SHORT = '/gpumesh/test-short/1.0.0'
 
 const bytes = (text: string): Uint8Array => new TextEncoder().encode(text)
 const text = (data: Uint8Array): string => new TextDecoder().decode(data)
@@ -30,6 +31,7 @@ describe('request/response', () => {
   let other: GpumeshNode
   const release: Array<() => void> = []
   const capped: Array<() => void> = []
+  let shortCalls = 0
 
   beforeAll(async () => {
     nodes.push(...await startNodes(3))
@@ -46,6 +48,7 @@ describe('request/response', () => {
       capped.push(() => { resolve(bytes('done')) })
       ctx.signal.addEventListener('abort', () => { resolve(bytes('aborted')) })
     }), { maxInboundStreams: 2, timeoutMs: 5_000 })
+    await handle(server, SHORT, async () => { shortCalls++; return bytes('ok') }, { timeoutMs: 200 })
   })
 
   afterAll(async () => {
@@ -122,6 +125,17 @@ describe('request/response', () => {
   it('fails with PROTOCOL_ERROR when the remote does not speak the protocol', async () => {
     const err = await caught(request(client, server.getMultiaddrs(), '/gpumesh/nope/1.0.0', bytes('x')))
     expect(err.code).toBe('PROTOCOL_ERROR')
+  })
+
+  it('resets the stream of a peer that sends nothing within the timeout', async () => {
+    const stream = await client.dialProtocol(server.getMultiaddrs(), SHORT)
+    const closed = await new Promise<Event & { error?: Error }>((resolve) => {
+      stream.addEventListener('close', (evt) => { resolve(evt) }, { once: true })
+    })
+    expect(closed.error?.name).toBe('StreamResetError')
+    expect(stream.status).toBe('reset')
+    expect(shortCalls).toBe(0)
+    expect(text(await request(client, server.getMultiaddrs(), SHORT, bytes('x')))).toBe('ok')
   })
 
   it('rate-limits a flooding peer while another peer is still served', async () => {

@@ -1,0 +1,53 @@
+import { PublishError, publish } from '@gpumesh/net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startNodes, stopAll, until } from './nodes.js'
+import type { GpumeshNode } from '@gpumesh/net'
+
+const TOPIC = '/gpumesh/test-offers/1'
+
+describe('gossip', () => {
+  const nodes: GpumeshNode[] = []
+  const received = new Map<string, string[]>()
+
+  beforeAll(async () => {
+    nodes.push(...await startNodes(3, { gossip: { maxMessageBytes: 4096 } }))
+    const [a, b, c] = nodes as [GpumeshNode, GpumeshNode, GpumeshNode]
+    for (const node of nodes) {
+      received.set(node.peerId.toString(), [])
+      node.services.pubsub.subscribe(TOPIC)
+      node.services.pubsub.addEventListener('message', (evt) => {
+        received.get(node.peerId.toString())?.push(new TextDecoder().decode(evt.detail.data))
+      })
+    }
+    // a line: a - b - c, so c only hears a through b's forwarding
+    await a.dial(b.getMultiaddrs())
+    await b.dial(c.getMultiaddrs())
+    await until(() => a.services.pubsub.getSubscribers(TOPIC).length === 1 && c.services.pubsub.getSubscribers(TOPIC).length === 1)
+  })
+
+  afterAll(async () => { await stopAll(nodes) })
+
+  it('reaches the other two nodes from one', async () => {
+    const [a, b, c] = nodes as [GpumeshNode, GpumeshNode, GpumeshNode]
+    // the mesh forms on the first heartbeat; publishing before it still floods to subscribers
+    await publish(a, TOPIC, new TextEncoder().encode('offer-1'))
+    await until(() => received.get(b.peerId.toString())?.includes('offer-1') === true &&
+      received.get(c.peerId.toString())?.includes('offer-1') === true)
+    expect(received.get(a.peerId.toString())).toEqual([])
+  })
+
+  it('refuses a message over the size cap with a typed error instead of dropping it', async () => {
+    const [a] = nodes as [GpumeshNode]
+    const err = await publish(a, TOPIC, new Uint8Array(4097)).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(PublishError)
+    expect((err as PublishError).code).toBe('TOO_LARGE')
+    await expect(publish(a, TOPIC, new Uint8Array(4096))).resolves.toBeDefined()
+  })
+
+  it('publishes the same bytes twice as two signed messages', async () => {
+    const [a] = nodes as [GpumeshNode]
+    // signed messages carry a sequence number, so the same bytes twice are two messages
+    await publish(a, TOPIC, new TextEncoder().encode('twice'))
+    await expect(publish(a, TOPIC, new TextEncoder().encode('twice'))).resolves.toBeDefined()
+  })
+})
