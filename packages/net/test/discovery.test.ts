@@ -1,0 +1,32 @@
+import { createNode } from '@gpumesh/net'
+import { afterEach, describe, expect, it } from 'vitest'
+import { stopAll, until } from './nodes.js'
+import type { GpumeshNode } from '@gpumesh/net'
+
+const local = { listen: ['/ip4/127.0.0.1/tcp/0'], loopback: true }
+
+describe('discovery', () => {
+  const nodes: GpumeshNode[] = []
+  afterEach(async () => { await stopAll(nodes) })
+
+  it('connects to its bootstrap peers at start', async () => {
+    const hub = await createNode(local)
+    nodes.push(hub)
+    const leaf = await createNode({ ...local, bootstrap: hub.getMultiaddrs().map(String) })
+    nodes.push(leaf)
+    await until(() => leaf.getConnections(hub.peerId).length > 0)
+    expect(hub.getConnections(leaf.peerId).length).toBeGreaterThan(0)
+  })
+
+  it('finds a peer through the private DHT with loopback addresses kept', async () => {
+    const [hub, a, b] = await Promise.all([0, 1, 2].map(async () => createNode({ ...local, dht: true })))
+    nodes.push(hub as GpumeshNode, a as GpumeshNode, b as GpumeshNode)
+    if (hub == null || a == null || b == null) throw new Error('nodes missing')
+    expect(hub.getProtocols()).toContain('/gpumesh/kad/1.0.0')
+    await a.dial(hub.getMultiaddrs())
+    await b.dial(hub.getMultiaddrs())
+    await until(() => (hub.services.dht?.routingTable.size ?? 0) >= 2)
+    const found = await b.peerRouting.findPeer(a.peerId, { signal: AbortSignal.timeout(10_000) })
+    expect(found.multiaddrs.map(String).some((addr) => addr.startsWith('/ip4/127.0.0.1/'))).toBe(true)
+  })
+})
