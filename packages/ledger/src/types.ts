@@ -1,0 +1,255 @@
+import type { LeaseState } from './lease-state.js'
+
+/**
+ * The ledger's own record types. They mirror the wire messages of `@gpumesh/protocol` without importing
+ * them: the ledger stores what it is given and hands it back; decoding and signatures are not its job.
+ * Money is always bigint base units; times are integer Unix milliseconds unless named `offset`.
+ */
+
+/** 0x-prefixed hex: an Ethereum address. */
+export type Address = `0x${string}`
+/** 0x-prefixed hex, 32 bytes. */
+export type Bytes32 = `0x${string}`
+
+/** Anything with the current wall-clock time in Unix milliseconds. */
+export interface Clock {
+  now: () => number
+}
+
+/** A pino-compatible subset; the ledger logs little (opening, migrations, expiries). */
+export interface LedgerLogger {
+  debug: (obj: object, msg?: string) => void
+  info: (obj: object, msg?: string) => void
+  warn: (obj: object, msg?: string) => void
+  error: (obj: object, msg?: string) => void
+}
+
+export interface LedgerOptions {
+  logger?: LedgerLogger
+  clock?: Clock
+  /** Default 5000. */
+  busyTimeoutMs?: number
+}
+
+export type GpuVendor = 'nvidia' | 'amd' | 'simulated'
+
+/** What the probe says about a GPU. */
+export type GpuHealthState = 'free' | 'unhealthy' | 'busy' | 'gone'
+
+/**
+ * A GPU's state as shown: its probe state, unless an active lease holds it, which makes it `reserved`
+ * (lease accepted) or `leased` (job running).
+ */
+export type GpuState = GpuHealthState | 'reserved' | 'leased'
+
+export interface GpuInput {
+  uuid: string
+  index: number
+  vendor: GpuVendor
+  name: string
+  class: string
+  memoryMiB: number
+  simulated: boolean
+  state: GpuHealthState
+  /** Why the GPU is unhealthy or busy; empty when it is fine. */
+  problems: string[]
+}
+
+export interface GpuRecord extends Omit<GpuInput, 'state'> {
+  state: GpuState
+  /** The active lease holding it, if any. */
+  leaseId: string | null
+  firstSeen: number
+  lastSeen: number
+}
+
+export interface OfferRecord {
+  sequence: number
+  publishedAt: number
+  expiresAt: number
+  /** The encoded offer as published. */
+  body: string
+  gpusFree: number
+}
+
+export interface ReserveLeaseInput {
+  leaseId: Bytes32
+  orderId: Bytes32
+  /** The order's own expiry: until then its id is remembered for replay detection. */
+  orderExpiresAt: number
+  renter: Address
+  renterPeerId: string
+  /** Null when the renter proposed directly. */
+  matcherPeerId: string | null
+  provider: Address
+  token: Address
+  chainId: bigint
+  pricePerGpuHour: bigint
+  gpuClass: string
+  gpuCount: number
+  durationSec: number
+  billingIntervalSec: number
+  paymentGraceSec: number
+  startDeadline: number
+  jobHash: Bytes32
+  /** GPUs that fit the lease, most preferred first; the first `gpuCount` free ones are taken. */
+  eligibleGpuUuids: readonly string[]
+  /** Signed lease terms (JSON text), when already known; else set later with `setLeaseTerms`. */
+  terms?: string | null
+  /** Stored with the `proposed → accepted` event. */
+  detail?: Record<string, unknown>
+}
+
+export interface LeaseRecord {
+  leaseId: Bytes32
+  orderId: Bytes32
+  renter: Address
+  renterPeerId: string
+  matcherPeerId: string | null
+  provider: Address
+  token: Address
+  chainId: bigint
+  pricePerGpuHour: bigint
+  gpuClass: string
+  gpuCount: number
+  durationSec: number
+  billingIntervalSec: number
+  paymentGraceSec: number
+  startDeadline: number
+  jobHash: Bytes32
+  /** Signed lease terms (JSON text) or null until set. */
+  terms: string | null
+  /** GPU UUIDs, in the order they were chosen. */
+  gpus: string[]
+  state: LeaseState
+  stateReason: string
+  createdAt: number
+  updatedAt: number
+  startedAt: number | null
+  endedAt: number | null
+  jobPid: number | null
+  jobPidStartTime: number | null
+  jobDir: string | null
+  exitCode: number | null
+}
+
+/** Extra columns a transition may set along with the state. */
+export interface TransitionExtra {
+  /** Defaults to the clock's now when moving to running. */
+  startedAt?: number
+  /** Defaults to the clock's now when moving to an ended state. */
+  endedAt?: number
+  exitCode?: number | null
+}
+
+export interface LeaseJob {
+  pid: number
+  /** Process start time (e.g. from /proc/<pid>/stat) to tell a reused pid apart after a restart. */
+  pidStartTime: number
+  jobDir: string
+}
+
+export interface LeaseEventRecord {
+  id: number
+  leaseId: string
+  at: number
+  /** Null for the event that created the lease. */
+  fromState: LeaseState | null
+  toState: LeaseState
+  reason: string
+  detail: Record<string, unknown> | null
+}
+
+/** A proposal turned down before it became a lease. */
+export interface RejectionInput {
+  /** Null when the proposal was too malformed to carry one. */
+  orderId: string | null
+  renter: string | null
+  matcherPeerId: string | null
+  /** A reject code such as NO_CAPACITY, PRICE_TOO_LOW, REPLAY. */
+  code: string
+  message: string
+  /** The proposal as received (JSON text), when it decoded. */
+  proposal?: string | null
+}
+
+export interface RejectionRecord {
+  id: number
+  at: number
+  orderId: string | null
+  renter: string | null
+  matcherPeerId: string | null
+  code: string
+  message: string
+  proposal: string | null
+}
+
+export interface UsageSample {
+  leaseId: string
+  /** Milliseconds on the lease's monotonic clock since the job started. */
+  offsetMs: number
+  /** Wall-clock time of the sample. */
+  at: number
+  gpuUuid: string
+  utilizationPercent: number | null
+  memoryUsedMiB: number | null
+  powerW: number | null
+}
+
+export interface UsageSampleRecord extends UsageSample {
+  id: number
+}
+
+export interface UsagePeriodInput {
+  leaseId: string
+  periodIndex: number
+  startOffsetMs: number
+  endOffsetMs: number
+  gpuMs: bigint
+  amount: bigint
+  cumulativeAmount: bigint
+  avgUtilizationBp: number | null
+  peakMemoryMiB: number | null
+  energyMj: bigint | null
+  final: boolean
+  /** The signed usage report (JSON text). */
+  report: string
+}
+
+export interface UsagePeriodRecord extends UsagePeriodInput {
+  createdAt: number
+}
+
+export interface VoucherInput {
+  leaseId: string
+  /** uint64. */
+  sequence: bigint
+  cumulativeAmount: bigint
+  /** The renter's signature (0x hex). */
+  signature: string
+  /** The voucher as received (JSON text). */
+  body: string
+}
+
+export interface VoucherRecord extends VoucherInput {
+  receivedAt: number
+}
+
+export type SettlementKind = 'offchain' | 'onchain'
+export type SettlementState = 'pending' | 'exported' | 'submitted' | 'confirmed' | 'failed'
+
+export interface SettlementInput {
+  kind: SettlementKind
+  leaseIds: string[]
+  total: bigint
+  txHash: string | null
+  /** The exported or submitted batch (JSON text). */
+  batch: string | null
+  state: SettlementState
+}
+
+export interface SettlementRecord extends SettlementInput {
+  id: number
+  createdAt: number
+  updatedAt: number
+}
