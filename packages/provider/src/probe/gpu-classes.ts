@@ -1,0 +1,94 @@
+import { readFile } from 'node:fs/promises'
+import { z } from 'zod'
+import { GpuClassesError } from './errors.js'
+import type { GpuClassSpec, GpuInfo } from './types.js'
+
+/** config/gpu-classes.json, found from this module in both src/probe and dist/probe. */
+export const DEFAULT_GPU_CLASSES_FILE = new URL('../../../../config/gpu-classes.json', import.meta.url)
+
+export const UNKNOWN_CLASS = 'unknown'
+
+const classSchema = z.object({
+  class: z.string().min(1),
+  vendor: z.enum(['nvidia', 'amd', 'unknown']),
+  displayName: z.string().min(1),
+  match: z.array(z.string().min(1)).min(1),
+  minMemoryMiB: z.number().positive().optional(),
+  maxMemoryMiB: z.number().positive().optional(),
+  bf16Tflops: z.number().nonnegative(),
+  fp32Tflops: z.number().nonnegative(),
+  memoryGiB: z.number().positive(),
+  memoryMiB: z.number().positive(),
+  bandwidthGBs: z.number().positive(),
+  tdpW: z.number().positive()
+})
+const fileSchema = z.object({ version: z.literal(1), classes: z.array(classSchema).min(1) })
+
+/** A loaded class table with its compiled patterns. */
+export class GpuClassTable {
+  readonly classes: readonly GpuClassSpec[]
+  private readonly patterns: RegExp[][]
+
+  constructor (classes: readonly GpuClassSpec[]) {
+    this.classes = classes
+    this.patterns = classes.map((c) => c.match.map((m) => new RegExp(m, 'i')))
+  }
+
+  /** The class whose pattern matches `name` (and whose memory bounds hold), or undefined. */
+  classify (name: string, memoryTotalMiB: number | null): GpuClassSpec | undefined {
+    return this.classes.find((c, i) => {
+      if (!(this.patterns[i] ?? []).some((re) => re.test(name))) return false
+      if (memoryTotalMiB != null && c.minMemoryMiB != null && memoryTotalMiB < c.minMemoryMiB) return false
+      if (memoryTotalMiB != null && c.maxMemoryMiB != null && memoryTotalMiB > c.maxMemoryMiB) return false
+      return true
+    })
+  }
+
+  /** A class by its name (`H100-SXM-80GB`, case-insensitive), or by a reported name. */
+  lookup (model: string): GpuClassSpec | undefined {
+    return this.classes.find((c) => c.class.toLowerCase() === model.toLowerCase()) ?? this.classify(model, null)
+  }
+}
+
+/** Checks and compiles a parsed class table. */
+export function parseGpuClasses (doc: unknown): GpuClassTable {
+  const parsed = fileSchema.safeParse(doc)
+  if (!parsed.success) {
+    const first = parsed.error.issues[0]
+    throw new GpuClassesError(`the GPU class table is malformed at ${first?.path.join('.') ?? '(root)'}: ${first?.message ?? 'invalid'}`)
+  }
+  for (const c of parsed.data.classes) {
+    for (const m of c.match) {
+      try {
+        new RegExp(m, 'i') // eslint-disable-line no-new
+      } catch (err) {
+        throw new GpuClassesError(`the GPU class ${c.class} has an invalid pattern ${m}`, { cause: err })
+      }
+    }
+  }
+  return new GpuClassTable(parsed.data.classes)
+}
+
+/** Reads and checks config/gpu-classes.json (or `file`). */
+export async function loadGpuClasses (file: string | URL = DEFAULT_GPU_CLASSES_FILE): Promise<GpuClassTable> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (err) {
+    throw new GpuClassesError(`the GPU class table ${String(file)} cannot be read`, { cause: err })
+  }
+  let doc: unknown
+  try {
+    doc = JSON.parse(text)
+  } catch (err) {
+    throw new GpuClassesError(`the GPU class table ${String(file)} is not JSON`, { cause: err })
+  }
+  return parseGpuClasses(doc)
+}
+
+/** The spec fields a GPU carries (the matching rules are left out). */
+export function specOf (c: GpuClassSpec | undefined): GpuInfo['spec'] {
+  if (c == null) return null
+  const { match: _m, minMemoryMiB: _a, maxMemoryMiB: _b, ...spec } = c
+  return spec
+}

@@ -1,0 +1,13 @@
+export { GpuProber, hasToolFailure, offerableGpus, VANISHED_PROBLEM } from './gpu-prober.js'
+export { resolveProbeExecutables, type ProbeExecutables, type ProbeExecutablesConfig } from './executables.js'
+export { loadGpuClasses, parseGpuClasses, GpuClassTable, DEFAULT_GPU_CLASSES_FILE, UNKNOWN_CLASS } from './gpu-classes.js'
+export { parseNvidiaQuery, parseNvidiaList, parseComputeApps, parseRemappedRows, parseInvalidFields } from './nvidia-smi.js'
+export { parseAmdSmi, parseRocmSmi } from './amd-smi.js'
+export { judgeGpu, type HealthOptions, type HealthVerdict } from './health.js'
+export { runTool, type RunToolOptions, type ToolOutput } from './run-tool.js'
+export { ProbeToolError, GpuClassesError } from './errors.js'
+export { DEFAULT_PROBE_TIMEOUT_MS, DEFAULT_MAX_TEMPERATURE_C, NVIDIA_QUERY_FIELDS } from './constants.js'
+export type {
+  GpuInfo, GpuClassSpec, GpuProcess, GpuSource, GpuVendor, HostInfo, MigDevice, ProbeIssue, ProbeIssueCode,
+  ProbeLogger, ProbeOptions, ProbeResult, RawGpu, SimulatedGpuSpec
+} from './types.js'

@@ -1,0 +1,44 @@
+import type { GpuClassTable } from './gpu-classes.js'
+import type { RawGpu, SimulatedGpuSpec } from './types.js'
+
+/**
+ * GPUs made up from `probe.simulate`, with stable UUIDs `GPU-sim-<class>-<n>` and the class's memory.
+ * Live readings are idle values; nothing here pretends to be measured.
+ */
+export function simulatedGpus (specs: readonly SimulatedGpuSpec[], classes: GpuClassTable | null, firstIndex: number): RawGpu[] {
+  const counters = new Map<string, number>()
+  const out: RawGpu[] = []
+  let index = firstIndex
+  for (const spec of specs) {
+    const c = classes?.lookup(spec.model)
+    const slug = (c?.class ?? spec.model).replace(/[^A-Za-z0-9.-]+/g, '-')
+    for (let i = 0; i < spec.count; i++) {
+      const n = counters.get(slug) ?? 0
+      counters.set(slug, n + 1)
+      out.push({
+        uuid: `GPU-sim-${slug}-${n}`,
+        index: index++,
+        vendor: c?.vendor ?? 'unknown',
+        name: c?.displayName ?? spec.model,
+        source: 'simulation',
+        pciBusId: null,
+        memoryTotalMiB: c?.memoryMiB ?? null,
+        memoryUsedMiB: c != null ? 0 : null,
+        utilizationPercent: 0,
+        temperatureC: null,
+        powerDrawW: null,
+        powerLimitW: c?.tdpW ?? null,
+        computeCapability: null,
+        driverVersion: null,
+        migEnabled: false,
+        migDevices: [],
+        eccErrors: { corrected: null, uncorrected: null },
+        retiredPagesPending: null,
+        rowRemapPending: null,
+        rowRemapFailure: null,
+        processes: []
+      })
+    }
+  }
+  return out
+}

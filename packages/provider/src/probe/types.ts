@@ -1,0 +1,157 @@
+/** Who made the GPU. */
+export type GpuVendor = 'nvidia' | 'amd' | 'unknown'
+
+/** Which tool reported a GPU. */
+export type GpuSource = 'nvidia-smi' | 'amd-smi' | 'rocm-smi' | 'systeminformation' | 'simulation'
+
+/** One row of config/gpu-classes.json: a model class and its datasheet figures. */
+export interface GpuClassSpec {
+  class: string
+  vendor: GpuVendor
+  displayName: string
+  /** Case-insensitive regular expressions tried on the reported name. */
+  match: string[]
+  minMemoryMiB?: number | undefined
+  maxMemoryMiB?: number | undefined
+  /** Peak dense BF16 (FP16 where the part lacks BF16) tensor TFLOPS. */
+  bf16Tflops: number
+  fp32Tflops: number
+  memoryGiB: number
+  /** Total memory as the vendor tool reports it. */
+  memoryMiB: number
+  bandwidthGBs: number
+  tdpW: number
+}
+
+/** A MIG instance of an NVIDIA GPU, as listed by `nvidia-smi -L`. */
+export interface MigDevice {
+  uuid: string
+  /** Profile such as `1g.10gb`. */
+  profile: string | null
+  index: number | null
+}
+
+/** A process using a GPU, from `nvidia-smi --query-compute-apps`. */
+export interface GpuProcess {
+  pid: number
+  /** null when nvidia-smi prints `[Not Found]` (another PID namespace). */
+  name: string | null
+  usedMemoryMiB: number | null
+}
+
+/** What a vendor tool says about one GPU, before classing and health. Unknown values are null. */
+export interface RawGpu {
+  uuid: string
+  index: number | null
+  vendor: GpuVendor
+  name: string
+  source: GpuSource
+  pciBusId: string | null
+  memoryTotalMiB: number | null
+  memoryUsedMiB: number | null
+  utilizationPercent: number | null
+  temperatureC: number | null
+  powerDrawW: number | null
+  powerLimitW: number | null
+  computeCapability: string | null
+  driverVersion: string | null
+  migEnabled: boolean | null
+  migDevices: MigDevice[]
+  eccErrors: { corrected: number | null, uncorrected: number | null }
+  retiredPagesPending: boolean | null
+  rowRemapPending: boolean | null
+  rowRemapFailure: boolean | null
+  processes: GpuProcess[]
+}
+
+/** One GPU as the provider sees it. Only `healthy && !busy` GPUs may be offered. */
+export interface GpuInfo extends RawGpu {
+  /** Model class from config/gpu-classes.json, or `unknown`. */
+  class: string
+  spec: Omit<GpuClassSpec, 'match' | 'minMemoryMiB' | 'maxMemoryMiB'> | null
+  healthy: boolean
+  /** Used by a process that is not a gpumesh lease. */
+  busy: boolean
+  /** Why the GPU is unhealthy or busy; empty when it can be offered. */
+  problems: string[]
+  /** True for GPUs made up by `probe.simulate`; never hidden. */
+  simulated: boolean
+}
+
+/** Facts about the machine. Unknown values are null. */
+export interface HostInfo {
+  hostname: string
+  os: { platform: string, distro: string | null, release: string | null, kernel: string | null, arch: string }
+  cpu: { model: string | null, cores: number | null, physicalCores: number | null }
+  memoryTotalMiB: number | null
+  memoryAvailableMiB: number | null
+  dataDir: string
+  diskFreeMiB: number | null
+}
+
+export type ProbeIssueCode =
+  | 'TOOL_NOT_FOUND'
+  | 'TOOL_TIMEOUT'
+  | 'TOOL_FAILED'
+  | 'DRIVER_NOT_LOADED'
+  | 'DRIVER_MISMATCH'
+  | 'BAD_OUTPUT'
+  | 'GPU_LOST'
+  | 'ABORTED'
+  | 'CLASSES_UNAVAILABLE'
+  | 'HOST_FACTS_FAILED'
+
+/** Something that went wrong while probing, in plain words. */
+export interface ProbeIssue {
+  /** `nvidia-smi`, `amd-smi`, `rocm-smi`, `systeminformation`, `gpu-classes` or `host`. */
+  source: string
+  code: ProbeIssueCode
+  message: string
+}
+
+export interface ProbeResult {
+  host: HostInfo
+  gpus: GpuInfo[]
+  errors: ProbeIssue[]
+  /** Epoch milliseconds when the probe finished. */
+  probedAt: number
+}
+
+/** A pino-compatible logger; only these methods are used. */
+export interface ProbeLogger {
+  debug: (obj: object, msg?: string) => void
+  info: (obj: object, msg?: string) => void
+  warn: (obj: object, msg?: string) => void
+}
+
+export interface SimulatedGpuSpec {
+  /** A class name (`H100-SXM-80GB`) or a reported name (`NVIDIA H100 80GB HBM3`). */
+  model: string
+  count: number
+}
+
+export interface ProbeOptions {
+  /** Path of nvidia-smi; default: `nvidia-smi` found on PATH by the OS. */
+  nvidiaSmi?: string | undefined
+  amdSmi?: string | undefined
+  rocmSmi?: string | undefined
+  /** Per tool invocation. Default 10 000. */
+  timeoutMs?: number | undefined
+  /** At or above this a GPU is unhealthy. Default 90. */
+  maxTemperatureC?: number | undefined
+  /** Made-up GPUs for machines without any; labelled `simulated: true`. Default none. */
+  simulate?: SimulatedGpuSpec[] | undefined
+  /** Directory whose free disk space is reported. */
+  dataDir: string
+  /** PIDs of gpumesh lease processes: their GPU use does not make a GPU busy. */
+  leasedPids?: (() => Set<number>) | undefined
+  /** Ask systeminformation (lspci) when no vendor tool exists. Default true. */
+  systemInformationFallback?: boolean | undefined
+  /** Override the class table location; default `<repo>/config/gpu-classes.json`. */
+  gpuClassesFile?: string | URL | undefined
+  /** Collect host facts. Default true. */
+  hostFacts?: boolean | undefined
+  /** Environment for the GPU tools; default the parent's. */
+  toolEnv?: Record<string, string | undefined> | undefined
+  logger?: ProbeLogger | undefined
+}
