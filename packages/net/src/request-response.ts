@@ -165,7 +165,7 @@ async function answer (stream: Stream, envelope: Uint8ArrayList, timeoutMs: numb
  * Sends `request` on a new stream and returns the response payload. Throws `RequestError`; when the
  * remote answered with an error envelope, `code` is `'REMOTE_ERROR'` and `remoteCode` says why.
  */
-export async function request (node: StreamHost, target: RequestTarget, protocol: string, request: Uint8Array | Uint8ArrayList, options: RequestOptions = {}): Promise<Uint8Array> {
+export async function request (node: StreamHost, target: RequestTarget, protocol: string, payload: Uint8Array | Uint8ArrayList, options: RequestOptions = {}): Promise<Uint8Array> {
   const limit = deadline(options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, options.signal)
   const maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES
   let stream: Stream
@@ -182,7 +182,7 @@ export async function request (node: StreamHost, target: RequestTarget, protocol
   let writeFailure: unknown
   let writing = true
   const written = (async () => {
-    await writeFrame(stream, request, { signal: limit.signal })
+    await writeFrame(stream, payload, { signal: limit.signal })
     await stream.close({ signal: limit.signal })
   })().catch((err: unknown) => { writeFailure = err }).finally(() => { writing = false })
 
