@@ -25,7 +25,9 @@ describe('discovery', () => {
     expect(hub.getProtocols()).toContain('/gpumesh/kad/1.0.0')
     await a.dial(hub.getMultiaddrs())
     await b.dial(hub.getMultiaddrs())
-    await until(() => (hub.services.dht?.routingTable.size ?? 0) >= 2)
+    // the routing table is not on the public KadDHT type; it fills once identify reports the protocol
+    const table = (hub.services.dht as unknown as { routingTable: { size: number } }).routingTable
+    await until(() => table.size >= 2)
     const found = await b.peerRouting.findPeer(a.peerId, { signal: AbortSignal.timeout(10_000) })
     expect(found.multiaddrs.map(String).some((addr) => addr.startsWith('/ip4/127.0.0.1/'))).toBe(true)
   })
