@@ -1,1 +1,34 @@
-export {}
+/**
+ * @gpumesh/protocol — every wire message of gpumesh, defined once: types, the one encoding, validation,
+ * protocol ids, size caps, EIP-712 signing and fast verification. Pure: no I/O.
+ */
+export * from './constants.js'
+export * from './errors.js'
+export * from './messages.js'
+export * from './money.js'
+export {
+  canonicalJson, decodeJobAttach, decodeJobEvent, decodeJobSubmit, decodeLeaseDecision, decodeLeaseProposal,
+  decodeMessage, decodeOffer, decodeOrder, decodeTerminate, decodeVoucher, encodeJobAttach, encodeJobEvent,
+  encodeJobSubmit, encodeLeaseDecision, encodeLeaseProposal, encodeMessage, encodeOffer, encodeOrder,
+  encodeTerminate, encodeVoucher, jsonReplacer, toWire, validateFleetMembership, validateJobAttach, validateJobAuth,
+  validateJobEvent, validateJobSubmit, validateLeaseDecision, validateLeaseProposal, validateLeaseTerms,
+  validateMessage, validateOffer, validateOrder, validateOrderRequirements, validatePeerBinding,
+  validateSignedUsageReport, validateTerminate, validateUsageReport, validateVoucher
+} from './codec.js'
+export type { ValidateOptions } from './codec.js'
+export {
+  EIP712_TYPE_STRINGS, EIP712_TYPES, bytesToHex, domainSeparator, ethersDomain, fleetMembershipDigest,
+  hexToBytes, jobAuthDigest, leaseTermsDigest, offerCommitment, offerContentHash, offerDigest, orderDigest,
+  peerBindingDigest, requirementsHash, terminateDigest, typeHash, typedDataDigest, usageReportDigest, voucherDigest
+} from './eip712.js'
+export type {
+  FleetMembershipFields, JobAuthFields, OfferCommitmentFields, OrderFields, PeerBindingFields, SignedTypeName,
+  TerminateFields, TypedDataField, VoucherFields
+} from './eip712.js'
+export {
+  paymentKeyAddress, publicKeyToAddress, signDigest, signFleetMembership, signJobAuth, signLeaseTerms, signOffer,
+  signOrder, signPeerBinding, signTerminate, signUsageReport, signVoucher, verifyDigest, verifyFleetMembership,
+  verifyJobAuth, verifyLeaseTerms, verifyOffer, verifyOrder, verifyPeerBinding, verifyTerminate,
+  verifyUsageReport, verifyVoucher
+} from './signing.js'
+export type { PaymentKey } from './signing.js'

@@ -1,0 +1,72 @@
+/** Protocol ids and topics. A breaking change to a message bumps the version in its id. */
+export const OFFERS_TOPIC = '/gpumesh/offers/1'
+export const LEASE_PROTOCOL = '/gpumesh/lease/1.0.0'
+export const JOB_PROTOCOL = '/gpumesh/job/1.0.0'
+export const ORDER_PROTOCOL = '/gpumesh/order/1.0.0'
+export const BOOK_PROTOCOL = '/gpumesh/book/1.0.0'
+export const STATUS_PROTOCOL = '/gpumesh/status/1.0.0'
+
+/** The fixed part of every gpumesh EIP-712 domain. */
+export const EIP712_DOMAIN_NAME = 'gpumesh'
+export const EIP712_DOMAIN_VERSION = '1'
+
+/** The `type` of every top-level wire message. */
+export const MESSAGE_TYPES = [
+  'offer',
+  'order',
+  'lease-proposal',
+  'lease-decision',
+  'job-submit',
+  'job-attach',
+  'job-event',
+  'voucher',
+  'terminate'
+] as const
+export type MessageType = typeof MESSAGE_TYPES[number]
+
+const KiB = 1024
+
+/** Hard size cap per message type in encoded bytes, checked before any parsing. */
+export const MAX_MESSAGE_BYTES: Readonly<Record<MessageType, number>> = {
+  offer: 64 * KiB,
+  order: 8 * KiB,
+  'lease-proposal': 16 * KiB,
+  'lease-decision': 16 * KiB,
+  'job-submit': 64 * KiB,
+  'job-attach': 4 * KiB,
+  'job-event': 64 * KiB,
+  voucher: 4 * KiB,
+  terminate: 4 * KiB
+}
+
+/** The largest of {@link MAX_MESSAGE_BYTES}: the cap when the expected type is not known. */
+export const MAX_ANY_MESSAGE_BYTES = Math.max(...Object.values(MAX_MESSAGE_BYTES))
+
+/** Caps on strings and arrays inside messages (characters, entries). */
+export const LIMITS = {
+  /** Peer ids, GPU classes and UUIDs, regions, short names. */
+  shortString: 128,
+  /** Multiaddrs, model names, reasons, images, lease states. */
+  string: 256,
+  /** Human-readable notes and rejection messages. */
+  message: 1024,
+  /** One log line of a job event. */
+  logLine: 16 * KiB,
+  /** The job command and each environment value. */
+  command: 4 * KiB,
+  addresses: 16,
+  offeredGpuKinds: 32,
+  leaseGpus: 256,
+  classes: 32,
+  operators: 32,
+  args: 256,
+  envEntries: 256
+} as const
+
+/** How many public keys the fast verifier remembers (key → address derivation). */
+export const VERIFY_KEY_CACHE_SIZE = 4096
+
+/** Largest value an EIP-712 uint64 field can hold. */
+export const MAX_UINT64 = (1n << 64n) - 1n
+/** Largest value an EIP-712 uint256 field can hold. */
+export const MAX_UINT256 = (1n << 256n) - 1n

@@ -1,0 +1,257 @@
+/**
+ * EIP-712 for every signed gpumesh value: type strings, type hashes and digests, computed with
+ * precomputed type hashes and hand-written ABI encoding (no TypedDataEncoder in the hot path).
+ * `EIP712_TYPES` holds the same types in ethers' form, for wallets and for cross-checking.
+ */
+import { keccak_256 as keccak256 } from '@noble/hashes/sha3.js'
+import { EIP712_DOMAIN_NAME, EIP712_DOMAIN_VERSION } from './constants.js'
+import { canonicalJson, parseWith, toWire } from './codec.js'
+import { ProtocolError } from './errors.js'
+import { offerBodySchema, orderRequirementsSchema } from './schemas.js'
+import type {
+  Bytes32, Eip712Domain, FleetMembership, Hex, JobAuth, LeaseTerms, OfferBody, Order, OrderRequirements,
+  PeerBinding, Terminate, UsageReport, Voucher
+} from './messages.js'
+
+/** The signed fields of each value, without the signature (or proof) that travels with them. */
+export type VoucherFields = Pick<Voucher, 'leaseId' | 'provider' | 'renter' | 'token' | 'cumulativeAmount' | 'sequence'>
+export type PeerBindingFields = Pick<PeerBinding, 'peerId' | 'payment'>
+export type FleetMembershipFields = Pick<FleetMembership, 'operator' | 'member' | 'peerId' | 'expiresAt'>
+export type OrderFields = Omit<Order, 'type' | 'signature' | 'chainId'>
+export type JobAuthFields = Pick<JobAuth, 'leaseId' | 'peerId'>
+export type TerminateFields = Pick<Terminate, 'leaseId' | 'reason' | 'at'>
+export interface OfferCommitmentFields {
+  peerId: string
+  sequence: number
+  expiresAt: number
+  contentHash: Bytes32
+}
+
+/** Every type string, as hashed into its type hash. */
+export const EIP712_TYPE_STRINGS = {
+  EIP712Domain: 'EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)',
+  Voucher: 'Voucher(bytes32 leaseId,address provider,address renter,address token,uint256 cumulativeAmount,uint64 sequence)',
+  PeerBinding: 'PeerBinding(string peerId,address payment)',
+  FleetMembership: 'FleetMembership(address operator,address member,string peerId,uint64 expiresAt)',
+  OfferCommitment: 'OfferCommitment(string peerId,uint64 sequence,uint64 expiresAt,bytes32 contentHash)',
+  Order: 'Order(bytes32 orderId,address renter,string renterPeerId,bytes32 requirementsHash,uint256 maxPricePerGpuHour,uint64 durationSec,address token,bytes32 jobHash,uint64 expiresAt)',
+  LeaseTerms: 'LeaseTerms(bytes32 leaseId,bytes32 orderId,address provider,string providerPeerId,address renter,string renterPeerId,address token,uint256 chainId,uint256 pricePerGpuHour,string[] gpus,string gpuClass,uint64 durationSec,uint64 billingIntervalSec,uint64 paymentGraceSec,uint64 startDeadline,bytes32 jobHash,string[] providerAddresses,uint64 acceptedAt)',
+  JobAuth: 'JobAuth(bytes32 leaseId,string peerId)',
+  UsageReport: 'UsageReport(bytes32 leaseId,address provider,address renter,address token,uint64 periodIndex,uint64 startOffsetMs,uint64 endOffsetMs,uint256 gpuMilliseconds,uint256 amount,uint256 cumulativeAmount,int64 avgUtilizationBp,int64 peakMemoryMiB,int256 energyMilliJoules,bool final)',
+  Terminate: 'Terminate(bytes32 leaseId,string reason,uint64 at)'
+} as const
+
+export type SignedTypeName = Exclude<keyof typeof EIP712_TYPE_STRINGS, 'EIP712Domain'>
+
+export interface TypedDataField { name: string, type: string }
+
+/** The same types in ethers' `TypedDataField` form (one primary type per entry). */
+export const EIP712_TYPES: Readonly<Record<SignedTypeName, TypedDataField[]>> = Object.fromEntries(
+  Object.entries(EIP712_TYPE_STRINGS).filter(([name]) => name !== 'EIP712Domain').map(([name, typeString]) => {
+    const inner = typeString.slice(typeString.indexOf('(') + 1, -1)
+    return [name, inner.split(',').map((member) => {
+      const [type = '', fieldName = ''] = member.split(' ')
+      return { name: fieldName, type }
+    })]
+  })
+) as Record<SignedTypeName, TypedDataField[]>
+
+const utf8 = new TextEncoder()
+const hashString = (value: string): Uint8Array => keccak256(utf8.encode(value))
+
+const TYPE_HASH = Object.fromEntries(
+  Object.entries(EIP712_TYPE_STRINGS).map(([name, typeString]) => [name, hashString(typeString)])
+) as Record<keyof typeof EIP712_TYPE_STRINGS, Uint8Array>
+
+/** The type hash of a signed type (keccak256 of its type string). */
+export function typeHash (name: SignedTypeName): Uint8Array {
+  return TYPE_HASH[name].slice()
+}
+
+/** Lowercase 0x-hex of bytes. */
+export function bytesToHex (bytes: Uint8Array): Hex {
+  return `0x${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')}`
+}
+
+/** Bytes of 0x-hex, which must be exactly `length` bytes when given. */
+export function hexToBytes (hex: string, length?: number, field: string | null = null): Uint8Array {
+  const body = hex.startsWith('0x') ? hex.slice(2) : ''
+  const bytes = Buffer.from(body, 'hex')
+  if (body.length !== bytes.length * 2 || (length !== undefined && bytes.length !== length)) {
+    throw new ProtocolError('INVALID_FIELD', `expected 0x and ${length === undefined ? 'hex' : `${length} bytes of hex`}`, { field })
+  }
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+}
+
+/** Writes 32-byte ABI words into one buffer. */
+class Words {
+  readonly bytes: Uint8Array
+  private offset = 0
+  constructor (count: number, first: Uint8Array) {
+    this.bytes = new Uint8Array(count * 32)
+    this.raw(first)
+  }
+
+  raw (word: Uint8Array): this {
+    this.bytes.set(word, this.offset)
+    this.offset += 32
+    return this
+  }
+
+  bytes32 (hex: string, field: string): this { return this.raw(hexToBytes(hex, 32, field)) }
+  address (hex: string, field: string): this {
+    this.bytes.set(hexToBytes(hex, 20, field), this.offset + 12)
+    this.offset += 32
+    return this
+  }
+
+  uint (value: bigint | number, bits: number, field: string): this {
+    const v = BigInt(value)
+    if (v < 0n || v >= 1n << BigInt(bits)) throw new ProtocolError('INVALID_FIELD', `out of range for uint${bits}`, { field })
+    return this.word(v)
+  }
+
+  int (value: bigint | number, bits: number, field: string): this {
+    const v = BigInt(value)
+    const half = 1n << BigInt(bits - 1)
+    if (v < -half || v >= half) throw new ProtocolError('INVALID_FIELD', `out of range for int${bits}`, { field })
+    return this.word(v < 0n ? (1n << 256n) + v : v)
+  }
+
+  bool (value: boolean): this { return this.word(value ? 1n : 0n) }
+  string (value: string): this { return this.raw(hashString(value)) }
+  stringArray (values: readonly string[]): this {
+    const concat = new Uint8Array(values.length * 32)
+    values.forEach((value, i) => { concat.set(hashString(value), i * 32) })
+    return this.raw(keccak256(concat))
+  }
+
+  private word (v: bigint): this {
+    if (v !== 0n) this.bytes.set(Buffer.from(v.toString(16).padStart(64, '0'), 'hex'), this.offset)
+    this.offset += 32
+    return this
+  }
+
+  hash (): Uint8Array { return keccak256(this.bytes) }
+}
+
+const domainCache = new Map<string, Uint8Array>()
+const DOMAIN_CACHE_SIZE = 64
+const NAME_HASH = hashString(EIP712_DOMAIN_NAME)
+const VERSION_HASH = hashString(EIP712_DOMAIN_VERSION)
+
+/** keccak256 of the encoded domain `{ name: "gpumesh", version: "1", chainId, verifyingContract }`. */
+export function domainSeparator (domain: Eip712Domain): Uint8Array {
+  const key = `${domain.chainId}:${domain.verifyingContract.toLowerCase()}`
+  let separator = domainCache.get(key)
+  if (separator === undefined) {
+    separator = new Words(5, TYPE_HASH.EIP712Domain).raw(NAME_HASH).raw(VERSION_HASH)
+      .uint(domain.chainId, 256, 'chainId').address(domain.verifyingContract, 'verifyingContract').hash()
+    if (domainCache.size >= DOMAIN_CACHE_SIZE) domainCache.clear()
+    domainCache.set(key, separator)
+  }
+  return separator
+}
+
+/** The ethers form of a gpumesh domain, for wallets and cross-checks. */
+export function ethersDomain (domain: Eip712Domain): { name: string, version: string, chainId: bigint, verifyingContract: string } {
+  return { name: EIP712_DOMAIN_NAME, version: EIP712_DOMAIN_VERSION, chainId: domain.chainId, verifyingContract: domain.verifyingContract }
+}
+
+/** keccak256(0x1901 ‖ domainSeparator ‖ structHash): what is signed. */
+export function typedDataDigest (domain: Eip712Domain, structHash: Uint8Array): Uint8Array {
+  const buffer = new Uint8Array(66)
+  buffer[0] = 0x19
+  buffer[1] = 0x01
+  buffer.set(domainSeparator(domain), 2)
+  buffer.set(structHash, 34)
+  return keccak256(buffer)
+}
+
+export function voucherStructHash (v: VoucherFields): Uint8Array {
+  return new Words(7, TYPE_HASH.Voucher).bytes32(v.leaseId, 'leaseId').address(v.provider, 'provider')
+    .address(v.renter, 'renter').address(v.token, 'token').uint(v.cumulativeAmount, 256, 'cumulativeAmount')
+    .uint(v.sequence, 64, 'sequence').hash()
+}
+
+export function peerBindingStructHash (v: PeerBindingFields): Uint8Array {
+  return new Words(3, TYPE_HASH.PeerBinding).string(v.peerId).address(v.payment, 'payment').hash()
+}
+
+export function fleetMembershipStructHash (v: FleetMembershipFields): Uint8Array {
+  return new Words(5, TYPE_HASH.FleetMembership).address(v.operator, 'operator').address(v.member, 'member')
+    .string(v.peerId).uint(v.expiresAt, 64, 'expiresAt').hash()
+}
+
+export function offerCommitmentStructHash (v: OfferCommitmentFields): Uint8Array {
+  return new Words(5, TYPE_HASH.OfferCommitment).string(v.peerId).uint(v.sequence, 64, 'sequence')
+    .uint(v.expiresAt, 64, 'expiresAt').bytes32(v.contentHash, 'contentHash').hash()
+}
+
+export function orderStructHash (v: OrderFields): Uint8Array {
+  return new Words(10, TYPE_HASH.Order).bytes32(v.orderId, 'orderId').address(v.renter, 'renter')
+    .string(v.renterPeerId).bytes32(requirementsHash(v.requirements), 'requirements')
+    .uint(v.maxPricePerGpuHour, 256, 'maxPricePerGpuHour').uint(v.durationSec, 64, 'durationSec')
+    .address(v.token, 'token').bytes32(v.jobHash, 'jobHash').uint(v.expiresAt, 64, 'expiresAt').hash()
+}
+
+export function leaseTermsStructHash (v: LeaseTerms): Uint8Array {
+  return new Words(19, TYPE_HASH.LeaseTerms).bytes32(v.leaseId, 'leaseId').bytes32(v.orderId, 'orderId')
+    .address(v.provider, 'provider').string(v.providerPeerId).address(v.renter, 'renter').string(v.renterPeerId)
+    .address(v.token, 'token').uint(v.chainId, 256, 'chainId').uint(v.pricePerGpuHour, 256, 'pricePerGpuHour')
+    .stringArray(v.gpus).string(v.gpuClass).uint(v.durationSec, 64, 'durationSec')
+    .uint(v.billingIntervalSec, 64, 'billingIntervalSec').uint(v.paymentGraceSec, 64, 'paymentGraceSec')
+    .uint(v.startDeadline, 64, 'startDeadline').bytes32(v.jobHash, 'jobHash').stringArray(v.providerAddresses)
+    .uint(v.acceptedAt, 64, 'acceptedAt').hash()
+}
+
+export function jobAuthStructHash (v: JobAuthFields): Uint8Array {
+  return new Words(3, TYPE_HASH.JobAuth).bytes32(v.leaseId, 'leaseId').string(v.peerId).hash()
+}
+
+/** Nullable report fields are signed as -1 when null. */
+export function usageReportStructHash (v: UsageReport): Uint8Array {
+  return new Words(15, TYPE_HASH.UsageReport).bytes32(v.leaseId, 'leaseId').address(v.provider, 'provider')
+    .address(v.renter, 'renter').address(v.token, 'token').uint(v.periodIndex, 64, 'periodIndex')
+    .uint(v.startOffsetMs, 64, 'startOffsetMs').uint(v.endOffsetMs, 64, 'endOffsetMs')
+    .uint(v.gpuMilliseconds, 256, 'gpuMilliseconds').uint(v.amount, 256, 'amount')
+    .uint(v.cumulativeAmount, 256, 'cumulativeAmount').int(v.avgUtilizationBp ?? -1, 64, 'avgUtilizationBp')
+    .int(v.peakMemoryMiB ?? -1, 64, 'peakMemoryMiB').int(v.energyMilliJoules ?? -1n, 256, 'energyMilliJoules')
+    .bool(v.final).hash()
+}
+
+export function terminateStructHash (v: TerminateFields): Uint8Array {
+  return new Words(4, TYPE_HASH.Terminate).bytes32(v.leaseId, 'leaseId').string(v.reason).uint(v.at, 64, 'at').hash()
+}
+
+/**
+ * keccak256 of the canonical JSON of the offer without its signature. The body is validated first
+ * (which also checksums its addresses), so the same offer always has the same hash.
+ */
+export function offerContentHash (offer: OfferBody): Bytes32 {
+  const { signature: _signature, ...body } = offer as OfferBody & { signature?: unknown }
+  const normalized = parseWith(offerBodySchema, toWire(body))
+  return bytesToHex(keccak256(utf8.encode(canonicalJson(normalized)))) as Bytes32
+}
+
+/** keccak256 of the canonical JSON of an order's requirements (validated and normalized first). */
+export function requirementsHash (requirements: OrderRequirements): Bytes32 {
+  const normalized = parseWith(orderRequirementsSchema, toWire(requirements), 'requirements')
+  return bytesToHex(keccak256(utf8.encode(canonicalJson(normalized)))) as Bytes32
+}
+
+/** The `OfferCommitment` an offer's signature covers. */
+export function offerCommitment (offer: OfferBody): OfferCommitmentFields {
+  return { peerId: offer.peerId, sequence: offer.sequence, expiresAt: offer.expiresAt, contentHash: offerContentHash(offer) }
+}
+
+/** Digests (the EIP-712 `hashTypedData` of each type): what the payment key signs. */
+export const voucherDigest = (v: VoucherFields, domain: Eip712Domain): Uint8Array => typedDataDigest(domain, voucherStructHash(v))
+export const peerBindingDigest = (v: PeerBindingFields, domain: Eip712Domain): Uint8Array => typedDataDigest(domain, peerBindingStructHash(v))
+export const fleetMembershipDigest = (v: FleetMembershipFields, domain: Eip712Domain): Uint8Array => typedDataDigest(domain, fleetMembershipStructHash(v))
+export const offerDigest = (v: OfferBody, domain: Eip712Domain): Uint8Array => typedDataDigest(domain, offerCommitmentStructHash(offerCommitment(v)))
+export const orderDigest = (v: OrderFields, domain: Eip712Domain): Uint8Array => typedDataDigest(domain, orderStructHash(v))
+export const leaseTermsDigest = (v: LeaseTerms, domain: Eip712Domain): Uint8Array => typedDataDigest(domain, leaseTermsStructHash(v))
+export const jobAuthDigest = (v: JobAuthFields, domain: Eip712Domain): Uint8Array => typedDataDigest(domain, jobAuthStructHash(v))
+export const usageReportDigest = (v: UsageReport, domain: Eip712Domain): Uint8Array => typedDataDigest(domain, usageReportStructHash(v))
+export const terminateDigest = (v: TerminateFields, domain: Eip712Domain): Uint8Array => typedDataDigest(domain, terminateStructHash(v))

@@ -1,0 +1,317 @@
+/**
+ * Every message of the lease life cycle, as decoded and validated values.
+ *
+ * Wire form: UTF-8 JSON, one object per message, with a `type` field naming it. On the wire a bigint is
+ * a decimal string, bytes are lowercase 0x-hex, addresses are 0x-hex (compared case-insensitively,
+ * emitted checksummed), times are integers in Unix milliseconds. Decoding is always followed by
+ * validation (see codec.ts); nothing below is trusted until it passed both.
+ */
+
+/** 0x-prefixed, 20-byte Ethereum address, checksummed once validated. */
+export type Address = `0x${string}`
+/** 0x-prefixed lowercase hex, 32 bytes. */
+export type Bytes32 = `0x${string}`
+/** 0x-prefixed lowercase hex of any length. */
+export type Hex = `0x${string}`
+
+/**
+ * A signature by a payment key. It carries the signer's compressed secp256k1 public key so that
+ * verifiers can check it with native crypto instead of recovering the key in JavaScript: the verifier
+ * derives the address from `publicKey`, requires it to equal the address the message claims, requires
+ * a low `s`, and verifies (r, s) over the EIP-712 digest.
+ */
+export interface PaymentSignature {
+  /** 33-byte compressed secp256k1 public key. */
+  publicKey: Hex
+  /** 65 bytes: r ‖ s ‖ v (v is 27 or 28), as Ethereum wallets produce. */
+  signature: Hex
+}
+
+/** The EIP-712 domain: `{ name: "gpumesh", version: "1", chainId, verifyingContract }`. */
+export interface Eip712Domain {
+  chainId: bigint
+  /** The escrow contract, or the zero address for off-chain settlement. */
+  verifyingContract: Address
+}
+
+/** The payment key vouches for the libp2p peer id: nobody can advertise another's payout address. */
+export interface PeerBinding {
+  peerId: string
+  payment: Address
+  proof: PaymentSignature
+}
+
+/** An operator's payment key vouches for one provider node of its fleet until `expiresAt`. */
+export interface FleetMembership {
+  operator: Address
+  member: Address
+  peerId: string
+  expiresAt: number
+  proof: PaymentSignature
+}
+
+export type GpuVendor = 'nvidia' | 'amd'
+
+/** One kind of GPU a provider sells: GPUs of one class on one host are interchangeable for an offer. */
+export interface OfferedGpus {
+  /** Model class, e.g. `H100-SXM-80GB`, or `unknown`. */
+  class: string
+  vendor: GpuVendor
+  memoryMiB: number
+  /** e.g. "9.0"; null when the vendor has no such notion (AMD). */
+  computeCapability: string | null
+  /** GPUs of this class free for a new lease right now. */
+  countFree: number
+  countTotal: number
+  /** Price per GPU-hour in the token's base units. */
+  pricePerGpuHour: bigint
+  /** True when the GPUs are simulated (configured for machines without GPUs). */
+  simulated: boolean
+}
+
+export interface HostSummary {
+  cpuModel: string | null
+  cpuCores: number | null
+  memoryMiB: number | null
+  diskFreeMiB: number | null
+  os: string | null
+}
+
+/** What a provider sells, gossiped on `/gpumesh/offers/1`, signed by its payment key. */
+export interface Offer {
+  type: 'offer'
+  peerId: string
+  binding: PeerBinding
+  fleet: FleetMembership | null
+  addresses: string[]
+  gpus: OfferedGpus[]
+  host: HostSummary
+  /** ERC-20 token in which prices are given (zero address allowed off-chain). */
+  token: Address
+  chainId: bigint
+  region: string | null
+  minLeaseSec: number
+  maxLeaseSec: number
+  billingIntervalSec: number
+  paymentGraceSec: number
+  /** Increases with each publication; peers keep the highest per provider. */
+  sequence: number
+  issuedAt: number
+  expiresAt: number
+  /** Payment key's signature of `OfferCommitment` (see eip712.ts). */
+  signature: PaymentSignature
+}
+
+export interface OrderRequirements {
+  gpuCount: number
+  /** Acceptable classes; empty means any. */
+  classes: string[]
+  minMemoryMiB: number
+  /** e.g. "8.0"; null for no minimum. */
+  minComputeCapability: string | null
+  region: string | null
+  /** Only providers of these fleet operators; empty means any. */
+  operators: Address[]
+  /** Accept simulated GPUs (testing only). */
+  allowSimulated: boolean
+}
+
+/** A renter's signed order: what it wants and the most it pays. */
+export interface Order {
+  type: 'order'
+  orderId: Bytes32
+  renter: Address
+  /** The renter's libp2p peer id; only it may start the job. */
+  renterPeerId: string
+  requirements: OrderRequirements
+  maxPricePerGpuHour: bigint
+  durationSec: number
+  token: Address
+  chainId: bigint
+  /** sha256 of the job bundle the renter will upload. */
+  jobHash: Bytes32
+  expiresAt: number
+  signature: PaymentSignature
+}
+
+/** A matcher (or the renter itself) proposes a lease to a provider. */
+export interface LeaseProposal {
+  type: 'lease-proposal'
+  order: Order
+  /** Price per GPU-hour the matcher chose from the provider's offer. */
+  pricePerGpuHour: bigint
+  /** The offer sequence the match was made on. */
+  offerSequence: number
+  /** Class of GPU the matcher chose from the offer. */
+  gpuClass: string
+}
+
+/** The provider's signed commitment to a lease. */
+export interface LeaseTerms {
+  leaseId: Bytes32
+  orderId: Bytes32
+  provider: Address
+  providerPeerId: string
+  renter: Address
+  renterPeerId: string
+  token: Address
+  chainId: bigint
+  pricePerGpuHour: bigint
+  /** UUIDs of the reserved GPUs. */
+  gpus: string[]
+  gpuClass: string
+  durationSec: number
+  billingIntervalSec: number
+  paymentGraceSec: number
+  /** The job must start before this time or the lease expires and its GPUs are freed. */
+  startDeadline: number
+  jobHash: Bytes32
+  providerAddresses: string[]
+  acceptedAt: number
+}
+
+export const LEASE_REJECT_CODES = [
+  'MALFORMED',
+  'BAD_SIGNATURE',
+  'EXPIRED',
+  'REPLAY',
+  'RENTER_BLOCKED',
+  'MATCHER_NOT_TRUSTED',
+  'PRICE_TOO_LOW',
+  'UNSUPPORTED_REQUIREMENTS',
+  'NO_CAPACITY',
+  'TOO_MANY_LEASES',
+  'RATE_LIMITED',
+  'INTERNAL'
+] as const
+export type LeaseRejectCode = typeof LEASE_REJECT_CODES[number]
+
+export type LeaseDecision =
+  | { type: 'lease-decision', accepted: true, terms: LeaseTerms, signature: PaymentSignature }
+  | { type: 'lease-decision', accepted: false, orderId: Bytes32 | null, code: LeaseRejectCode, message: string }
+
+/** The renter proves it holds the lease's payment key and peer id. */
+export interface JobAuth {
+  leaseId: Bytes32
+  peerId: string
+  signature: PaymentSignature
+}
+
+export interface JobSpec {
+  command: string
+  args: string[]
+  env: Record<string, string>
+  /** Container image for the docker runner; null for the process runner. */
+  image: string | null
+  maxRunTimeSec: number
+}
+
+/**
+ * Frames the renter sends on `/gpumesh/job/1.0.0`. A `job-submit` is followed by raw bundle chunks
+ * (`job-chunk`) and a `job-bundle-end`. Other requests: attach (resume events from a sequence),
+ * voucher, terminate, artifacts download.
+ */
+export interface JobSubmit {
+  type: 'job-submit'
+  auth: JobAuth
+  spec: JobSpec
+  bundleSize: number
+}
+
+export interface JobAttach {
+  type: 'job-attach'
+  auth: JobAuth
+  /** Resume events after this sequence number (0: from the start). */
+  fromSequence: number
+}
+
+export type JobEventKind = 'started' | 'log' | 'usage' | 'checkpoint' | 'exit' | 'terminated'
+
+export interface JobEvent {
+  type: 'job-event'
+  leaseId: Bytes32
+  sequence: number
+  at: number
+  kind: JobEventKind
+  /** For `log`: which stream. */
+  stream?: 'stdout' | 'stderr'
+  /** For `log`: the line; for `checkpoint`, `terminated`: a human-readable note. */
+  text?: string
+  /** For `usage`: the signed report. */
+  report?: SignedUsageReport
+  /** For `exit`: the exit code (null when killed by a signal). */
+  exitCode?: number | null
+  /** For `exit`, `terminated`: the lease's final state. */
+  state?: string
+  /** For `terminated`: a reason code (UNPAID, RENTER_CANCEL, MAX_RUNTIME, ...). */
+  reason?: string
+}
+
+/** One closed usage period, signed by the provider's payment key. */
+export interface UsageReport {
+  leaseId: Bytes32
+  provider: Address
+  renter: Address
+  token: Address
+  /** 0, 1, 2, ... ; periods tile the lease without overlap. */
+  periodIndex: number
+  /** Offsets on the provider's monotonic lease clock, milliseconds since the job started. */
+  startOffsetMs: number
+  endOffsetMs: number
+  /** Leased GPUs × period length. */
+  gpuMilliseconds: bigint
+  /** floor(pricePerGpuHour × gpuMilliseconds / 3_600_000), in base units. */
+  amount: bigint
+  /** Sum of `amount` over periods 0..periodIndex. */
+  cumulativeAmount: bigint
+  /** Mean utilisation over the period, percent × 100 (integer), or null when unknown. */
+  avgUtilizationBp: number | null
+  peakMemoryMiB: number | null
+  energyMilliJoules: bigint | null
+  final: boolean
+}
+
+export interface SignedUsageReport {
+  report: UsageReport
+  signature: PaymentSignature
+}
+
+/** The renter pays: `Voucher(bytes32 leaseId,address provider,address renter,address token,uint256 cumulativeAmount,uint64 sequence)`. */
+export interface Voucher {
+  type: 'voucher'
+  leaseId: Bytes32
+  provider: Address
+  renter: Address
+  token: Address
+  cumulativeAmount: bigint
+  sequence: bigint
+  chainId: bigint
+  verifyingContract: Address
+  signature: PaymentSignature
+}
+
+/** Either side ends the lease early. Signed by the sender's payment key. */
+export interface Terminate {
+  type: 'terminate'
+  leaseId: Bytes32
+  reason: string
+  at: number
+  signature: PaymentSignature
+}
+
+/** An offer without its signature: what its `OfferCommitment` commits to. */
+export type OfferBody = Omit<Offer, 'signature'>
+
+/** Every top-level wire message, told apart by `type`. */
+export type Message =
+  | Offer
+  | Order
+  | LeaseProposal
+  | LeaseDecision
+  | JobSubmit
+  | JobAttach
+  | JobEvent
+  | Voucher
+  | Terminate
+
+export type MessageOfType<T extends Message['type']> = Extract<Message, { type: T }>
