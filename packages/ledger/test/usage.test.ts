@@ -1,0 +1,173 @@
+import Database from 'better-sqlite3'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { openLedger } from '@gpumesh/ledger'
+import type { Ledger, UsagePeriodInput } from '@gpumesh/ledger'
+import { fakeClock, gpuUuid, gpus, leaseInput, tempDir } from './helpers.js'
+import type { FakeClock, TempDir } from './helpers.js'
+
+let dir: TempDir
+let clock: FakeClock
+let ledger: Ledger
+let path: string
+const id = leaseInput(1).leaseId
+
+beforeEach(() => {
+  dir = tempDir()
+  clock = fakeClock()
+  path = dir.file('ledger.db')
+  ledger = openLedger(path, { clock })
+  ledger.upsertGpus(gpus(8))
+  ledger.reserveLease(leaseInput(1, { gpuCount: 2 }))
+})
+afterEach(() => {
+  ledger.close()
+  dir.remove()
+})
+
+function caught (fn: () => unknown): unknown {
+  try {
+    fn()
+  } catch (err) {
+    return err
+  }
+  throw new Error('expected a throw')
+}
+
+function period (index: number, start: number, end: number, amount: bigint, cumulative: bigint, final = false): UsagePeriodInput {
+  return {
+    leaseId: id,
+    periodIndex: index,
+    startOffsetMs: start,
+    endOffsetMs: end,
+    gpuMs: BigInt(2 * (end - start)),
+    amount,
+    cumulativeAmount: cumulative,
+    avgUtilizationBp: 9750,
+    peakMemoryMiB: 40000,
+    energyMj: 123_456_789n,
+    final,
+    report: JSON.stringify({ periodIndex: index }),
+  }
+}
+
+describe('usage samples', () => {
+  it('appends a batch in one transaction and reads it back by period', () => {
+    ledger.transitionLease(id, 'running', 'job started')
+    const batch = (offsetMs: number): Parameters<Ledger['appendUsageSamples']>[0] => [0, 1].map((g) => ({
+      leaseId: id, offsetMs, at: clock.now() + offsetMs, gpuUuid: gpuUuid(g), utilizationPercent: 97.5, memoryUsedMiB: 40000, powerW: 612.25
+    }))
+    ledger.appendUsageSamples(batch(0))
+    ledger.appendUsageSamples(batch(1000))
+    ledger.appendUsageSamples(batch(2000))
+    expect(ledger.lastSample(id)).toMatchObject({ offsetMs: 2000, gpuUuid: gpuUuid(1), powerW: 612.25 })
+    expect(ledger.samplesForPeriod(id, 0, 2000).map((s) => s.offsetMs)).toEqual([0, 0, 1000, 1000])
+    // A bad row fails the whole batch.
+    const bad = [...batch(3000), { ...batch(3000)[0]!, leaseId: '0xnope' }]
+    expect(caught(() => { ledger.appendUsageSamples(bad) })).toMatchObject({ name: 'LedgerError', sqliteCode: 'SQLITE_CONSTRAINT_FOREIGNKEY' })
+    expect(ledger.lastSample(id)?.offsetMs).toBe(2000)
+  })
+})
+
+describe('usage periods', () => {
+  it('are refused before the job runs', () => {
+    expect(caught(() => ledger.appendUsagePeriod(period(0, 0, 60_000, 10n, 10n)))).toMatchObject({
+      name: 'UsagePeriodOrderError', code: 'USAGE_PERIOD_ORDER', reason: 'LEASE_NOT_METERED'
+    })
+  })
+
+  it('must tile the lease: next index, start at the last end, cumulative = last + amount, nothing after final', () => {
+    ledger.transitionLease(id, 'running', 'job started')
+    expect(caught(() => ledger.appendUsagePeriod(period(0, 5, 60_000, 10n, 10n)))).toMatchObject({ reason: 'NOT_CONTIGUOUS' })
+    ledger.appendUsagePeriod(period(0, 0, 60_000, 10n, 10n))
+    expect(caught(() => ledger.appendUsagePeriod(period(2, 60_000, 120_000, 10n, 20n)))).toMatchObject({ reason: 'INDEX_GAP' })
+    expect(caught(() => ledger.appendUsagePeriod(period(0, 0, 60_000, 10n, 10n)))).toMatchObject({ reason: 'INDEX_GAP' })
+    expect(caught(() => ledger.appendUsagePeriod(period(1, 59_000, 120_000, 10n, 20n)))).toMatchObject({ reason: 'NOT_CONTIGUOUS' })
+    expect(caught(() => ledger.appendUsagePeriod(period(1, 60_000, 60_000, 0n, 10n)))).toMatchObject({ reason: 'EMPTY_PERIOD' })
+    expect(caught(() => ledger.appendUsagePeriod(period(1, 60_000, 120_000, 10n, 21n)))).toMatchObject({ reason: 'CUMULATIVE_MISMATCH' })
+    ledger.appendUsagePeriod(period(1, 60_000, 120_000, 10n, 20n))
+    ledger.transitionLease(id, 'completed', 'exit 0')
+    ledger.appendUsagePeriod(period(2, 120_000, 125_000, 1n, 21n, true))
+    expect(caught(() => ledger.appendUsagePeriod(period(3, 125_000, 126_000, 1n, 22n)))).toMatchObject({ reason: 'AFTER_FINAL' })
+    const periods = ledger.usagePeriods(id)
+    expect(periods.map((p) => [p.periodIndex, p.startOffsetMs, p.endOffsetMs, p.cumulativeAmount])).toEqual([
+      [0, 0, 60_000, 10n], [1, 60_000, 120_000, 20n], [2, 120_000, 125_000, 21n]
+    ])
+    expect(ledger.lastUsagePeriod(id)).toMatchObject({ periodIndex: 2, final: true, energyMj: 123_456_789n, gpuMs: 10_000n })
+  })
+
+  it('the database itself refuses a gap or an overlap', () => {
+    ledger.transitionLease(id, 'running', 'job started')
+    ledger.appendUsagePeriod(period(0, 0, 60_000, 10n, 10n))
+    const db = new Database(path)
+    try {
+      const insert = db.prepare(`INSERT INTO usage_periods (lease_id, period_index, start_offset_ms, end_offset_ms, gpu_ms, amount,
+        cumulative_amount, final, report, created_at) VALUES (?, ?, ?, ?, '1', '1', '11', 0, '{}', 0)`)
+      expect(() => insert.run(id, 1, 30_000, 90_000)).toThrow(/contiguous/)
+      expect(() => insert.run(id, 2, 60_000, 90_000)).toThrow(/contiguous/)
+      expect(() => db.prepare("UPDATE usage_periods SET amount = '0'").run()).toThrow(/append-only/)
+      // Money columns hold canonical decimals only: no REAL, no sign, no leading zero.
+      const settle = db.prepare("INSERT INTO settlements (kind, created_at, updated_at, lease_ids, total, state) VALUES ('offchain', 0, 0, '[]', ?, 'pending')")
+      for (const bad of [1.5, '-1', '01', '1e3', '']) expect(() => settle.run(bad)).toThrow(/CHECK constraint failed/)
+      expect(() => settle.run('340282366920938463463374607431768211456')).not.toThrow()
+    } finally {
+      db.close()
+    }
+  })
+})
+
+describe('money', () => {
+  it('round-trips amounts far above 2^64 exactly as bigint', () => {
+    const huge = 2n ** 200n + 12345n
+    ledger.transitionLease(id, 'running', 'job started')
+    ledger.appendUsagePeriod({ ...period(0, 0, 60_000, huge, huge), gpuMs: 2n ** 70n, energyMj: 2n ** 65n })
+    expect(ledger.lastUsagePeriod(id)).toMatchObject({ amount: huge, cumulativeAmount: huge, gpuMs: 2n ** 70n, energyMj: 2n ** 65n })
+    ledger.recordVoucher({ leaseId: id, sequence: 2n ** 64n - 1n, cumulativeAmount: huge, signature: '0xsig', body: '{}' })
+    expect(ledger.latestVoucher(id)).toMatchObject({ sequence: 2n ** 64n - 1n, cumulativeAmount: huge })
+    const settlement = ledger.recordSettlement({ kind: 'onchain', leaseIds: [id], total: huge * 3n, txHash: null, batch: '{"n":1}', state: 'pending' })
+    expect(ledger.listSettlements()).toEqual([settlement])
+    expect(settlement.total).toBe(huge * 3n)
+    expect(ledger.updateSettlement(settlement.id, 'confirmed', '0xabc')).toMatchObject({ state: 'confirmed', txHash: '0xabc' })
+    expect(ledger.getLease(id)?.pricePerGpuHour).toBe(2_000_000n)
+  })
+
+  it('refuses negative money and non-bigint values', () => {
+    expect(caught(() => ledger.recordSettlement({ kind: 'offchain', leaseIds: [], total: -1n, txHash: null, batch: null, state: 'pending' })))
+      .toMatchObject({ name: 'InvalidInputError', field: 'total' })
+    expect(caught(() => ledger.recordSettlement({ kind: 'offchain', leaseIds: [], total: 1.5 as unknown as bigint, txHash: null, batch: null, state: 'pending' })))
+      .toMatchObject({ name: 'InvalidInputError', field: 'total' })
+  })
+})
+
+describe('vouchers', () => {
+  const voucher = (sequence: bigint, cumulativeAmount: bigint, signature = `0x${sequence}`): Parameters<Ledger['recordVoucher']>[0] =>
+    ({ leaseId: id, sequence, cumulativeAmount, signature, body: JSON.stringify({ sequence: String(sequence) }) })
+
+  it('must increase in sequence and never decrease in amount', () => {
+    expect(ledger.latestVoucher(id)).toBeNull()
+    expect(ledger.recordVoucher(voucher(1n, 100n))).toBe(true)
+    expect(ledger.recordVoucher(voucher(9n, 100n))).toBe(true)
+    expect(ledger.recordVoucher(voucher(9n, 100n))).toBe(false)
+    expect(caught(() => ledger.recordVoucher(voucher(9n, 200n, '0xother')))).toMatchObject({ name: 'VoucherOrderError', reason: 'SEQUENCE_NOT_INCREASING' })
+    expect(caught(() => ledger.recordVoucher(voucher(3n, 300n)))).toMatchObject({ reason: 'SEQUENCE_NOT_INCREASING' })
+    expect(caught(() => ledger.recordVoucher(voucher(10n, 99n)))).toMatchObject({ name: 'VoucherOrderError', reason: 'CUMULATIVE_DECREASING' })
+    expect(ledger.recordVoucher(voucher(10n, 150n))).toBe(true)
+    // Text order would put 10 before 9; stored sequences are padded so it does not.
+    expect(ledger.latestVoucher(id)).toMatchObject({ sequence: 10n, cumulativeAmount: 150n, receivedAt: clock.now() })
+    expect(ledger.vouchers(id).map((v) => v.sequence)).toEqual([1n, 9n, 10n])
+    expect(caught(() => ledger.recordVoucher(voucher(2n ** 64n, 1000n)))).toMatchObject({ name: 'InvalidInputError', field: 'sequence' })
+    expect(caught(() => ledger.recordVoucher({ ...voucher(11n, 1000n), leaseId: '0xnone' }))).toMatchObject({ name: 'NotFoundError' })
+  })
+})
+
+describe('offers and kv', () => {
+  it('keeps the newest offer and small daemon state', () => {
+    expect(ledger.latestOffer()).toBeNull()
+    ledger.recordOffer({ sequence: 1, publishedAt: 1, expiresAt: 2, body: '{"a":1}', gpusFree: 8 })
+    ledger.recordOffer({ sequence: 2, publishedAt: 3, expiresAt: 4, body: '{"a":2}', gpusFree: 6 })
+    expect(ledger.latestOffer()).toEqual({ sequence: 2, publishedAt: 3, expiresAt: 4, body: '{"a":2}', gpusFree: 6 })
+    ledger.setKv('offer.sequence', '2')
+    ledger.setKv('offer.sequence', '3')
+    expect(ledger.getKv('offer.sequence')).toBe('3')
+    expect(ledger.getKv('missing')).toBeNull()
+  })
+})
