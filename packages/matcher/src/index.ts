@@ -1,1 +1,11 @@
-export {}
+export type { MatcherFleet, MatcherOffer, MatcherOfferedGpus, MatcherOrder, MatcherOrderRequirements } from './types.js'
+export { ClassSummary, DEFAULT_LIST_LIMIT, OrderBook, PriceCursor, compareComputeCapability, compareEntries, parseComputeCapability } from './order-book.js'
+export type { BookEntry, BookFilters, BookRecord, ListOptions, ListedOffer, UpsertResult } from './order-book.js'
+export { MISMATCH_REASONS, entryMismatch, findCandidates, findCandidatesLinear, prepareOrder } from './matching.js'
+export type { Candidate, MatchOptions, MismatchReason, PreparedOrder, ProviderScores } from './matching.js'
+export { DEFAULT_TOKEN_DECIMALS, explainNoMatch } from './explain.js'
+export type { ExplainOptions, NoMatchExplanation, ReasonCount } from './explain.js'
+export { NEUTRAL_SCORE, ProviderRecords } from './provider-record.js'
+export type { ProviderRecord } from './provider-record.js'
+export { InvalidAmountError, formatAmount, parseAmount } from './money.js'
+export type { InvalidAmountCode } from './money.js'

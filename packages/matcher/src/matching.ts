@@ -1,0 +1,217 @@
+/**
+ * Matching: which providers in the book can serve an order, best first. Pure: no I/O, time injected.
+ *
+ * An offered GPU kind fits an order when every check in `MISMATCH_REASONS` passes (see
+ * `entryMismatch`). A provider is represented by its cheapest fitting kind (ties: class name, then
+ * position in the offer). Candidates rank by price ascending, then the provider's record with this
+ * matcher (higher score first), then latency (lower first, unknown last), then peer id.
+ *
+ * `findCandidates` walks the book's price index cheapest first and stops once it holds `limit`
+ * providers and the price moves past the last one's: everything at that boundary price is collected,
+ * because the secondary ranks may reorder it. `findCandidatesLinear` is the plain scan of every offer,
+ * kept as the reference the index must agree with and as the benchmark's baseline.
+ */
+import { compareComputeCapability, parseComputeCapability } from './order-book.js'
+import type { BookEntry, BookRecord, OrderBook } from './order-book.js'
+import type { MatcherOffer, MatcherOrder } from './types.js'
+
+/** Why an offered GPU kind does not fit an order, in the order the checks run. */
+export const MISMATCH_REASONS = [
+  'EXPIRED',
+  'TOKEN',
+  'SIMULATED',
+  'CLASS',
+  'MEMORY',
+  'COMPUTE_CAPABILITY',
+  'REGION',
+  'OPERATOR',
+  'TOO_FEW_GPUS',
+  'DURATION',
+  'PRICE'
+] as const
+export type MismatchReason = typeof MISMATCH_REASONS[number]
+
+/** What ranks providers by their history; `ProviderRecords` is one. Higher is better. */
+export interface ProviderScores {
+  score: (peerId: string) => number
+}
+
+export interface MatchOptions {
+  /** Unix milliseconds; offers with `expiresAt <= now` never match. */
+  now: number
+  records: ProviderScores
+  /** Round-trip time to a provider in milliseconds, or undefined when unknown (ranks last). */
+  latency?: (peerId: string) => number | undefined
+  /** Most candidates to return. */
+  limit: number
+}
+
+export interface Candidate<O extends MatcherOffer = MatcherOffer> {
+  peerId: string
+  offer: O
+  /** The provider's cheapest fitting GPU class. */
+  gpuClass: string
+  pricePerGpuHour: bigint
+  /** GPUs to lease (the order's count). */
+  gpuCount: number
+}
+
+/** An order with what the checks need derived once. */
+export interface PreparedOrder {
+  readonly order: MatcherOrder
+  /** Acceptable classes, or null for any. */
+  readonly classes: ReadonlySet<string> | null
+  /** Lower-cased operators, or null for any. */
+  readonly operators: ReadonlySet<string> | null
+  /** Lower-cased token. */
+  readonly token: string
+  /** Parsed minimum compute capability; null for none. */
+  readonly minComputeCapability: readonly number[] | null
+  /** True when the order names a minimum that cannot be read: no GPU meets it. */
+  readonly unreadableComputeCapability: boolean
+}
+
+export function prepareOrder (order: MatcherOrder): PreparedOrder {
+  const r = order.requirements
+  const minText = r.minComputeCapability
+  const minComputeCapability = parseComputeCapability(minText)
+  return {
+    order,
+    classes: r.classes.length === 0 ? null : new Set(r.classes),
+    operators: r.operators.length === 0 ? null : new Set(r.operators.map((o) => o.toLowerCase())),
+    token: order.token.toLowerCase(),
+    minComputeCapability,
+    unreadableComputeCapability: minText != null && minComputeCapability == null
+  }
+}
+
+/** The first check (in `MISMATCH_REASONS` order) that the entry fails, or null when it fits. */
+export function entryMismatch (entry: BookEntry<MatcherOffer>, prepared: PreparedOrder, now: number): MismatchReason | null {
+  const { record, gpu } = entry
+  const offer = record.offer
+  const order = prepared.order
+  const r = order.requirements
+  if (offer.expiresAt <= now) return 'EXPIRED'
+  if (record.token !== prepared.token || offer.chainId !== order.chainId) return 'TOKEN'
+  if (gpu.simulated && !r.allowSimulated) return 'SIMULATED'
+  if (prepared.classes != null && !prepared.classes.has(gpu.class)) return 'CLASS'
+  if (gpu.memoryMiB < r.minMemoryMiB) return 'MEMORY'
+  if (prepared.unreadableComputeCapability) return 'COMPUTE_CAPABILITY'
+  if (prepared.minComputeCapability != null &&
+    (entry.computeCapability == null || compareComputeCapability(entry.computeCapability, prepared.minComputeCapability) < 0)) {
+    return 'COMPUTE_CAPABILITY'
+  }
+  if (r.region != null && offer.region !== r.region) return 'REGION'
+  if (prepared.operators != null && (record.operator == null || !prepared.operators.has(record.operator))) return 'OPERATOR'
+  if (gpu.countFree < r.gpuCount) return 'TOO_FEW_GPUS'
+  if (order.durationSec < offer.minLeaseSec || order.durationSec > offer.maxLeaseSec) return 'DURATION'
+  if (entry.price > order.maxPricePerGpuHour) return 'PRICE'
+  return null
+}
+
+interface Ranked<O extends MatcherOffer> {
+  candidate: Candidate<O>
+  score: number
+  /** Infinity when unknown. */
+  latency: number
+}
+
+function rankKey<O extends MatcherOffer> (candidate: Candidate<O>, options: MatchOptions): Ranked<O> {
+  const latency = options.latency?.(candidate.peerId)
+  return {
+    candidate,
+    score: options.records.score(candidate.peerId),
+    latency: latency == null || Number.isNaN(latency) ? Infinity : latency
+  }
+}
+
+function compareRanked<O extends MatcherOffer> (a: Ranked<O>, b: Ranked<O>): number {
+  const pa = a.candidate.pricePerGpuHour
+  const pb = b.candidate.pricePerGpuHour
+  if (pa !== pb) return pa < pb ? -1 : 1
+  if (a.score !== b.score) return a.score > b.score ? -1 : 1
+  if (a.latency !== b.latency) return a.latency < b.latency ? -1 : 1
+  const ia = a.candidate.peerId
+  const ib = b.candidate.peerId
+  return ia < ib ? -1 : ia > ib ? 1 : 0
+}
+
+function toCandidate<O extends MatcherOffer> (entry: BookEntry<O>, gpuCount: number): Candidate<O> {
+  return {
+    peerId: entry.peerId,
+    offer: entry.record.offer,
+    gpuClass: entry.gpuClass,
+    pricePerGpuHour: entry.price,
+    gpuCount
+  }
+}
+
+/** Providers that can serve `order`, best first, at most `options.limit`. Uses the book's price index. */
+export function findCandidates<O extends MatcherOffer> (book: OrderBook<O>, order: MatcherOrder, options: MatchOptions): Array<Candidate<O>> {
+  const limit = Math.floor(options.limit)
+  if (!(limit > 0)) return []
+  const prepared = prepareOrder(order)
+  const maxPrice = order.maxPricePerGpuHour
+  const gpuCount = order.requirements.gpuCount
+  const now = options.now
+  const minMemoryMiB = order.requirements.minMemoryMiB
+  const minComputeCapability = prepared.minComputeCapability
+  if (prepared.unreadableComputeCapability) return []
+  const cursor = book.cursor(
+    order.requirements.classes.length === 0 ? undefined : order.requirements.classes,
+    (summary) => summary.hasMemoryAtLeast(minMemoryMiB) && summary.hasComputeCapabilityAtLeast(minComputeCapability)
+  )
+  const seen = new Set<string>()
+  const found: Array<Candidate<O>> = []
+  let boundary: bigint | null = null
+  for (let entry = cursor.next(); entry != null; entry = cursor.next()) {
+    if (entry.price > maxPrice) break
+    if (boundary != null && entry.price > boundary) break
+    if (seen.has(entry.peerId)) continue
+    if (entryMismatch(entry, prepared, now) != null) continue
+    seen.add(entry.peerId)
+    found.push(toCandidate(entry, gpuCount))
+    if (found.length === limit) boundary = entry.price
+  }
+  if (found.length <= 1) return found
+  return found.map((c) => rankKey(c, options)).sort(compareRanked).slice(0, limit).map((r) => r.candidate)
+}
+
+/** The provider's cheapest fitting entry (ties: class name, then position in the offer), or undefined. */
+function cheapestFitting<O extends MatcherOffer> (record: BookRecord<O>, prepared: PreparedOrder, now: number): BookEntry<O> | undefined {
+  let best: BookEntry<O> | undefined
+  for (const entry of record.entries) {
+    if (entryMismatch(entry, prepared, now) != null) continue
+    if (best == null || entry.price < best.price ||
+      (entry.price === best.price && (entry.gpuClass < best.gpuClass ||
+        (entry.gpuClass === best.gpuClass && entry.gpuIndex < best.gpuIndex)))) {
+      best = entry
+    }
+  }
+  return best
+}
+
+/**
+ * The same result as `findCandidates`, by a plain scan of every offer keeping the best `limit` so far
+ * (no index). The reference for tests and the baseline for the benchmark.
+ */
+export function findCandidatesLinear<O extends MatcherOffer> (book: OrderBook<O>, order: MatcherOrder, options: MatchOptions): Array<Candidate<O>> {
+  const limit = Math.floor(options.limit)
+  if (!(limit > 0)) return []
+  const prepared = prepareOrder(order)
+  const gpuCount = order.requirements.gpuCount
+  const best: Array<Ranked<O>> = []
+  for (const record of book.records()) {
+    const entry = cheapestFitting(record, prepared, options.now)
+    if (entry == null) continue
+    const worst = best[best.length - 1]
+    if (best.length === limit && worst != null && entry.price > worst.candidate.pricePerGpuHour) continue
+    const ranked = rankKey(toCandidate(entry, gpuCount), options)
+    if (best.length === limit && worst != null && compareRanked(ranked, worst) >= 0) continue
+    let at = best.length
+    while (at > 0 && compareRanked(ranked, best[at - 1] as Ranked<O>) < 0) at--
+    best.splice(at, 0, ranked)
+    if (best.length > limit) best.pop()
+  }
+  return best.map((r) => r.candidate)
+}

@@ -1,0 +1,420 @@
+/**
+ * The order book: the newest validated offer of each provider, indexed for matching.
+ *
+ * Index: for every GPU class, the offered GPU kinds of that class ("entries", one per element of
+ * `offer.gpus`) in an array sorted by (price, peer id, position in the offer). Upserts and removals keep
+ * the arrays sorted incrementally (binary search, then one splice), so a match never sorts. A walk over
+ * several classes merges their arrays by price with a small heap (`PriceCursor`), so the matcher sees
+ * entries cheapest first and can stop as soon as it has enough. Each class also counts its entries by
+ * memory size and compute capability (`ClassSummary`), so a walk can leave out a whole class in which
+ * no GPU could meet an order's minimums instead of stepping through all of it.
+ *
+ * Signatures and schema are checked before an offer gets here; the book trusts its input.
+ */
+import type { MatcherOffer, MatcherOfferedGpus } from './types.js'
+
+/** `stale`: the book already holds a sequence at least as high, or the offer has expired at `now`. */
+export type UpsertResult = 'added' | 'replaced' | 'stale'
+
+/** One offered GPU kind of one offer, as held in its class's price-sorted array. */
+export interface BookEntry<O extends MatcherOffer = MatcherOffer> {
+  readonly price: bigint
+  readonly peerId: string
+  readonly gpuClass: string
+  /** Position in `offer.gpus`. */
+  readonly gpuIndex: number
+  readonly gpu: MatcherOfferedGpus
+  /** `gpu.computeCapability` parsed, or null when absent or unreadable. */
+  readonly computeCapability: readonly number[] | null
+  readonly record: BookRecord<O>
+}
+
+/** An offer with what the matcher derives from it once, at insertion. */
+export interface BookRecord<O extends MatcherOffer = MatcherOffer> {
+  readonly offer: O
+  /** `offer.token` in lower case. */
+  readonly token: string
+  /** `offer.fleet.operator` in lower case, or null without a fleet. */
+  readonly operator: string | null
+  readonly entries: readonly BookEntry<O>[]
+}
+
+/** Filters for serving the book; every one given must hold for one GPU kind of the offer. */
+export interface BookFilters {
+  class?: string
+  minMemoryMiB?: number
+  /** Least number of free GPUs of the kind. */
+  minCount?: number
+  maxPricePerGpuHour?: bigint
+  region?: string
+  /** Fleet operator address, case-insensitive. */
+  operator?: string
+  /** Simulated GPUs are left out unless true. */
+  includeSimulated?: boolean
+}
+
+export interface ListOptions {
+  filters?: BookFilters
+  offset?: number
+  /** Default `DEFAULT_LIST_LIMIT`. */
+  limit?: number
+  /** When given, offers expired at this time are left out. */
+  now?: number
+}
+
+/** An offer as listed: with its cheapest GPU kind that passed the filters. */
+export interface ListedOffer<O extends MatcherOffer = MatcherOffer> {
+  peerId: string
+  offer: O
+  gpuClass: string
+  pricePerGpuHour: bigint
+}
+
+export const DEFAULT_LIST_LIMIT = 100
+
+const COMPUTE_CAPABILITY = /^\d+(?:\.\d+)*$/
+
+/** "8.9" → [8, 9]; null for null or anything that is not dot-separated digits. */
+export function parseComputeCapability (text: string | null): number[] | null {
+  if (text == null || !COMPUTE_CAPABILITY.test(text)) return null
+  return text.split('.').map(Number)
+}
+
+/** Numeric, component by component, missing components read as 0: 8.9 < 9.0 = 9 < 10.0. */
+export function compareComputeCapability (a: readonly number[], b: readonly number[]): number {
+  const n = Math.max(a.length, b.length)
+  for (let i = 0; i < n; i++) {
+    const d = (a[i] ?? 0) - (b[i] ?? 0)
+    if (d !== 0) return d < 0 ? -1 : 1
+  }
+  return 0
+}
+
+function compareStrings (a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0
+}
+
+/** Order inside one class: price, then peer id, then position in the offer. */
+function compareInClass (a: BookEntry<MatcherOffer>, b: BookEntry<MatcherOffer>): number {
+  if (a.price !== b.price) return a.price < b.price ? -1 : 1
+  if (a.peerId !== b.peerId) return a.peerId < b.peerId ? -1 : 1
+  return a.gpuIndex - b.gpuIndex
+}
+
+/**
+ * The total order every walk follows: price, then peer id, then class, then position in the offer.
+ * The first entry of a provider a walk meets is therefore that provider's cheapest (ties: class name).
+ */
+export function compareEntries (a: BookEntry<MatcherOffer>, b: BookEntry<MatcherOffer>): number {
+  if (a.price !== b.price) return a.price < b.price ? -1 : 1
+  if (a.peerId !== b.peerId) return a.peerId < b.peerId ? -1 : 1
+  if (a.gpuClass !== b.gpuClass) return compareStrings(a.gpuClass, b.gpuClass)
+  return a.gpuIndex - b.gpuIndex
+}
+
+/** First index in `list` whose entry is not below `entry` (in class order). */
+function lowerBound<O extends MatcherOffer> (list: readonly BookEntry<O>[], entry: BookEntry<O>): number {
+  let lo = 0
+  let hi = list.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (compareInClass(list[mid] as BookEntry<O>, entry) < 0) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
+/**
+ * Entries of some classes in `compareEntries` order (a k-way merge of the classes' sorted arrays).
+ * Valid only while the book is not changed; walks are synchronous.
+ */
+export class PriceCursor<O extends MatcherOffer = MatcherOffer> {
+  private readonly lists: ReadonlyArray<readonly BookEntry<O>[]>
+  private readonly positions: number[]
+  /** Indices into `lists`, a binary min-heap on each list's current head. */
+  private readonly heap: number[]
+
+  constructor (lists: ReadonlyArray<readonly BookEntry<O>[]>) {
+    this.lists = lists.filter((list) => list.length > 0)
+    this.positions = this.lists.map(() => 0)
+    this.heap = []
+    for (let i = 0; i < this.lists.length; i++) this.push(i)
+  }
+
+  /** The next entry, or undefined when all are walked. */
+  next (): BookEntry<O> | undefined {
+    const heap = this.heap
+    if (heap.length === 0) return undefined
+    const top = heap[0] as number
+    const list = this.lists[top] as readonly BookEntry<O>[]
+    const position = this.positions[top] as number
+    const entry = list[position]
+    this.positions[top] = position + 1
+    if (position + 1 >= list.length) {
+      const last = heap.pop() as number
+      if (heap.length > 0) {
+        heap[0] = last
+        this.siftDown(0)
+      }
+    } else if (heap.length > 1) {
+      this.siftDown(0)
+    }
+    return entry
+  }
+
+  private head (listIndex: number): BookEntry<O> {
+    return (this.lists[listIndex] as readonly BookEntry<O>[])[this.positions[listIndex] as number] as BookEntry<O>
+  }
+
+  private less (a: number, b: number): boolean {
+    return compareEntries(this.head(a), this.head(b)) < 0
+  }
+
+  private push (listIndex: number): void {
+    const heap = this.heap
+    heap.push(listIndex)
+    let i = heap.length - 1
+    while (i > 0) {
+      const parent = (i - 1) >> 1
+      if (!this.less(heap[i] as number, heap[parent] as number)) break
+      ;[heap[i], heap[parent]] = [heap[parent] as number, heap[i] as number]
+      i = parent
+    }
+  }
+
+  private siftDown (start: number): void {
+    const heap = this.heap
+    let i = start
+    for (;;) {
+      const left = 2 * i + 1
+      const right = left + 1
+      let smallest = i
+      if (left < heap.length && this.less(heap[left] as number, heap[smallest] as number)) smallest = left
+      if (right < heap.length && this.less(heap[right] as number, heap[smallest] as number)) smallest = right
+      if (smallest === i) return
+      ;[heap[i], heap[smallest]] = [heap[smallest] as number, heap[i] as number]
+      i = smallest
+    }
+  }
+}
+
+/**
+ * One class's entries, price-sorted, with counts of the memory sizes and compute capabilities they
+ * offer (a class holds few distinct values, so these stay small).
+ */
+export class ClassSummary<O extends MatcherOffer = MatcherOffer> {
+  readonly gpuClass: string
+  private readonly sorted: Array<BookEntry<O>> = []
+  private readonly memory = new Map<number, number>()
+  /** Keyed by the capability text; the value keeps the parsed form beside the count. */
+  private readonly computeCapabilities = new Map<string | null, { parsed: readonly number[] | null, count: number }>()
+
+  constructor (gpuClass: string) {
+    this.gpuClass = gpuClass
+  }
+
+  get size (): number {
+    return this.sorted.length
+  }
+
+  /** The class's entries in price order; changed only through the book. */
+  get entries (): readonly BookEntry<O>[] {
+    return this.sorted
+  }
+
+  /** Whether some entry has at least `minMiB` of memory. */
+  hasMemoryAtLeast (minMiB: number): boolean {
+    for (const memoryMiB of this.memory.keys()) if (memoryMiB >= minMiB) return true
+    return false
+  }
+
+  /** Whether some entry has at least this compute capability (any entry when `min` is null). */
+  hasComputeCapabilityAtLeast (min: readonly number[] | null): boolean {
+    if (min == null) return this.sorted.length > 0
+    for (const { parsed } of this.computeCapabilities.values()) {
+      if (parsed != null && compareComputeCapability(parsed, min) >= 0) return true
+    }
+    return false
+  }
+
+  /** Inserts in price order (binary search, one splice). Used by `OrderBook` only. */
+  add (entry: BookEntry<O>): void {
+    this.sorted.splice(lowerBound(this.sorted, entry), 0, entry)
+    this.memory.set(entry.gpu.memoryMiB, (this.memory.get(entry.gpu.memoryMiB) ?? 0) + 1)
+    const key = entry.gpu.computeCapability
+    const cc = this.computeCapabilities.get(key)
+    if (cc == null) this.computeCapabilities.set(key, { parsed: entry.computeCapability, count: 1 })
+    else cc.count++
+  }
+
+  /** Removes that very entry; false when it is not held. Used by `OrderBook` only. */
+  delete (entry: BookEntry<O>): boolean {
+    const at = lowerBound(this.sorted, entry)
+    if (this.sorted[at] !== entry) return false
+    this.sorted.splice(at, 1)
+    const memory = (this.memory.get(entry.gpu.memoryMiB) ?? 1) - 1
+    if (memory === 0) this.memory.delete(entry.gpu.memoryMiB)
+    else this.memory.set(entry.gpu.memoryMiB, memory)
+    const cc = this.computeCapabilities.get(entry.gpu.computeCapability)
+    if (cc != null && --cc.count === 0) this.computeCapabilities.delete(entry.gpu.computeCapability)
+    return true
+  }
+}
+
+export class OrderBook<O extends MatcherOffer = MatcherOffer> {
+  private readonly byPeer = new Map<string, BookRecord<O>>()
+  private readonly byClass = new Map<string, ClassSummary<O>>()
+
+  /** Number of offers (providers) in the book. */
+  get size (): number {
+    return this.byPeer.size
+  }
+
+  /**
+   * Keeps `offer` if it is the provider's newest: `added` for a new provider, `replaced` when its
+   * sequence is higher than the held one, `stale` (book unchanged) when it is not higher or when the
+   * offer has already expired at `now`.
+   */
+  upsert (offer: O, now: number): UpsertResult {
+    const held = this.byPeer.get(offer.peerId)
+    if (held != null && offer.sequence <= held.offer.sequence) return 'stale'
+    if (offer.expiresAt <= now) return 'stale'
+    if (held != null) this.unindex(held)
+    const record = this.makeRecord(offer)
+    this.byPeer.set(offer.peerId, record)
+    for (const entry of record.entries) {
+      let summary = this.byClass.get(entry.gpuClass)
+      if (summary == null) {
+        summary = new ClassSummary(entry.gpuClass)
+        this.byClass.set(entry.gpuClass, summary)
+      }
+      summary.add(entry)
+    }
+    return held == null ? 'added' : 'replaced'
+  }
+
+  /** Drops the provider's offer; false when it had none. */
+  remove (peerId: string): boolean {
+    const record = this.byPeer.get(peerId)
+    if (record == null) return false
+    this.unindex(record)
+    this.byPeer.delete(peerId)
+    return true
+  }
+
+  /** Drops every offer with `expiresAt <= now` and returns their peer ids. */
+  prune (now: number): string[] {
+    const expired: string[] = []
+    for (const [peerId, record] of this.byPeer) {
+      if (record.offer.expiresAt <= now) expired.push(peerId)
+    }
+    for (const peerId of expired) this.remove(peerId)
+    return expired
+  }
+
+  get (peerId: string): O | undefined {
+    return this.byPeer.get(peerId)?.offer
+  }
+
+  has (peerId: string): boolean {
+    return this.byPeer.has(peerId)
+  }
+
+  /** Every offer, in no particular order. */
+  * offers (): IterableIterator<O> {
+    for (const record of this.byPeer.values()) yield record.offer
+  }
+
+  /** Every offer with its derived fields, in no particular order (for scans and explanations). */
+  records (): IterableIterator<BookRecord<O>> {
+    return this.byPeer.values()
+  }
+
+  /** GPU classes with at least one entry. */
+  classes (): string[] {
+    return [...this.byClass.keys()]
+  }
+
+  /**
+   * Entries of the given classes (all when omitted), cheapest first, in `compareEntries` order.
+   * `include`, when given, leaves out classes for which it returns false.
+   */
+  cursor (classes?: readonly string[], include?: (summary: ClassSummary<O>) => boolean): PriceCursor<O> {
+    const summaries = classes == null
+      ? [...this.byClass.values()]
+      : [...new Set(classes)].map((gpuClass) => this.byClass.get(gpuClass)).filter((s) => s != null)
+    const lists: Array<readonly BookEntry<O>[]> = []
+    for (const summary of summaries) {
+      if (include == null || include(summary)) lists.push(summary.entries)
+    }
+    return new PriceCursor(lists)
+  }
+
+  /**
+   * A page of the book, ordered by price (of each offer's cheapest GPU kind that passes the filters)
+   * and then peer id. Walks the price index, so a page costs about offset + limit entries, plus the
+   * entries the filters skip.
+   */
+  list (options: ListOptions = {}): Array<ListedOffer<O>> {
+    const filters = options.filters ?? {}
+    const offset = Math.max(0, options.offset ?? 0)
+    const limit = Math.max(0, options.limit ?? DEFAULT_LIST_LIMIT)
+    const page: Array<ListedOffer<O>> = []
+    if (limit === 0) return page
+    const operator = filters.operator?.toLowerCase()
+    const seen = new Set<string>()
+    let skipped = 0
+    const cursor = this.cursor(filters.class == null ? undefined : [filters.class])
+    for (let entry = cursor.next(); entry != null; entry = cursor.next()) {
+      if (filters.maxPricePerGpuHour != null && entry.price > filters.maxPricePerGpuHour) break
+      if (seen.has(entry.peerId)) continue
+      const { gpu, record } = entry
+      const offer = record.offer
+      if (options.now != null && offer.expiresAt <= options.now) continue
+      if (gpu.simulated && filters.includeSimulated !== true) continue
+      if (filters.minMemoryMiB != null && gpu.memoryMiB < filters.minMemoryMiB) continue
+      if (filters.minCount != null && gpu.countFree < filters.minCount) continue
+      if (filters.region != null && offer.region !== filters.region) continue
+      if (operator != null && record.operator !== operator) continue
+      seen.add(entry.peerId)
+      if (skipped < offset) {
+        skipped++
+        continue
+      }
+      page.push({ peerId: entry.peerId, offer, gpuClass: entry.gpuClass, pricePerGpuHour: entry.price })
+      if (page.length >= limit) break
+    }
+    return page
+  }
+
+  private makeRecord (offer: O): BookRecord<O> {
+    const entries: Array<BookEntry<O>> = []
+    const record: BookRecord<O> = {
+      offer,
+      token: offer.token.toLowerCase(),
+      operator: offer.fleet == null ? null : offer.fleet.operator.toLowerCase(),
+      entries
+    }
+    offer.gpus.forEach((gpu, gpuIndex) => {
+      entries.push({
+        price: gpu.pricePerGpuHour,
+        peerId: offer.peerId,
+        gpuClass: gpu.class,
+        gpuIndex,
+        gpu,
+        computeCapability: parseComputeCapability(gpu.computeCapability),
+        record
+      })
+    })
+    return record
+  }
+
+  private unindex (record: BookRecord<O>): void {
+    for (const entry of record.entries) {
+      const summary = this.byClass.get(entry.gpuClass)
+      if (summary == null) continue
+      summary.delete(entry)
+      if (summary.size === 0) this.byClass.delete(entry.gpuClass)
+    }
+  }
+}
