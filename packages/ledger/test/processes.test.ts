@@ -1,0 +1,117 @@
+import { execFileSync, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+import Database from 'better-sqlite3'
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { openLedger } from '@gpumesh/ledger'
+import type { GpuInput } from '@gpumesh/ledger'
+import { assertNoDoubleAllocation, hex32, leaseInput, tempDir } from './helpers.js'
+import type { TempDir } from './helpers.js'
+
+// Child processes run the built package (dist), like the daemon does.
+const fixtures = fileURLToPath(new URL('./fixtures/', import.meta.url))
+const root = fileURLToPath(new URL('../../../', import.meta.url))
+
+beforeAll(() => {
+  execFileSync(process.execPath, [`${root}node_modules/typescript/bin/tsc`, '-b', 'packages/ledger'], { cwd: root, stdio: 'pipe' })
+}, 60_000)
+
+let dir: TempDir
+beforeEach(() => { dir = tempDir() })
+afterEach(() => { dir.remove() })
+
+function simpleGpus (count: number): GpuInput[] {
+  return Array.from({ length: count }, (_, i) => ({
+    uuid: `GPU-${i}`, index: i, vendor: 'nvidia', name: 'H100', class: 'H100', memoryMiB: 81559, simulated: false, state: 'free', problems: []
+  }))
+}
+
+function integrity (path: string): unknown {
+  const db = new Database(path, { readonly: true })
+  try {
+    return db.pragma('integrity_check', { simple: true })
+  } finally {
+    db.close()
+  }
+}
+
+describe('across processes', () => {
+  it('two processes racing for 8 GPUs never hold the same GPU at once', async () => {
+    const path = dir.file('race.db')
+    const setup = openLedger(path)
+    setup.upsertGpus(simpleGpus(8))
+    setup.close()
+    const children = ['a', 'b'].map((prefix) => spawn(process.execPath, [`${fixtures}reserve-race.mjs`, path, prefix, '150', '8'], { stdio: ['ignore', 'pipe', 'pipe'] }))
+    const outputs = await Promise.all(children.map(async (child) => {
+      let out = ''
+      let err = ''
+      child.stdout.on('data', (d: Buffer) => { out += d.toString() })
+      child.stderr.on('data', (d: Buffer) => { err += d.toString() })
+      const [code] = await once(child, 'exit') as [number | null]
+      expect(err).toBe('')
+      expect(code).toBe(0)
+      return JSON.parse(out) as { accepted: number, noCapacity: number, busy: number }
+    }))
+    const ledger = openLedger(path)
+    try {
+      const accepted = outputs.reduce((a, o) => a + o.accepted, 0)
+      expect(accepted).toBeGreaterThan(8)
+      expect(outputs.every((o) => o.accepted > 0)).toBe(true)
+      expect(assertNoDoubleAllocation(ledger)).toBe(accepted)
+      expect(integrity(path)).toBe('ok')
+    } finally {
+      ledger.close()
+    }
+  })
+
+  it('kill -9 while appending loses no committed row and leaves the file intact', async () => {
+    const path = dir.file('crash.db')
+    const leaseId = hex32('crash')
+    const setup = openLedger(path)
+    setup.upsertGpus(simpleGpus(8))
+    setup.reserveLease(leaseInput('crash', { leaseId, gpuCount: 8, eligibleGpuUuids: simpleGpus(8).map((g) => g.uuid) }))
+    setup.transitionLease(leaseId, 'running', 'job started')
+    setup.close()
+
+    const child = spawn(process.execPath, [`${fixtures}append-samples.mjs`, path, leaseId, '8'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let lastCommitted = -1
+    let buffer = ''
+    await new Promise<void>((resolve) => {
+      child.stdout.on('data', (d: Buffer) => {
+        buffer += d.toString()
+        const lines = buffer.split('\n')
+        buffer = lines.pop() ?? ''
+        for (const line of lines) lastCommitted = Number(line)
+        if (lastCommitted >= 400) resolve()
+      })
+      child.once('exit', () => { resolve() })
+    })
+    child.kill('SIGKILL')
+    await once(child, 'exit').catch(() => undefined)
+    expect(lastCommitted).toBeGreaterThanOrEqual(400)
+
+    expect(integrity(path)).toBe('ok')
+    const ledger = openLedger(path)
+    try {
+      const samples = ledger.samplesForPeriod(leaseId, 0, Number.MAX_SAFE_INTEGER)
+      // Whole batches only, and at least every batch reported committed.
+      expect(samples.length % 8).toBe(0)
+      const batches = samples.length / 8
+      expect(batches).toBeGreaterThanOrEqual(lastCommitted + 1)
+      samples.forEach((s, i) => {
+        const n = Math.floor(i / 8)
+        expect(s).toMatchObject({ offsetMs: n * 1000, gpuUuid: `GPU-${i % 8}`, utilizationPercent: n % 101, memoryUsedMiB: n, powerW: n / 4 })
+      })
+      const periods = ledger.usagePeriods(leaseId)
+      expect(periods.length).toBeGreaterThanOrEqual(Math.floor((lastCommitted + 1) / 10))
+      periods.forEach((p, i) => {
+        expect(p).toMatchObject({ periodIndex: i, startOffsetMs: i * 10_000, cumulativeAmount: 7n * BigInt(i + 1) })
+      })
+      // The ledger carries on where it stopped.
+      ledger.appendUsageSamples([{ leaseId, offsetMs: batches * 1000, at: 0, gpuUuid: 'GPU-0', utilizationPercent: null, memoryUsedMiB: null, powerW: null }])
+      expect(ledger.lastSample(leaseId)?.offsetMs).toBe(batches * 1000)
+    } finally {
+      ledger.close()
+    }
+  })
+})
