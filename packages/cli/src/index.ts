@@ -1,5 +1,6 @@
 import { CliError, EXIT } from './errors.js'
 import { initCommand } from './commands/init.js'
+import { gpusCommand } from './commands/gpus.js'
 import type { Command, CommandContext } from './context.js'
 
 export { CliError, EXIT } from './errors.js'
@@ -10,7 +11,8 @@ export type { Command, CommandContext } from './context.js'
  * exporting a `Command`; multi-word commands (`provider start`) are named with a space.
  */
 export const COMMANDS: readonly Command[] = [
-  initCommand
+  initCommand,
+  gpusCommand
 ]
 
 function usage (commands: readonly Command[]): string {

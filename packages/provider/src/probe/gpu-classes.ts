@@ -60,7 +60,7 @@ export function parseGpuClasses (doc: unknown): GpuClassTable {
   for (const c of parsed.data.classes) {
     for (const m of c.match) {
       try {
-        new RegExp(m, 'i') // eslint-disable-line no-new
+        new RegExp(m, 'i')
       } catch (err) {
         throw new GpuClassesError(`the GPU class ${c.class} has an invalid pattern ${m}`, { cause: err })
       }

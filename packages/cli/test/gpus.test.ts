@@ -1,0 +1,98 @@
+// Runs the built CLI as a real child process (build first: npx tsc -b), with stand-in GPU tools.
+import { execFile } from 'node:child_process'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+const root = fileURLToPath(new URL('../../../', import.meta.url))
+const cli = join(root, 'packages/cli/bin/gpumesh.js')
+const standIn = join(root, 'packages/provider/test/fixtures/bin/nvidia-smi')
+
+let home: string
+beforeAll(async () => { home = await mkdtemp(join(tmpdir(), 'gpumesh-cli-gpus-')) })
+afterAll(async () => { await rm(home, { recursive: true, force: true }) })
+
+interface Run { code: number, stdout: string, stderr: string }
+
+async function gpumesh (args: string[], env: Record<string, string>): Promise<Run> {
+  return await new Promise((resolve) => {
+    execFile(process.execPath, [cli, ...args], {
+      env: { PATH: process.env.PATH ?? '', GPUMESH_HOME: home, GPUMESH_NVIDIA_SMI: standIn, ...env },
+      timeout: 20_000
+    }, (err, stdout, stderr) => {
+      resolve({ code: err == null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr })
+    })
+  })
+}
+
+describe('gpumesh gpus', () => {
+  it('prints the 8× H100 inventory as JSON and exits 0', async () => {
+    const r = await gpumesh(['gpus', '--json'], { FAKE_SMI_CAPTURE: 'h100x8.csv' })
+    expect(r.code).toBe(0)
+    const out = JSON.parse(r.stdout) as { host: { hostname: string }, gpus: Array<Record<string, unknown>>, errors: unknown[] }
+    expect(out.errors).toEqual([])
+    expect(typeof out.host.hostname).toBe('string')
+    expect(out.gpus).toHaveLength(8)
+    expect(out.gpus[0]).toMatchObject({
+      uuid: 'GPU-b42dd28e-ffdd-8720-1df0-98bd8cdc05b1', index: 0, vendor: 'nvidia', name: 'NVIDIA H100 80GB HBM3',
+      class: 'H100-SXM-80GB', memoryTotalMiB: 81559, memoryUsedMiB: 1, utilizationPercent: 0, temperatureC: 30,
+      powerDrawW: 100.89, powerLimitW: 700, computeCapability: '9.0', driverVersion: '565.57.01', migEnabled: false,
+      migDevices: [], eccErrors: { corrected: 0, uncorrected: 0 }, healthy: true, busy: false, problems: [], simulated: false
+    })
+  })
+
+  it('keeps unknown values null in JSON', async () => {
+    const r = await gpumesh(['gpus', '--json'], { FAKE_SMI_CAPTURE: 'rtx4090x1.csv' })
+    const out = JSON.parse(r.stdout) as { gpus: Array<Record<string, unknown>> }
+    expect(out.gpus[0]).toMatchObject({ class: 'RTX-4090', migEnabled: null, eccErrors: { corrected: null, uncorrected: null } })
+  })
+
+  it('exits 3 with the cause in errors when the driver is not loaded', async () => {
+    const r = await gpumesh(['gpus', '--json'], { FAKE_SMI_MODE: 'exit9' })
+    expect(r.code).toBe(3)
+    const out = JSON.parse(r.stdout) as { gpus: unknown[], errors: Array<{ source: string, code: string, message: string }> }
+    expect(out.gpus).toEqual([])
+    expect(out.errors).toEqual([expect.objectContaining({ source: 'nvidia-smi', code: 'DRIVER_NOT_LOADED' })])
+  })
+
+  it('exits 3 in table mode with a sentence and no stack trace', async () => {
+    const r = await gpumesh(['gpus'], { FAKE_SMI_MODE: 'exit18' })
+    expect(r.code).toBe(3)
+    expect(r.stderr).toContain('Driver/library version mismatch')
+    expect(r.stderr + r.stdout).not.toMatch(/\n\s+at .+:\d+:\d+/)
+  })
+
+  it('exits 3 on a hang past probe.timeoutMs from --config', async () => {
+    const config = join(home, 'fast.yaml')
+    await writeFile(config, 'probe:\n  timeoutMs: 300\n')
+    const started = Date.now()
+    const r = await gpumesh(['gpus', '--config', config], { FAKE_SMI_MODE: 'hang' })
+    expect(r.code).toBe(3)
+    expect(Date.now() - started).toBeLessThan(10_000)
+    expect(r.stderr).toContain('did not answer within 300 ms')
+  })
+
+  it('says so plainly when there are no GPUs, and exits 0', async () => {
+    const r = await gpumesh(['gpus'], { FAKE_SMI_MODE: 'nodevices' })
+    expect(r.code).toBe(0)
+    expect(r.stdout).toContain('No GPUs found')
+  })
+
+  it('shows simulated GPUs only when configured, labelled', async () => {
+    const config = join(home, 'sim.yaml')
+    await writeFile(config, 'probe:\n  simulate:\n    - model: H100-SXM-80GB\n      count: 2\n')
+    const table = await gpumesh(['gpus', '--config', config], { FAKE_SMI_MODE: 'nodevices' })
+    expect(table.code).toBe(0)
+    expect(table.stdout).toContain('GPU-sim-H100-SXM-80GB-1')
+    expect(table.stdout).toContain('(simulated)')
+    const json = JSON.parse((await gpumesh(['gpus', '--json', '--config', config], { FAKE_SMI_MODE: 'nodevices' })).stdout) as { gpus: Array<{ simulated: boolean }> }
+    expect(json.gpus.map((g) => g.simulated)).toEqual([true, true])
+  })
+
+  it('exits 2 on an unknown option', async () => {
+    const r = await gpumesh(['gpus', '--bogus'], {})
+    expect(r.code).toBe(2)
+  })
+})
