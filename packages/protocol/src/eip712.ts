@@ -255,3 +255,39 @@ export const leaseTermsDigest = (v: LeaseTerms, domain: Eip712Domain): Uint8Arra
 export const jobAuthDigest = (v: JobAuthFields, domain: Eip712Domain): Uint8Array => typedDataDigest(domain, jobAuthStructHash(v))
 export const usageReportDigest = (v: UsageReport, domain: Eip712Domain): Uint8Array => typedDataDigest(domain, usageReportStructHash(v))
 export const terminateDigest = (v: TerminateFields, domain: Eip712Domain): Uint8Array => typedDataDigest(domain, terminateStructHash(v))
+
+/** What a wallet's `eth_signTypedData_v4` (or ethers' `signTypedData`) takes. */
+export interface TypedDataPayload {
+  domain: ReturnType<typeof ethersDomain>
+  types: Record<string, TypedDataField[]>
+  primaryType: SignedTypeName
+  message: Record<string, unknown>
+}
+
+/** The EIP-712 struct (the `message`) each value is signed as. */
+export const eip712Message = {
+  Voucher: (v: VoucherFields) => ({ leaseId: v.leaseId, provider: v.provider, renter: v.renter, token: v.token, cumulativeAmount: v.cumulativeAmount, sequence: v.sequence }),
+  PeerBinding: (v: PeerBindingFields) => ({ peerId: v.peerId, payment: v.payment }),
+  FleetMembership: (v: FleetMembershipFields) => ({ operator: v.operator, member: v.member, peerId: v.peerId, expiresAt: v.expiresAt }),
+  OfferCommitment: (v: OfferBody) => ({ ...offerCommitment(v) }),
+  Order: (v: OrderFields) => ({
+    orderId: v.orderId, renter: v.renter, renterPeerId: v.renterPeerId, requirementsHash: requirementsHash(v.requirements),
+    maxPricePerGpuHour: v.maxPricePerGpuHour, durationSec: v.durationSec, token: v.token, jobHash: v.jobHash, expiresAt: v.expiresAt
+  }),
+  LeaseTerms: (v: LeaseTerms) => ({ ...v, gpus: [...v.gpus], providerAddresses: [...v.providerAddresses] }),
+  JobAuth: (v: JobAuthFields) => ({ leaseId: v.leaseId, peerId: v.peerId }),
+  UsageReport: (v: UsageReport) => ({
+    ...v, avgUtilizationBp: v.avgUtilizationBp ?? -1, peakMemoryMiB: v.peakMemoryMiB ?? -1, energyMilliJoules: v.energyMilliJoules ?? -1n
+  }),
+  Terminate: (v: TerminateFields) => ({ leaseId: v.leaseId, reason: v.reason, at: v.at })
+} satisfies { [N in SignedTypeName]: (v: never) => Record<string, unknown> }
+
+/** The full typed-data payload of a value, for wallets and for cross-checking with ethers. */
+export function typedData<N extends SignedTypeName> (
+  primaryType: N,
+  value: Parameters<typeof eip712Message[N]>[0],
+  domain: Eip712Domain
+): TypedDataPayload {
+  const toMessage = eip712Message[primaryType] as (v: typeof value) => Record<string, unknown>
+  return { domain: ethersDomain(domain), types: { [primaryType]: EIP712_TYPES[primaryType] }, primaryType, message: toMessage(value) }
+}

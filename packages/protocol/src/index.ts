@@ -17,13 +17,13 @@ export {
 } from './codec.js'
 export type { ValidateOptions } from './codec.js'
 export {
-  EIP712_TYPE_STRINGS, EIP712_TYPES, bytesToHex, domainSeparator, ethersDomain, fleetMembershipDigest,
+  EIP712_TYPE_STRINGS, EIP712_TYPES, bytesToHex, domainSeparator, eip712Message, ethersDomain, typedData, fleetMembershipDigest,
   hexToBytes, jobAuthDigest, leaseTermsDigest, offerCommitment, offerContentHash, offerDigest, orderDigest,
   peerBindingDigest, requirementsHash, terminateDigest, typeHash, typedDataDigest, usageReportDigest, voucherDigest
 } from './eip712.js'
 export type {
   FleetMembershipFields, JobAuthFields, OfferCommitmentFields, OrderFields, PeerBindingFields, SignedTypeName,
-  TerminateFields, TypedDataField, VoucherFields
+  TerminateFields, TypedDataField, TypedDataPayload, VoucherFields
 } from './eip712.js'
 export {
   paymentKeyAddress, publicKeyToAddress, signDigest, signFleetMembership, signJobAuth, signLeaseTerms, signOffer,

@@ -226,7 +226,9 @@ export const jobAuthSchema: z.ZodType<JobAuth> = z.strictObject({
 export const jobSpecSchema: z.ZodType<JobSpec> = z.strictObject({
   command: str(LIMITS.command),
   args: z.array(z.string().max(LIMITS.command)).max(LIMITS.args),
-  env: z.record(z.string().regex(ENV_NAME).refine((name) => name !== '__proto__', 'reserved name'), z.string().max(LIMITS.command))
+  // zod drops a `__proto__` key silently; refuse it instead, so what was sent is what is run.
+  env: z.custom<unknown>((value) => typeof value !== 'object' || value === null || !Object.hasOwn(value, '__proto__'), 'reserved name __proto__')
+    .pipe(z.record(z.string().regex(ENV_NAME), z.string().max(LIMITS.command)))
     .check((ctx) => {
       if (Object.keys(ctx.value).length > LIMITS.envEntries) {
         ctx.issues.push({ code: 'custom', message: `more than ${LIMITS.envEntries} entries`, input: ctx.value })
