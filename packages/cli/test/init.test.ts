@@ -1,0 +1,83 @@
+// Runs the built CLI as a real child process (npm test builds it first).
+import { execFile } from 'node:child_process'
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Wallet } from 'ethers'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { parseConfigYaml, parseProviderConfig } from '@gpumesh/provider'
+
+const root = fileURLToPath(new URL('../../../', import.meta.url))
+const cli = join(root, 'packages/cli/bin/gpumesh.js')
+
+let base: string
+beforeAll(async () => { base = await mkdtemp(join(tmpdir(), 'gpumesh-cli-init-')) })
+afterAll(async () => { await rm(base, { recursive: true, force: true }) })
+
+interface Run { code: number, stdout: string, stderr: string }
+
+async function gpumesh (args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return await new Promise((resolve) => {
+    execFile(process.execPath, [cli, ...args], { env: { PATH: process.env.PATH ?? '', HOME: base, ...env }, timeout: 30_000 },
+      (err, stdout, stderr) => {
+        resolve({ code: err == null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr })
+      })
+  })
+}
+
+describe('gpumesh init', () => {
+  it('creates keys with mode 0600, a config that parses, and prints the ids', async () => {
+    const dir = join(base, 'a')
+    const r = await gpumesh(['init', '--data-dir', dir, '--json'], { GPUMESH_PASSWORD: 'pw' })
+    expect(r.code).toBe(0)
+    const out = JSON.parse(r.stdout) as { peerId: string, address: string, config: string }
+    expect(out.peerId).toMatch(/^12D3KooW/)
+    expect(out.address).toMatch(/^0x[0-9a-fA-F]{40}$/)
+    for (const file of ['peer.key', 'payment-key.json']) {
+      expect((await stat(join(dir, file))).mode & 0o777).toBe(0o600)
+    }
+    expect((await stat(dir)).mode & 0o077).toBe(0)
+    const wallet = await Wallet.fromEncryptedJson(await readFile(join(dir, 'payment-key.json'), 'utf8'), 'pw')
+    expect(wallet.address).toBe(out.address)
+    const config = parseProviderConfig(parseConfigYaml(await readFile(out.config, 'utf8')))
+    expect(config.dataDir).toBe(dir)
+  })
+
+  it('refuses to overwrite an identity without --force, and replaces it with --force', async () => {
+    const dir = join(base, 'b')
+    const first = JSON.parse((await gpumesh(['init', '--data-dir', dir, '--json'], { GPUMESH_PASSWORD: 'pw' })).stdout) as { address: string }
+    const again = await gpumesh(['init', '--data-dir', dir], { GPUMESH_PASSWORD: 'pw' })
+    expect(again.code).toBe(1)
+    expect(again.stderr).toMatch(/already exists.*--force/)
+    expect(again.stderr).not.toMatch(/\n\s+at /)
+    const forced = JSON.parse((await gpumesh(['init', '--data-dir', dir, '--json', '--force'], { GPUMESH_PASSWORD: 'pw' })).stdout) as { address: string }
+    expect(forced.address).not.toBe(first.address)
+  })
+
+  it('asks for a password it cannot prompt for, and refuses an empty one without the explicit flag', async () => {
+    const none = await gpumesh(['init', '--data-dir', join(base, 'c')])
+    expect(none.code).toBe(2)
+    expect(none.stderr).toMatch(/GPUMESH_PASSWORD/)
+    const empty = await gpumesh(['init', '--data-dir', join(base, 'c')], { GPUMESH_PASSWORD: '' })
+    expect(empty.code).toBe(2)
+    expect(empty.stderr).toMatch(/--insecure-empty-password/)
+    const allowed = await gpumesh(['init', '--data-dir', join(base, 'c'), '--insecure-empty-password'], { GPUMESH_PASSWORD: '' })
+    expect(allowed.code).toBe(0)
+  })
+
+  it('uses GPUMESH_HOME when no --data-dir is given, and writes no provider config for a renter', async () => {
+    const dir = join(base, 'renter')
+    const r = await gpumesh(['init', '--role', 'renter', '--json'], { GPUMESH_PASSWORD: 'pw', GPUMESH_HOME: dir })
+    expect(r.code).toBe(0)
+    expect(JSON.parse(r.stdout)).toMatchObject({ dataDir: dir, role: 'renter', config: null })
+    await expect(stat(join(dir, 'config.yaml'))).rejects.toThrow()
+  })
+
+  it('answers an unknown option with a usage error, not a stack trace', async () => {
+    const r = await gpumesh(['init', '--frobnicate'])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/--help/)
+    expect(r.stderr).not.toMatch(/\n\s+at /)
+  })
+})
