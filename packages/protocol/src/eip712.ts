@@ -153,6 +153,19 @@ export function domainSeparator (domain: Eip712Domain): Uint8Array {
   return separator
 }
 
+/** The zero address: the verifying contract of the market domain and of off-chain settlement. */
+export const ZERO_ADDRESS = '0x0000000000000000000000000000000000000000' as const
+
+/**
+ * The market domain: offers, orders, peer bindings, fleet memberships, lease terms, job auth, usage
+ * reports and terminations are signed under `{ chainId, verifyingContract: 0x0 }`, so they do not
+ * depend on which escrow contract (if any) settles the lease. Vouchers alone are signed under the
+ * settlement domain: the escrow contract on-chain, the zero address off-chain.
+ */
+export function marketDomain (chainId: bigint): Eip712Domain {
+  return { chainId, verifyingContract: ZERO_ADDRESS }
+}
+
 /** The ethers form of a gpumesh domain, for wallets and cross-checks. */
 export function ethersDomain (domain: Eip712Domain): { name: string, version: string, chainId: bigint, verifyingContract: string } {
   return { name: EIP712_DOMAIN_NAME, version: EIP712_DOMAIN_VERSION, chainId: domain.chainId, verifyingContract: domain.verifyingContract }

@@ -17,7 +17,7 @@ export {
 } from './codec.js'
 export type { ValidateOptions } from './codec.js'
 export {
-  EIP712_TYPE_STRINGS, EIP712_TYPES, bytesToHex, domainSeparator, eip712Message, ethersDomain, typedData, fleetMembershipDigest,
+  EIP712_TYPE_STRINGS, EIP712_TYPES, ZERO_ADDRESS, bytesToHex, marketDomain, domainSeparator, eip712Message, ethersDomain, typedData, fleetMembershipDigest,
   hexToBytes, jobAuthDigest, leaseTermsDigest, offerCommitment, offerContentHash, offerDigest, orderDigest,
   peerBindingDigest, requirementsHash, terminateDigest, typeHash, typedDataDigest, usageReportDigest, voucherDigest
 } from './eip712.js'
