@@ -37,3 +37,13 @@ export function formatAmount (amount: bigint, decimals: number, minDecimals = 2)
   while (fraction.length > keep && fraction.endsWith('0')) fraction = fraction.slice(0, -1)
   return `${negative ? '-' : ''}${whole}${fraction.length > 0 ? '.' + fraction : ''}`
 }
+
+/**
+ * The billing rule. What a lease owes after `gpuMilliseconds` of GPU time in total is
+ * floor(pricePerGpuHour × gpuMilliseconds / 3,600,000) base units. A usage period's amount is the
+ * difference of two such cumulative figures, so rounding never accumulates across periods: the
+ * provider gives away less than one base unit per lease, never one per period.
+ */
+export function cumulativeAmount (pricePerGpuHour: bigint, gpuMilliseconds: bigint): bigint {
+  return pricePerGpuHour * gpuMilliseconds / 3_600_000n
+}

@@ -54,12 +54,5 @@ export function askPrice (gpuClass: string, policy: PricingPolicy, utilisation: 
   return discounted * (10_000n + surgeBasisPoints(policy, utilisation)) / 10_000n
 }
 
-/**
- * The billing rule. What a lease owes after `gpuMilliseconds` of GPU time in total is
- * floor(pricePerGpuHour × gpuMilliseconds / 3,600,000) base units. A usage period's amount is the
- * difference of two such cumulative figures, so rounding never accumulates across periods: the
- * provider gives away less than one base unit per lease, never one per period.
- */
-export function cumulativeAmount (pricePerGpuHour: bigint, gpuMilliseconds: bigint): bigint {
-  return pricePerGpuHour * gpuMilliseconds / 3_600_000n
-}
+/** The billing rule lives in the protocol, because provider and renter must compute it alike. */
+export { cumulativeAmount } from '@gpumesh/protocol'
