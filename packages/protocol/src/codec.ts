@@ -7,14 +7,14 @@ import type { z } from 'zod'
 import { MAX_ANY_MESSAGE_BYTES, MAX_MESSAGE_BYTES, MESSAGE_TYPES } from './constants.js'
 import { ProtocolError } from './errors.js'
 import {
-  fleetMembershipSchema, jobAttachSchema, jobAuthSchema, jobEventSchema, jobSubmitSchema, leaseDecisionSchema,
+  bookPageSchema, bookQuerySchema, fleetMembershipSchema, jobAttachSchema, jobAuthSchema, jobEventSchema, jobSubmitSchema, leaseDecisionSchema,
   leaseProposalSchema, leaseTermsSchema, offerSchema, orderRequirementsSchema, orderSchema, peerBindingSchema,
-  signedUsageReportSchema, terminateSchema, usageReportSchema, voucherSchema
+  orderResultSchema, signedUsageReportSchema, terminateSchema, usageReportSchema, voucherSchema
 } from './schemas.js'
 import type { MessageType } from './constants.js'
 import type {
-  FleetMembership, JobAttach, JobAuth, JobEvent, JobSubmit, LeaseDecision, LeaseProposal, LeaseTerms, Message,
-  MessageOfType, Offer, Order, OrderRequirements, PeerBinding, SignedUsageReport, Terminate, UsageReport, Voucher
+  BookPage, BookQuery, FleetMembership, JobAttach, JobAuth, JobEvent, JobSubmit, LeaseDecision, LeaseProposal, LeaseTerms, Message,
+  MessageOfType, Offer, Order, OrderRequirements, OrderResult, PeerBinding, SignedUsageReport, Terminate, UsageReport, Voucher
 } from './messages.js'
 
 export interface ValidateOptions {
@@ -31,7 +31,10 @@ const SCHEMAS: { [T in MessageType]: z.ZodType<MessageOfType<T>> } = {
   'job-attach': jobAttachSchema,
   'job-event': jobEventSchema,
   voucher: voucherSchema,
-  terminate: terminateSchema
+  terminate: terminateSchema,
+  'order-result': orderResultSchema,
+  'book-query': bookQuerySchema,
+  'book-page': bookPageSchema
 }
 
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
@@ -207,6 +210,9 @@ export const decodeJobAttach: Decoder<'job-attach'> = decoder('job-attach')
 export const decodeJobEvent: Decoder<'job-event'> = decoder('job-event')
 export const decodeVoucher: Decoder<'voucher'> = decoder('voucher')
 export const decodeTerminate: Decoder<'terminate'> = decoder('terminate')
+export const decodeOrderResult: Decoder<'order-result'> = decoder('order-result')
+export const decodeBookQuery: Decoder<'book-query'> = decoder('book-query')
+export const decodeBookPage: Decoder<'book-page'> = decoder('book-page')
 
 export const validateOffer: Validator<'offer'> = validator('offer')
 export const validateOrder: Validator<'order'> = validator('order')
@@ -217,6 +223,9 @@ export const validateJobAttach: Validator<'job-attach'> = validator('job-attach'
 export const validateJobEvent: Validator<'job-event'> = validator('job-event')
 export const validateVoucher: Validator<'voucher'> = validator('voucher')
 export const validateTerminate: Validator<'terminate'> = validator('terminate')
+export const validateOrderResult: Validator<'order-result'> = validator('order-result')
+export const validateBookQuery: Validator<'book-query'> = validator('book-query')
+export const validateBookPage: Validator<'book-page'> = validator('book-page')
 
 /** Validators of the parts that travel inside messages (or are stored on their own). */
 export function validatePeerBinding (input: unknown): PeerBinding { return parseWith(peerBindingSchema, input) }
@@ -241,3 +250,6 @@ export function encodeJobAttach (message: JobAttach): Uint8Array { return encode
 export function encodeJobEvent (message: JobEvent): Uint8Array { return encodeMessage(message) }
 export function encodeVoucher (message: Voucher): Uint8Array { return encodeMessage(message) }
 export function encodeTerminate (message: Terminate): Uint8Array { return encodeMessage(message) }
+export function encodeOrderResult (message: OrderResult): Uint8Array { return encodeMessage(message) }
+export function encodeBookQuery (message: BookQuery): Uint8Array { return encodeMessage(message) }
+export function encodeBookPage (message: BookPage): Uint8Array { return encodeMessage(message) }

@@ -20,7 +20,10 @@ export const MESSAGE_TYPES = [
   'job-attach',
   'job-event',
   'voucher',
-  'terminate'
+  'terminate',
+  'order-result',
+  'book-query',
+  'book-page'
 ] as const
 export type MessageType = typeof MESSAGE_TYPES[number]
 
@@ -36,7 +39,11 @@ export const MAX_MESSAGE_BYTES: Readonly<Record<MessageType, number>> = {
   'job-attach': 4 * KiB,
   'job-event': 64 * KiB,
   voucher: 4 * KiB,
-  terminate: 4 * KiB
+  terminate: 4 * KiB,
+  'order-result': 32 * KiB,
+  'book-query': 4 * KiB,
+  /** A page of up to `LIMITS.bookPage` offers; a matcher ends a page early rather than exceed it. */
+  'book-page': 512 * KiB
 }
 
 /** The largest of {@link MAX_MESSAGE_BYTES}: the cap when the expected type is not known. */
@@ -60,7 +67,11 @@ export const LIMITS = {
   classes: 32,
   operators: 32,
   args: 256,
-  envEntries: 256
+  envEntries: 256,
+  /** Offers in one book page. */
+  bookPage: 100,
+  /** Mismatch reasons and declined proposals in a no-match explanation. */
+  explanationEntries: 32
 } as const
 
 /** How many public keys the fast verifier remembers (key → address derivation). */

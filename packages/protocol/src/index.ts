@@ -7,6 +7,10 @@ export * from './errors.js'
 export * from './messages.js'
 export * from './money.js'
 export {
+  decodeBookPage, decodeBookQuery, decodeOrderResult, encodeBookPage, encodeBookQuery, encodeOrderResult,
+  validateBookPage, validateBookQuery, validateOrderResult
+} from './codec.js'
+export {
   canonicalJson, decodeJobAttach, decodeJobEvent, decodeJobSubmit, decodeLeaseDecision, decodeLeaseProposal,
   decodeMessage, decodeOffer, decodeOrder, decodeTerminate, decodeVoucher, encodeJobAttach, encodeJobEvent,
   encodeJobSubmit, encodeLeaseDecision, encodeLeaseProposal, encodeMessage, encodeOffer, encodeOrder,

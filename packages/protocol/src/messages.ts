@@ -299,6 +299,94 @@ export interface Terminate {
   signature: PaymentSignature
 }
 
+/** One reason offers failed an order, with how many offers failed on it first. */
+export interface NoMatchReason {
+  /** A matcher's check, e.g. `PRICE`, `TOO_FEW_GPUS`, `CLASS` (upper-case, matcher-defined). */
+  code: string
+  count: number
+}
+
+/** A provider the matcher proposed to that did not lease: why (a lease reject code, `TIMEOUT`, ...). */
+export interface DeclinedProposal {
+  providerPeerId: string
+  code: string
+}
+
+/** Why an order got no lease, in numbers and in one sentence a renter can act on. */
+export interface NoMatchExplanation {
+  /** Offers in the matcher's book. */
+  offersConsidered: number
+  /** Offers that fit the order (their providers all declined when this is not 0). */
+  fitting: number
+  /** Offers per first failing check, most frequent first. */
+  reasons: NoMatchReason[]
+  /** When nothing fits: the lowest price per GPU-hour that fails on price alone. */
+  cheapestPricePerGpuHour: bigint | null
+  /** Providers proposed to, in order, that did not lease. */
+  declined: DeclinedProposal[]
+  /** e.g. "5 offers: 3 too few GPUs, 2 above your price; the cheapest fitting would need 2.10/GPU-hour". */
+  message: string
+}
+
+/**
+ * A matcher's answer to an order on `/gpumesh/order/1.0.0`: the provider's signed lease terms (the
+ * renter verifies them itself) and where to reach the provider, or why there is none. Requests the
+ * matcher cannot take (bad bytes, bad signature, expired) are answered with a net error envelope
+ * carrying a reason code instead.
+ */
+export type OrderResult =
+  | {
+    type: 'order-result'
+    status: 'leased'
+    orderId: Bytes32
+    /** The provider's accepted decision, verbatim: terms signed by the offer's bound payment key. */
+    lease: { terms: LeaseTerms, signature: PaymentSignature }
+    providerPeerId: string
+    /** The addresses of the provider's offer, to dial for the job. */
+    providerAddresses: string[]
+  }
+  | {
+    type: 'order-result'
+    status: 'no-match'
+    orderId: Bytes32
+    explanation: NoMatchExplanation
+  }
+
+/** Filters of a book query; null means any. Every filter must hold for one GPU kind of an offer. */
+export interface BookFilters {
+  gpuClass: string | null
+  /** Least number of free GPUs of the kind. */
+  minGpus: number | null
+  minMemoryMiB: number | null
+  maxPricePerGpuHour: bigint | null
+  region: string | null
+  /** Fleet operator address. */
+  operator: Address | null
+  includeSimulated: boolean
+}
+
+/** Asks a matcher for a page of its book on `/gpumesh/book/1.0.0`. */
+export interface BookQuery {
+  type: 'book-query'
+  filters: BookFilters
+  offset: number
+  /** At most `LIMITS.bookPage`. */
+  limit: number
+}
+
+/**
+ * A page of a matcher's book, cheapest first (by each offer's cheapest GPU kind that passes the
+ * filters). Offers are the providers' signed offers, verbatim: a reader can verify each one.
+ */
+export interface BookPage {
+  type: 'book-page'
+  offers: Offer[]
+  /** Offset of the next page, or null when this was the last. */
+  nextOffset: number | null
+  /** Offers in the whole book (unfiltered). */
+  bookSize: number
+}
+
 /** An offer without its signature: what its `OfferCommitment` commits to. */
 export type OfferBody = Omit<Offer, 'signature'>
 
@@ -313,5 +401,8 @@ export type Message =
   | JobEvent
   | Voucher
   | Terminate
+  | OrderResult
+  | BookQuery
+  | BookPage
 
 export type MessageOfType<T extends Message['type']> = Extract<Message, { type: T }>

@@ -8,9 +8,9 @@ import { z } from 'zod'
 import { LEASE_REJECT_CODES } from './messages.js'
 import { LIMITS, MAX_UINT256, MAX_UINT64 } from './constants.js'
 import type {
-  Address, Bytes32, FleetMembership, Hex, HostSummary, JobAttach, JobAuth, JobEvent, JobSpec, JobSubmit,
+  Address, BookFilters, BookPage, BookQuery, Bytes32, FleetMembership, Hex, HostSummary, JobAttach, JobAuth, JobEvent, JobSpec, JobSubmit,
   LeaseDecision, LeaseProposal, LeaseTerms, Offer, OfferBody, OfferedGpus, Order, OrderRequirements, PaymentSignature,
-  PeerBinding, SignedUsageReport, Terminate, UsageReport, Voucher
+  NoMatchExplanation, OrderResult, PeerBinding, SignedUsageReport, Terminate, UsageReport, Voucher
 } from './messages.js'
 
 const ADDRESS = /^0x[0-9a-fA-F]{40}$/
@@ -336,4 +336,64 @@ export const terminateSchema: z.ZodType<Terminate> = z.strictObject({
   reason: str(LIMITS.string),
   at: timeSchema,
   signature: paymentSignatureSchema
+})
+
+const reasonCodeSchema = z.string().regex(/^[A-Z][A-Z0-9_]{0,63}$/, 'expected an upper-case reason code')
+
+export const noMatchExplanationSchema: z.ZodType<NoMatchExplanation> = z.strictObject({
+  offersConsidered: uintSchema,
+  fitting: uintSchema,
+  reasons: z.array(z.strictObject({ code: reasonCodeSchema, count: positiveIntSchema })).max(LIMITS.explanationEntries),
+  cheapestPricePerGpuHour: nullable(positiveAmountSchema),
+  declined: z.array(z.strictObject({ providerPeerId: peerIdSchema, code: reasonCodeSchema })).max(LIMITS.explanationEntries),
+  message: z.string().max(LIMITS.message)
+})
+
+export const orderResultSchema: z.ZodType<OrderResult> = z.discriminatedUnion('status', [
+  z.strictObject({
+    type: z.literal('order-result'),
+    status: z.literal('leased'),
+    orderId: bytes32Schema,
+    lease: z.strictObject({ terms: leaseTermsSchema, signature: paymentSignatureSchema }),
+    providerPeerId: peerIdSchema,
+    providerAddresses: z.array(multiaddrSchema).max(LIMITS.addresses)
+  }).check((ctx) => {
+    const r = ctx.value
+    if (r.lease.terms.orderId !== r.orderId) {
+      ctx.issues.push({ code: 'custom', path: ['lease', 'terms', 'orderId'], message: 'lease is for another order', input: r })
+    }
+    if (r.lease.terms.providerPeerId !== r.providerPeerId) {
+      ctx.issues.push({ code: 'custom', path: ['lease', 'terms', 'providerPeerId'], message: 'lease is from another provider', input: r })
+    }
+  }),
+  z.strictObject({
+    type: z.literal('order-result'),
+    status: z.literal('no-match'),
+    orderId: bytes32Schema,
+    explanation: noMatchExplanationSchema
+  })
+])
+
+export const bookFiltersSchema: z.ZodType<BookFilters> = z.strictObject({
+  gpuClass: nullable(str(LIMITS.shortString)),
+  minGpus: nullable(positiveIntSchema),
+  minMemoryMiB: nullable(uintSchema),
+  maxPricePerGpuHour: nullable(positiveAmountSchema),
+  region: nullable(str(LIMITS.shortString)),
+  operator: nullable(addressSchema),
+  includeSimulated: z.boolean()
+})
+
+export const bookQuerySchema: z.ZodType<BookQuery> = z.strictObject({
+  type: z.literal('book-query'),
+  filters: bookFiltersSchema,
+  offset: uintSchema,
+  limit: positiveIntSchema.max(LIMITS.bookPage)
+})
+
+export const bookPageSchema: z.ZodType<BookPage> = z.strictObject({
+  type: z.literal('book-page'),
+  offers: z.array(offerSchema).max(LIMITS.bookPage),
+  nextOffset: nullable(uintSchema),
+  bookSize: uintSchema
 })

@@ -172,3 +172,37 @@ export function sampleMessages (): Message[] {
   ]
   return [sampleOffer(), sampleOrder(), proposal, accepted, rejected, submit, attach, ...events, sampleVoucher(), sampleTerminate()]
 }
+
+/** The matcher's messages: order results (both kinds), a book query and a book page. */
+export function sampleMarketMessages (): Message[] {
+  const terms = sampleTerms()
+  const leased: Message = {
+    type: 'order-result',
+    status: 'leased',
+    orderId: ORDER_ID,
+    lease: { terms, signature: signLeaseTerms(terms, PROVIDER_KEY, DOMAIN) },
+    providerPeerId: PROVIDER_PEER,
+    providerAddresses: ['/ip4/127.0.0.1/tcp/4001']
+  }
+  const noMatch: Message = {
+    type: 'order-result',
+    status: 'no-match',
+    orderId: ORDER_ID,
+    explanation: {
+      offersConsidered: 5,
+      fitting: 0,
+      reasons: [{ code: 'TOO_FEW_GPUS', count: 3 }, { code: 'PRICE', count: 2 }],
+      cheapestPricePerGpuHour: 2_100_000n,
+      declined: [{ providerPeerId: PROVIDER_PEER, code: 'NO_CAPACITY' }],
+      message: '5 offers: 3 too few GPUs, 2 above your price; the cheapest fitting would need 2.10/GPU-hour'
+    }
+  }
+  const query: Message = {
+    type: 'book-query',
+    filters: { gpuClass: 'H100-SXM-80GB', minGpus: 2, minMemoryMiB: null, maxPricePerGpuHour: 3_000_000n, region: 'eu-west', operator: OPERATOR, includeSimulated: false },
+    offset: 0,
+    limit: 50
+  }
+  const page: Message = { type: 'book-page', offers: [sampleOffer()], nextOffset: null, bookSize: 1 }
+  return [leased, noMatch, query, page]
+}
