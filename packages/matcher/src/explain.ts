@@ -3,9 +3,10 @@
  */
 import { MISMATCH_REASONS, entryMismatch, prepareOrder } from './matching.js'
 import type { MismatchReason } from './matching.js'
-import { formatAmount } from './money.js'
+
 import type { OrderBook } from './order-book.js'
-import type { MatcherOffer, MatcherOrder } from './types.js'
+import { formatAmount } from '@gpumesh/protocol'
+import type { Order } from '@gpumesh/protocol'
 
 export interface ReasonCount {
   code: MismatchReason
@@ -58,7 +59,7 @@ function rankOf (code: MismatchReason): number {
  * with a wrong-class kind and a too-expensive kind of the wanted class reads "above your price",
  * which is what the renter can change. An offer with no GPU kinds counts as too few GPUs.
  */
-export function explainNoMatch<O extends MatcherOffer> (book: OrderBook<O>, order: MatcherOrder, now: number, options: ExplainOptions = {}): NoMatchExplanation {
+export function explainNoMatch (book: OrderBook, order: Order, now: number, options: ExplainOptions = {}): NoMatchExplanation {
   const decimals = options.decimals ?? DEFAULT_TOKEN_DECIMALS
   const prepared = prepareOrder(order)
   const counts = new Map<MismatchReason, number>()

@@ -1,4 +1,8 @@
-export type { MatcherFleet, MatcherOffer, MatcherOfferedGpus, MatcherOrder, MatcherOrderRequirements } from './types.js'
+/**
+ * @gpumesh/matcher — the matcher: an order book fed by gossip, order intake, the matching engine,
+ * proposals with fallback, and book serving. The pure core (book, matching, explanations, provider
+ * records) is exported beside the service so it can be used and tested without a network.
+ */
 export { ClassSummary, DEFAULT_LIST_LIMIT, OrderBook, PriceCursor, compareComputeCapability, compareEntries, parseComputeCapability } from './order-book.js'
 export type { BookEntry, BookFilters, BookRecord, ListOptions, ListedOffer, UpsertResult } from './order-book.js'
 export { MISMATCH_REASONS, entryMismatch, findCandidates, findCandidatesLinear, prepareOrder } from './matching.js'
@@ -7,5 +11,3 @@ export { DEFAULT_TOKEN_DECIMALS, explainNoMatch } from './explain.js'
 export type { ExplainOptions, NoMatchExplanation, ReasonCount } from './explain.js'
 export { NEUTRAL_SCORE, ProviderRecords } from './provider-record.js'
 export type { ProviderRecord } from './provider-record.js'
-export { InvalidAmountError, formatAmount, parseAmount } from './money.js'
-export type { InvalidAmountCode } from './money.js'

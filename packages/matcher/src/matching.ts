@@ -13,7 +13,7 @@
  */
 import { compareComputeCapability, parseComputeCapability } from './order-book.js'
 import type { BookEntry, BookRecord, OrderBook } from './order-book.js'
-import type { MatcherOffer, MatcherOrder } from './types.js'
+import type { Offer, Order } from '@gpumesh/protocol'
 
 /** Why an offered GPU kind does not fit an order, in the order the checks run. */
 export const MISMATCH_REASONS = [
@@ -46,9 +46,9 @@ export interface MatchOptions {
   limit: number
 }
 
-export interface Candidate<O extends MatcherOffer = MatcherOffer> {
+export interface Candidate {
   peerId: string
-  offer: O
+  offer: Offer
   /** The provider's cheapest fitting GPU class. */
   gpuClass: string
   pricePerGpuHour: bigint
@@ -58,7 +58,7 @@ export interface Candidate<O extends MatcherOffer = MatcherOffer> {
 
 /** An order with what the checks need derived once. */
 export interface PreparedOrder {
-  readonly order: MatcherOrder
+  readonly order: Order
   /** Acceptable classes, or null for any. */
   readonly classes: ReadonlySet<string> | null
   /** Lower-cased operators, or null for any. */
@@ -71,7 +71,7 @@ export interface PreparedOrder {
   readonly unreadableComputeCapability: boolean
 }
 
-export function prepareOrder (order: MatcherOrder): PreparedOrder {
+export function prepareOrder (order: Order): PreparedOrder {
   const r = order.requirements
   const minText = r.minComputeCapability
   const minComputeCapability = parseComputeCapability(minText)
@@ -86,7 +86,7 @@ export function prepareOrder (order: MatcherOrder): PreparedOrder {
 }
 
 /** The first check (in `MISMATCH_REASONS` order) that the entry fails, or null when it fits. */
-export function entryMismatch (entry: BookEntry<MatcherOffer>, prepared: PreparedOrder, now: number): MismatchReason | null {
+export function entryMismatch (entry: BookEntry, prepared: PreparedOrder, now: number): MismatchReason | null {
   const { record, gpu } = entry
   const offer = record.offer
   const order = prepared.order
@@ -109,14 +109,14 @@ export function entryMismatch (entry: BookEntry<MatcherOffer>, prepared: Prepare
   return null
 }
 
-interface Ranked<O extends MatcherOffer> {
-  candidate: Candidate<O>
+interface Ranked {
+  candidate: Candidate
   score: number
   /** Infinity when unknown. */
   latency: number
 }
 
-function rankKey<O extends MatcherOffer> (candidate: Candidate<O>, options: MatchOptions): Ranked<O> {
+function rankKey (candidate: Candidate, options: MatchOptions): Ranked {
   const latency = options.latency?.(candidate.peerId)
   return {
     candidate,
@@ -125,7 +125,7 @@ function rankKey<O extends MatcherOffer> (candidate: Candidate<O>, options: Matc
   }
 }
 
-function compareRanked<O extends MatcherOffer> (a: Ranked<O>, b: Ranked<O>): number {
+function compareRanked (a: Ranked, b: Ranked): number {
   const pa = a.candidate.pricePerGpuHour
   const pb = b.candidate.pricePerGpuHour
   if (pa !== pb) return pa < pb ? -1 : 1
@@ -136,7 +136,7 @@ function compareRanked<O extends MatcherOffer> (a: Ranked<O>, b: Ranked<O>): num
   return ia < ib ? -1 : ia > ib ? 1 : 0
 }
 
-function toCandidate<O extends MatcherOffer> (entry: BookEntry<O>, gpuCount: number): Candidate<O> {
+function toCandidate (entry: BookEntry, gpuCount: number): Candidate {
   return {
     peerId: entry.peerId,
     offer: entry.record.offer,
@@ -147,7 +147,7 @@ function toCandidate<O extends MatcherOffer> (entry: BookEntry<O>, gpuCount: num
 }
 
 /** Providers that can serve `order`, best first, at most `options.limit`. Uses the book's price index. */
-export function findCandidates<O extends MatcherOffer> (book: OrderBook<O>, order: MatcherOrder, options: MatchOptions): Array<Candidate<O>> {
+export function findCandidates (book: OrderBook, order: Order, options: MatchOptions): Candidate[] {
   const limit = Math.floor(options.limit)
   if (!(limit > 0)) return []
   const prepared = prepareOrder(order)
@@ -162,7 +162,7 @@ export function findCandidates<O extends MatcherOffer> (book: OrderBook<O>, orde
     (summary) => summary.hasMemoryAtLeast(minMemoryMiB) && summary.hasComputeCapabilityAtLeast(minComputeCapability)
   )
   const seen = new Set<string>()
-  const found: Array<Candidate<O>> = []
+  const found: Candidate[] = []
   let boundary: bigint | null = null
   for (let entry = cursor.next(); entry != null; entry = cursor.next()) {
     if (entry.price > maxPrice) break
@@ -178,8 +178,8 @@ export function findCandidates<O extends MatcherOffer> (book: OrderBook<O>, orde
 }
 
 /** The provider's cheapest fitting entry (ties: class name, then position in the offer), or undefined. */
-function cheapestFitting<O extends MatcherOffer> (record: BookRecord<O>, prepared: PreparedOrder, now: number): BookEntry<O> | undefined {
-  let best: BookEntry<O> | undefined
+function cheapestFitting (record: BookRecord, prepared: PreparedOrder, now: number): BookEntry | undefined {
+  let best: BookEntry | undefined
   for (const entry of record.entries) {
     if (entryMismatch(entry, prepared, now) != null) continue
     if (best == null || entry.price < best.price ||
@@ -195,12 +195,12 @@ function cheapestFitting<O extends MatcherOffer> (record: BookRecord<O>, prepare
  * The same result as `findCandidates`, by a plain scan of every offer keeping the best `limit` so far
  * (no index). The reference for tests and the baseline for the benchmark.
  */
-export function findCandidatesLinear<O extends MatcherOffer> (book: OrderBook<O>, order: MatcherOrder, options: MatchOptions): Array<Candidate<O>> {
+export function findCandidatesLinear (book: OrderBook, order: Order, options: MatchOptions): Candidate[] {
   const limit = Math.floor(options.limit)
   if (!(limit > 0)) return []
   const prepared = prepareOrder(order)
   const gpuCount = order.requirements.gpuCount
-  const best: Array<Ranked<O>> = []
+  const best: Array<Ranked> = []
   for (const record of book.records()) {
     const entry = cheapestFitting(record, prepared, options.now)
     if (entry == null) continue
@@ -209,7 +209,7 @@ export function findCandidatesLinear<O extends MatcherOffer> (book: OrderBook<O>
     const ranked = rankKey(toCandidate(entry, gpuCount), options)
     if (best.length === limit && worst != null && compareRanked(ranked, worst) >= 0) continue
     let at = best.length
-    while (at > 0 && compareRanked(ranked, best[at - 1] as Ranked<O>) < 0) at--
+    while (at > 0 && compareRanked(ranked, best[at - 1] as Ranked) < 0) at--
     best.splice(at, 0, ranked)
     if (best.length > limit) best.pop()
   }

@@ -11,32 +11,32 @@
  *
  * Signatures and schema are checked before an offer gets here; the book trusts its input.
  */
-import type { MatcherOffer, MatcherOfferedGpus } from './types.js'
+import type { Offer, OfferedGpus } from '@gpumesh/protocol'
 
 /** `stale`: the book already holds a sequence at least as high, or the offer has expired at `now`. */
 export type UpsertResult = 'added' | 'replaced' | 'stale'
 
 /** One offered GPU kind of one offer, as held in its class's price-sorted array. */
-export interface BookEntry<O extends MatcherOffer = MatcherOffer> {
+export interface BookEntry {
   readonly price: bigint
   readonly peerId: string
   readonly gpuClass: string
   /** Position in `offer.gpus`. */
   readonly gpuIndex: number
-  readonly gpu: MatcherOfferedGpus
+  readonly gpu: OfferedGpus
   /** `gpu.computeCapability` parsed, or null when absent or unreadable. */
   readonly computeCapability: readonly number[] | null
-  readonly record: BookRecord<O>
+  readonly record: BookRecord
 }
 
 /** An offer with what the matcher derives from it once, at insertion. */
-export interface BookRecord<O extends MatcherOffer = MatcherOffer> {
-  readonly offer: O
+export interface BookRecord {
+  readonly offer: Offer
   /** `offer.token` in lower case. */
   readonly token: string
   /** `offer.fleet.operator` in lower case, or null without a fleet. */
   readonly operator: string | null
-  readonly entries: readonly BookEntry<O>[]
+  readonly entries: readonly BookEntry[]
 }
 
 /** Filters for serving the book; every one given must hold for one GPU kind of the offer. */
@@ -63,9 +63,9 @@ export interface ListOptions {
 }
 
 /** An offer as listed: with its cheapest GPU kind that passed the filters. */
-export interface ListedOffer<O extends MatcherOffer = MatcherOffer> {
+export interface ListedOffer {
   peerId: string
-  offer: O
+  offer: Offer
   gpuClass: string
   pricePerGpuHour: bigint
 }
@@ -95,7 +95,7 @@ function compareStrings (a: string, b: string): number {
 }
 
 /** Order inside one class: price, then peer id, then position in the offer. */
-function compareInClass (a: BookEntry<MatcherOffer>, b: BookEntry<MatcherOffer>): number {
+function compareInClass (a: BookEntry, b: BookEntry): number {
   if (a.price !== b.price) return a.price < b.price ? -1 : 1
   if (a.peerId !== b.peerId) return a.peerId < b.peerId ? -1 : 1
   return a.gpuIndex - b.gpuIndex
@@ -105,7 +105,7 @@ function compareInClass (a: BookEntry<MatcherOffer>, b: BookEntry<MatcherOffer>)
  * The total order every walk follows: price, then peer id, then class, then position in the offer.
  * The first entry of a provider a walk meets is therefore that provider's cheapest (ties: class name).
  */
-export function compareEntries (a: BookEntry<MatcherOffer>, b: BookEntry<MatcherOffer>): number {
+export function compareEntries (a: BookEntry, b: BookEntry): number {
   if (a.price !== b.price) return a.price < b.price ? -1 : 1
   if (a.peerId !== b.peerId) return a.peerId < b.peerId ? -1 : 1
   if (a.gpuClass !== b.gpuClass) return compareStrings(a.gpuClass, b.gpuClass)
@@ -113,12 +113,12 @@ export function compareEntries (a: BookEntry<MatcherOffer>, b: BookEntry<Matcher
 }
 
 /** First index in `list` whose entry is not below `entry` (in class order). */
-function lowerBound<O extends MatcherOffer> (list: readonly BookEntry<O>[], entry: BookEntry<O>): number {
+function lowerBound (list: readonly BookEntry[], entry: BookEntry): number {
   let lo = 0
   let hi = list.length
   while (lo < hi) {
     const mid = (lo + hi) >>> 1
-    if (compareInClass(list[mid] as BookEntry<O>, entry) < 0) lo = mid + 1
+    if (compareInClass(list[mid] as BookEntry, entry) < 0) lo = mid + 1
     else hi = mid
   }
   return lo
@@ -128,13 +128,13 @@ function lowerBound<O extends MatcherOffer> (list: readonly BookEntry<O>[], entr
  * Entries of some classes in `compareEntries` order (a k-way merge of the classes' sorted arrays).
  * Valid only while the book is not changed; walks are synchronous.
  */
-export class PriceCursor<O extends MatcherOffer = MatcherOffer> {
-  private readonly lists: ReadonlyArray<readonly BookEntry<O>[]>
+export class PriceCursor {
+  private readonly lists: ReadonlyArray<readonly BookEntry[]>
   private readonly positions: number[]
   /** Indices into `lists`, a binary min-heap on each list's current head. */
   private readonly heap: number[]
 
-  constructor (lists: ReadonlyArray<readonly BookEntry<O>[]>) {
+  constructor (lists: ReadonlyArray<readonly BookEntry[]>) {
     this.lists = lists.filter((list) => list.length > 0)
     this.positions = this.lists.map(() => 0)
     this.heap = []
@@ -142,11 +142,11 @@ export class PriceCursor<O extends MatcherOffer = MatcherOffer> {
   }
 
   /** The next entry, or undefined when all are walked. */
-  next (): BookEntry<O> | undefined {
+  next (): BookEntry | undefined {
     const heap = this.heap
     if (heap.length === 0) return undefined
     const top = heap[0] as number
-    const list = this.lists[top] as readonly BookEntry<O>[]
+    const list = this.lists[top] as readonly BookEntry[]
     const position = this.positions[top] as number
     const entry = list[position]
     this.positions[top] = position + 1
@@ -162,8 +162,8 @@ export class PriceCursor<O extends MatcherOffer = MatcherOffer> {
     return entry
   }
 
-  private head (listIndex: number): BookEntry<O> {
-    return (this.lists[listIndex] as readonly BookEntry<O>[])[this.positions[listIndex] as number] as BookEntry<O>
+  private head (listIndex: number): BookEntry {
+    return (this.lists[listIndex] as readonly BookEntry[])[this.positions[listIndex] as number] as BookEntry
   }
 
   private less (a: number, b: number): boolean {
@@ -202,9 +202,9 @@ export class PriceCursor<O extends MatcherOffer = MatcherOffer> {
  * One class's entries, price-sorted, with counts of the memory sizes and compute capabilities they
  * offer (a class holds few distinct values, so these stay small).
  */
-export class ClassSummary<O extends MatcherOffer = MatcherOffer> {
+export class ClassSummary {
   readonly gpuClass: string
-  private readonly sorted: Array<BookEntry<O>> = []
+  private readonly sorted: BookEntry[] = []
   private readonly memory = new Map<number, number>()
   /** Keyed by the capability text; the value keeps the parsed form beside the count. */
   private readonly computeCapabilities = new Map<string | null, { parsed: readonly number[] | null, count: number }>()
@@ -218,7 +218,7 @@ export class ClassSummary<O extends MatcherOffer = MatcherOffer> {
   }
 
   /** The class's entries in price order; changed only through the book. */
-  get entries (): readonly BookEntry<O>[] {
+  get entries (): readonly BookEntry[] {
     return this.sorted
   }
 
@@ -238,7 +238,7 @@ export class ClassSummary<O extends MatcherOffer = MatcherOffer> {
   }
 
   /** Inserts in price order (binary search, one splice). Used by `OrderBook` only. */
-  add (entry: BookEntry<O>): void {
+  add (entry: BookEntry): void {
     this.sorted.splice(lowerBound(this.sorted, entry), 0, entry)
     this.memory.set(entry.gpu.memoryMiB, (this.memory.get(entry.gpu.memoryMiB) ?? 0) + 1)
     const key = entry.gpu.computeCapability
@@ -248,7 +248,7 @@ export class ClassSummary<O extends MatcherOffer = MatcherOffer> {
   }
 
   /** Removes that very entry; false when it is not held. Used by `OrderBook` only. */
-  delete (entry: BookEntry<O>): boolean {
+  delete (entry: BookEntry): boolean {
     const at = lowerBound(this.sorted, entry)
     if (this.sorted[at] !== entry) return false
     this.sorted.splice(at, 1)
@@ -261,9 +261,9 @@ export class ClassSummary<O extends MatcherOffer = MatcherOffer> {
   }
 }
 
-export class OrderBook<O extends MatcherOffer = MatcherOffer> {
-  private readonly byPeer = new Map<string, BookRecord<O>>()
-  private readonly byClass = new Map<string, ClassSummary<O>>()
+export class OrderBook {
+  private readonly byPeer = new Map<string, BookRecord>()
+  private readonly byClass = new Map<string, ClassSummary>()
 
   /** Number of offers (providers) in the book. */
   get size (): number {
@@ -275,7 +275,7 @@ export class OrderBook<O extends MatcherOffer = MatcherOffer> {
    * sequence is higher than the held one, `stale` (book unchanged) when it is not higher or when the
    * offer has already expired at `now`.
    */
-  upsert (offer: O, now: number): UpsertResult {
+  upsert (offer: Offer, now: number): UpsertResult {
     const held = this.byPeer.get(offer.peerId)
     if (held != null && offer.sequence <= held.offer.sequence) return 'stale'
     if (offer.expiresAt <= now) return 'stale'
@@ -312,7 +312,7 @@ export class OrderBook<O extends MatcherOffer = MatcherOffer> {
     return expired
   }
 
-  get (peerId: string): O | undefined {
+  get (peerId: string): Offer | undefined {
     return this.byPeer.get(peerId)?.offer
   }
 
@@ -321,12 +321,12 @@ export class OrderBook<O extends MatcherOffer = MatcherOffer> {
   }
 
   /** Every offer, in no particular order. */
-  * offers (): IterableIterator<O> {
+  * offers (): IterableIterator<Offer> {
     for (const record of this.byPeer.values()) yield record.offer
   }
 
   /** Every offer with its derived fields, in no particular order (for scans and explanations). */
-  records (): IterableIterator<BookRecord<O>> {
+  records (): IterableIterator<BookRecord> {
     return this.byPeer.values()
   }
 
@@ -339,11 +339,11 @@ export class OrderBook<O extends MatcherOffer = MatcherOffer> {
    * Entries of the given classes (all when omitted), cheapest first, in `compareEntries` order.
    * `include`, when given, leaves out classes for which it returns false.
    */
-  cursor (classes?: readonly string[], include?: (summary: ClassSummary<O>) => boolean): PriceCursor<O> {
+  cursor (classes?: readonly string[], include?: (summary: ClassSummary) => boolean): PriceCursor {
     const summaries = classes == null
       ? [...this.byClass.values()]
       : [...new Set(classes)].map((gpuClass) => this.byClass.get(gpuClass)).filter((s) => s != null)
-    const lists: Array<readonly BookEntry<O>[]> = []
+    const lists: Array<readonly BookEntry[]> = []
     for (const summary of summaries) {
       if (include == null || include(summary)) lists.push(summary.entries)
     }
@@ -355,11 +355,11 @@ export class OrderBook<O extends MatcherOffer = MatcherOffer> {
    * and then peer id. Walks the price index, so a page costs about offset + limit entries, plus the
    * entries the filters skip.
    */
-  list (options: ListOptions = {}): Array<ListedOffer<O>> {
+  list (options: ListOptions = {}): Array<ListedOffer> {
     const filters = options.filters ?? {}
     const offset = Math.max(0, options.offset ?? 0)
     const limit = Math.max(0, options.limit ?? DEFAULT_LIST_LIMIT)
-    const page: Array<ListedOffer<O>> = []
+    const page: Array<ListedOffer> = []
     if (limit === 0) return page
     const operator = filters.operator?.toLowerCase()
     const seen = new Set<string>()
@@ -387,9 +387,9 @@ export class OrderBook<O extends MatcherOffer = MatcherOffer> {
     return page
   }
 
-  private makeRecord (offer: O): BookRecord<O> {
-    const entries: Array<BookEntry<O>> = []
-    const record: BookRecord<O> = {
+  private makeRecord (offer: Offer): BookRecord {
+    const entries: BookEntry[] = []
+    const record: BookRecord = {
       offer,
       token: offer.token.toLowerCase(),
       operator: offer.fleet == null ? null : offer.fleet.operator.toLowerCase(),
@@ -409,7 +409,7 @@ export class OrderBook<O extends MatcherOffer = MatcherOffer> {
     return record
   }
 
-  private unindex (record: BookRecord<O>): void {
+  private unindex (record: BookRecord): void {
     for (const entry of record.entries) {
       const summary = this.byClass.get(entry.gpuClass)
       if (summary == null) continue

@@ -1,7 +1,9 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { OrderBook, ProviderRecords, explainNoMatch, findCandidates, findCandidatesLinear } from '@gpumesh/matcher'
-import type { Candidate, MatchOptions, MatcherOffer, MatcherOfferedGpus, MatcherOrder } from '@gpumesh/matcher'
+import type { Candidate, MatchOptions } from '@gpumesh/matcher'
+import type { Offer, OfferedGpus, Order } from '@gpumesh/protocol'
+import { gpu, offer, order } from './helpers.js'
 
 // Small domains so that ties, replacements and every filter outcome happen often.
 const NOW = 100
@@ -10,16 +12,16 @@ const OPERATORS = ['0x00000000000000000000000000000000000000C1', '0x000000000000
 const CLASSES = ['A100', 'H100', 'L4', 'MI300X']
 const CCS = [null, '7.5', '8.0', '8.9', '9', '9.0', '10.0']
 
-const gpuArb: fc.Arbitrary<MatcherOfferedGpus> = fc.record({
+const gpuArb: fc.Arbitrary<OfferedGpus> = fc.record({
   class: fc.constantFrom(...CLASSES),
   memoryMiB: fc.constantFrom(16_384, 24_576, 40_960, 81_920),
   computeCapability: fc.constantFrom(...CCS),
   countFree: fc.integer({ min: 0, max: 8 }),
   pricePerGpuHour: fc.bigInt({ min: 1n, max: 4n }),
   simulated: fc.constantFrom(false, false, false, false, true)
-})
+}).map((g) => gpu(g))
 
-const offerArb: fc.Arbitrary<MatcherOffer> = fc.record({
+const offerArb: fc.Arbitrary<Offer> = fc.record({
   peerId: fc.constantFrom(...Array.from({ length: 24 }, (_, i) => `peer-${String(i).padStart(2, '0')}`)),
   fleet: fc.option(fc.constantFrom(...OPERATORS).map((operator) => ({ operator })), { nil: null }),
   gpus: fc.array(gpuArb, { minLength: 0, maxLength: 3 }),
@@ -30,9 +32,9 @@ const offerArb: fc.Arbitrary<MatcherOffer> = fc.record({
   maxLeaseSec: fc.constantFrom(3600, 86_400),
   sequence: fc.integer({ min: 0, max: 4 }),
   expiresAt: fc.integer({ min: 90, max: 130 })
-})
+}).map((o) => offer(o.peerId, o))
 
-const orderArb: fc.Arbitrary<MatcherOrder> = fc.record({
+const orderArb: fc.Arbitrary<Order> = fc.record({
   requirements: fc.record({
     gpuCount: fc.constantFrom(1, 1, 2, 4, 8),
     classes: fc.subarray(CLASSES),
@@ -46,9 +48,9 @@ const orderArb: fc.Arbitrary<MatcherOrder> = fc.record({
   durationSec: fc.constantFrom(60, 3600, 7200),
   token: fc.constantFrom(...TOKENS),
   chainId: fc.constantFrom(1n, 1n, 2n)
-})
+}).map((o) => order(o.requirements, o))
 
-type Op = { kind: 'upsert', offer: MatcherOffer } | { kind: 'remove', index: number } | { kind: 'prune', at: number }
+type Op = { kind: 'upsert', offer: Offer } | { kind: 'remove', index: number } | { kind: 'prune', at: number }
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 8, arbitrary: offerArb.map((offer) => ({ kind: 'upsert' as const, offer })) },
   { weight: 1, arbitrary: fc.nat(30).map((index) => ({ kind: 'remove' as const, index })) },
@@ -69,7 +71,7 @@ function ccAtLeast (have: string | null, min: string | null): boolean {
   return true
 }
 
-function fits (offer: MatcherOffer, g: MatcherOfferedGpus, o: MatcherOrder, now: number): boolean {
+function fits (offer: Offer, g: OfferedGpus, o: Order, now: number): boolean {
   const r = o.requirements
   return offer.expiresAt > now &&
     offer.token.toLowerCase() === o.token.toLowerCase() && offer.chainId === o.chainId &&
@@ -84,7 +86,7 @@ function fits (offer: MatcherOffer, g: MatcherOfferedGpus, o: MatcherOrder, now:
     g.pricePerGpuHour <= o.maxPricePerGpuHour
 }
 
-function naive (offers: Iterable<MatcherOffer>, o: MatcherOrder, options: MatchOptions): Candidate[] {
+function naive (offers: Iterable<Offer>, o: Order, options: MatchOptions): Candidate[] {
   const all: Candidate[] = []
   for (const offer of offers) {
     const ok = offer.gpus.filter((g) => fits(offer, g, o, options.now))
@@ -112,7 +114,7 @@ describe('matching index agrees with the specification', () => {
       fc.array(fc.tuple(fc.nat(23), fc.integer({ min: 1, max: 3 })), { maxLength: 12 }),
       (ops, orders, limit, outcomes, latencies) => {
         const book = new OrderBook()
-        const model = new Map<string, MatcherOffer>()
+        const model = new Map<string, Offer>()
         for (const op of ops) {
           if (op.kind === 'upsert') {
             const held = model.get(op.offer.peerId)

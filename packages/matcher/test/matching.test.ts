@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest'
 import { OrderBook, ProviderRecords, explainNoMatch, findCandidates, findCandidatesLinear } from '@gpumesh/matcher'
-import type { MatchOptions, MatcherOffer, MatcherOrder } from '@gpumesh/matcher'
+import type { MatchOptions } from '@gpumesh/matcher'
+import type { Offer, Order } from '@gpumesh/protocol'
+import type { OfferOverrides } from './helpers.js'
 import { NOW, gpu, offer, order } from './helpers.js'
 
-function match (offers: MatcherOffer[], o: MatcherOrder, options: Partial<MatchOptions> = {}): string[] {
+function match (offers: Offer[], o: Order, options: Partial<MatchOptions> = {}): string[] {
   const book = new OrderBook()
   for (const x of offers) book.upsert(x, NOW)
   const opts: MatchOptions = { now: NOW, records: new ProviderRecords(), limit: 10, ...options }
@@ -13,7 +15,7 @@ function match (offers: MatcherOffer[], o: MatcherOrder, options: Partial<MatchO
 }
 
 /** Peer ids that fit, of one offer that fits and one that differs in what `change` sets. */
-function filterCase (o: MatcherOrder, change: Partial<MatcherOffer>): string[] {
+function filterCase (o: Order, change: OfferOverrides): string[] {
   return match([offer('fits'), offer('fails', change)], o)
 }
 
@@ -112,7 +114,7 @@ describe('findCandidates filters', () => {
 })
 
 describe('findCandidates ranking', () => {
-  const at = (price: bigint): Partial<MatcherOffer> => ({ gpus: [gpu({ pricePerGpuHour: price })] })
+  const at = (price: bigint): OfferOverrides => ({ gpus: [gpu({ pricePerGpuHour: price })] })
 
   it('price first', () => {
     expect(match([offer('a', at(3n)), offer('b', at(1n)), offer('c', at(2n))], order())).toEqual(['b', 'c', 'a'])
