@@ -6,3 +6,23 @@ export {
 export { CONFIG_KEY_DOCS, parseConfigYaml, readConfigFile, renderConfigTemplate } from './config-file.js'
 export { askPrice, cumulativeAmount, listPrice, surgeBasisPoints, type PricingPolicy, type Utilisation } from './pricing.js'
 export * from './probe/index.js'
+export { ApiServer, toJson, type ApiRoute, type ApiServerOptions } from './api.js'
+export { systemClock, type Clock } from './clock.js'
+export * from './constants.js'
+export { Inventory, isSellable, type InventoryComponents, type InventoryGpu, type InventoryOptions, type InventoryProber } from './inventory.js'
+export { buildOffer, hostSummary, pricingPolicy, utilisation, type OfferBuild, type OfferInput } from './offer-builder.js'
+export { OfferPublisher, type OfferPublisherComponents, type OfferState } from './offer-publisher.js'
+export {
+  checkConsistent, checkExpiry, checkMatcher, checkPrice, checkRenter, checkRequirements, computeCapabilityAtLeast,
+  fittingGpus, type Rejection
+} from './lease-policy.js'
+export { LeaseHandler, type LeaseHandlerComponents, type LeaseHandlerStats } from './lease-handler.js'
+export { recoverRunningLeases, type RecoveryComponents } from './recovery.js'
+export { RepeatingTask, type RepeatingTaskOptions } from './repeating-task.js'
+export {
+  providerFilePath, readProviderFile, removeProviderFile, writeProviderFile, type ProviderFile
+} from './provider-file.js'
+export {
+  createProvider, type LeaseSummary, type Provider, type ProviderComponents, type ProviderIdentity, type ProviderStatus,
+  type RecentError
+} from './provider.js'

@@ -1,0 +1,31 @@
+/** Defaults of the daemon's parts that are not configuration keys. */
+
+/** How often accepted leases past their start deadline are expired (their GPUs freed). */
+export const EXPIRY_SWEEP_INTERVAL_MS = 5_000
+/** How often seen order ids of expired orders are forgotten. */
+export const SEEN_ORDERS_PRUNE_INTERVAL_MS = 10 * 60_000
+/** A capacity change is published after this pause, so a burst of changes makes one offer. */
+export const REPUBLISH_DEBOUNCE_MS = 50
+/** The rate-limit window of `leases.proposalsPerMinutePerPeer`. */
+export const PROPOSAL_RATE_WINDOW_MS = 60_000
+/** Peers whose proposal counts are remembered at once; the oldest window is forgotten beyond it. */
+export const PROPOSAL_RATE_MAX_PEERS = 10_000
+/** Lease streams open at once per connection (more are reset by libp2p). */
+export const LEASE_MAX_INBOUND_STREAMS = 64
+/** Time for a proposer to send its proposal plus for the daemon to answer it. */
+export const LEASE_HANDLER_TIMEOUT_MS = 10_000
+/**
+ * net's own per-peer limiter on the lease protocol: a backstop far above the daemon's per-minute budget,
+ * so that the daemon's budget (answered with a signed-protocol RATE_LIMITED decision) is what peers see.
+ */
+export const LEASE_NET_RATE_LIMIT = { points: 1_000, durationMs: 1_000 } as const
+/** Errors remembered for `status` (newest last). */
+export const MAX_RECENT_ERRORS = 20
+/** Name of the runtime file in the data directory. */
+export const PROVIDER_FILE = 'provider.json'
+/** Name of the ledger file in the data directory. */
+export const LEDGER_FILE = 'ledger.sqlite'
+/** Ledger kv key holding the last offer sequence published. */
+export const OFFER_SEQUENCE_KEY = 'offers.lastSequence'
+/** Reason recorded for leases found running when the daemon starts (until jobs can re-attach). */
+export const DAEMON_RESTARTED = 'DAEMON_RESTARTED'

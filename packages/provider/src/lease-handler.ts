@@ -1,0 +1,265 @@
+import { randomBytes } from 'node:crypto'
+import { handle, type StreamHost } from '@gpumesh/net'
+import {
+  LEASE_PROTOCOL, LIMITS, MAX_MESSAGE_BYTES, bytesToHex, decodeLeaseProposal, encodeLeaseDecision, isProtocolError,
+  jsonReplacer, marketDomain, signLeaseTerms, verifyOrder
+} from '@gpumesh/protocol'
+import type { Ledger } from '@gpumesh/ledger'
+import type { Address, Bytes32, LeaseDecision, LeaseProposal, LeaseRejectCode, LeaseTerms, PaymentKey } from '@gpumesh/protocol'
+import type { Logger } from 'pino'
+import {
+  LEASE_HANDLER_TIMEOUT_MS, LEASE_MAX_INBOUND_STREAMS, LEASE_NET_RATE_LIMIT, PROPOSAL_RATE_MAX_PEERS, PROPOSAL_RATE_WINDOW_MS
+} from './constants.js'
+import { pricingPolicy, utilisation } from './offer-builder.js'
+import { askPrice } from './pricing.js'
+import {
+  checkConsistent, checkExpiry, checkMatcher, checkPrice, checkRenter, checkRequirements, fittingGpus, type Rejection
+} from './lease-policy.js'
+import type { Clock } from './clock.js'
+import type { Inventory } from './inventory.js'
+import type { ProviderConfig } from './config.js'
+
+export interface LeaseHandlerComponents {
+  /** Absent when the handler is used without a network (`decide` only). */
+  node?: StreamHost & { unhandle: (protocol: string) => Promise<void> }
+  ledger: Ledger
+  inventory: Inventory
+  paymentKey: PaymentKey
+  /** The payment address (checksummed). */
+  provider: Address
+  peerId: string
+  /** Addresses put in the lease terms, read at each acceptance. */
+  addresses: () => string[]
+  clock: Clock
+  logger: Logger
+  /** A lease was accepted (capacity changed). */
+  onAccepted?: (leaseId: string) => void
+  onError?: (message: string) => void
+}
+
+export interface LeaseHandlerStats {
+  accepted: number
+  rejected: Partial<Record<LeaseRejectCode, number>>
+}
+
+/** Rejections worth keeping in the ledger: those of proposals whose order is genuinely signed. */
+const RECORDED_CODES = new Set<LeaseRejectCode>([
+  'EXPIRED', 'REPLAY', 'RENTER_BLOCKED', 'MATCHER_NOT_TRUSTED', 'PRICE_TOO_LOW', 'UNSUPPORTED_REQUIREMENTS',
+  'NO_CAPACITY', 'TOO_MANY_LEASES'
+])
+
+/**
+ * Answers lease proposals on `/gpumesh/lease/1.0.0` with a `LeaseDecision`. The whole decision is
+ * synchronous (`decide`): decoding, checks, signature verification, the SQLite transaction that reserves
+ * the GPUs and marks the order seen, and signing the terms all happen in one turn of the event loop,
+ * so no two proposals interleave. See the README for the order of the checks.
+ */
+export class LeaseHandler {
+  readonly #config: ProviderConfig
+  readonly #c: LeaseHandlerComponents
+  readonly #log: Logger
+  readonly #windows = new Map<string, { start: number, used: number }>()
+  /** Order ids of every lease ever accepted: a fast REPLAY answer; the ledger's transaction is the truth. */
+  readonly #acceptedOrders = new Set<string>()
+  #accepting = false
+  readonly stats: LeaseHandlerStats = { accepted: 0, rejected: {} }
+
+  constructor (config: ProviderConfig, components: LeaseHandlerComponents) {
+    this.#config = config
+    this.#c = components
+    this.#log = components.logger
+  }
+
+  get accepting (): boolean {
+    return this.#accepting
+  }
+
+  async start (): Promise<void> {
+    if (this.#accepting) return
+    this.#acceptedOrders.clear()
+    for (const lease of this.#c.ledger.listLeases()) this.#acceptedOrders.add(lease.orderId)
+    this.#accepting = true
+    const node = this.#c.node
+    if (node == null) return
+    await handle(node, LEASE_PROTOCOL, async (request, ctx) => {
+      return encodeLeaseDecision(this.decide(request, ctx.peerId.toString()))
+    }, {
+      maxRequestBytes: MAX_MESSAGE_BYTES['lease-proposal'],
+      maxResponseBytes: MAX_MESSAGE_BYTES['lease-decision'],
+      maxInboundStreams: LEASE_MAX_INBOUND_STREAMS,
+      timeoutMs: LEASE_HANDLER_TIMEOUT_MS,
+      rateLimit: { ...LEASE_NET_RATE_LIMIT },
+      force: true
+    })
+  }
+
+  /** Stops taking leases: the protocol is unregistered and any proposal still arriving is refused. */
+  async stop (): Promise<void> {
+    if (!this.#accepting) return
+    this.#accepting = false
+    await this.#c.node?.unhandle(LEASE_PROTOCOL).catch(() => {})
+  }
+
+  /** Decides on one proposal (raw bytes as received) from `proposerPeerId`. Never throws. */
+  decide (request: Uint8Array, proposerPeerId: string): LeaseDecision {
+    let orderId: Bytes32 | null = null
+    let proposal: LeaseProposal | null = null
+    try {
+      const rejection = this.#checkRate(proposerPeerId)
+      if (rejection != null) return this.#reject(rejection, null, null, proposerPeerId)
+      if (!this.#accepting) return this.#reject({ code: 'NO_CAPACITY', message: 'the provider is shutting down' }, null, null, proposerPeerId)
+      try {
+        proposal = decodeLeaseProposal(request) // size cap, then UTF-8, JSON, schema; no clock (EXPIRED comes later)
+      } catch (err) {
+        if (!isProtocolError(err)) throw err
+        return this.#reject({ code: 'MALFORMED', message: err.message }, null, null, proposerPeerId)
+      }
+      const { order } = proposal
+      orderId = order.orderId
+      const consistent = checkConsistent(proposal)
+      if (consistent != null) return this.#reject(consistent, proposal, orderId, proposerPeerId)
+      try {
+        verifyOrder(order, marketDomain(order.chainId))
+      } catch (err) {
+        if (!isProtocolError(err)) throw err
+        return this.#reject({ code: 'BAD_SIGNATURE', message: `order signature: ${err.message}` }, proposal, orderId, proposerPeerId)
+      }
+      const now = this.#c.clock.now()
+      const first = checkExpiry(order, now) ??
+        (this.#acceptedOrders.has(order.orderId) ? { code: 'REPLAY' as const, message: `order ${order.orderId} was seen before` } : null) ??
+        checkRenter(order, this.#config) ??
+        checkMatcher(proposerPeerId, order, this.#config)
+      if (first != null) return this.#reject(first, proposal, orderId, proposerPeerId)
+
+      const gpus = this.#c.inventory.gpus()
+      const floor = askPrice(proposal.gpuClass, pricingPolicy(this.#config), utilisation(gpus))
+      const second = checkPrice(proposal, floor) ?? checkRequirements(proposal, this.#config, gpus, floor != null)
+      if (second != null) return this.#reject(second, proposal, orderId, proposerPeerId)
+
+      const count = order.requirements.gpuCount
+      const free = fittingGpus(proposal, gpus).filter((g) => g.state === 'free')
+      if (free.length < count) {
+        return this.#reject({ code: 'NO_CAPACITY', message: `${count} ${proposal.gpuClass} GPU(s) wanted, ${free.length} free` }, proposal, orderId, proposerPeerId)
+      }
+      const active = this.#c.ledger.activeLeases().length
+      if (active >= this.#config.leases.maxConcurrent) {
+        return this.#reject({ code: 'TOO_MANY_LEASES', message: `${active} leases active, leases.maxConcurrent is ${this.#config.leases.maxConcurrent}` }, proposal, orderId, proposerPeerId)
+      }
+      return this.#accept(proposal, free.slice(0, count).map((g) => g.uuid), proposerPeerId, now)
+    } catch (err) {
+      const name = (err as Error)?.name
+      if (name === 'ReplayError') return this.#reject({ code: 'REPLAY', message: `order ${orderId ?? ''} was seen before` }, proposal, orderId, proposerPeerId)
+      if (name === 'NoCapacityError') return this.#reject({ code: 'NO_CAPACITY', message: (err as Error).message }, proposal, orderId, proposerPeerId)
+      this.#log.error({ err, orderId, peer: proposerPeerId }, 'lease proposal failed')
+      this.#c.onError?.(`lease proposal ${orderId ?? '(undecoded)'} failed: ${(err as Error)?.message ?? String(err)}`)
+      return this.#reject({ code: 'INTERNAL', message: 'internal error; the proposal may be sent again' }, null, orderId, proposerPeerId)
+    }
+  }
+
+  /** Reserves exactly `chosen` in one transaction with the signed terms; throws ReplayError/NoCapacityError. */
+  #accept (proposal: LeaseProposal, chosen: string[], proposerPeerId: string, now: number): LeaseDecision {
+    const { order } = proposal
+    const config = this.#config
+    const terms: LeaseTerms = {
+      leaseId: bytesToHex(randomBytes(32)) as Bytes32,
+      orderId: order.orderId,
+      provider: this.#c.provider,
+      providerPeerId: this.#c.peerId,
+      renter: order.renter,
+      renterPeerId: order.renterPeerId,
+      token: order.token,
+      chainId: order.chainId,
+      pricePerGpuHour: proposal.pricePerGpuHour,
+      gpus: chosen,
+      gpuClass: proposal.gpuClass,
+      durationSec: order.durationSec,
+      billingIntervalSec: config.billing.intervalSec,
+      paymentGraceSec: config.billing.paymentGraceSec,
+      startDeadline: now + config.leases.startDeadlineSec * 1000,
+      jobHash: order.jobHash,
+      providerAddresses: this.#c.addresses().slice(0, LIMITS.addresses),
+      acceptedAt: now
+    }
+    const signature = signLeaseTerms(terms, this.#c.paymentKey, marketDomain(order.chainId))
+    const matcherPeerId = proposerPeerId === order.renterPeerId ? null : proposerPeerId
+    const reserved = this.#c.ledger.reserveLease({
+      leaseId: terms.leaseId,
+      orderId: order.orderId,
+      orderExpiresAt: order.expiresAt,
+      renter: order.renter,
+      renterPeerId: order.renterPeerId,
+      matcherPeerId,
+      provider: terms.provider,
+      token: terms.token,
+      chainId: terms.chainId,
+      pricePerGpuHour: terms.pricePerGpuHour,
+      gpuClass: terms.gpuClass,
+      gpuCount: chosen.length,
+      durationSec: terms.durationSec,
+      billingIntervalSec: terms.billingIntervalSec,
+      paymentGraceSec: terms.paymentGraceSec,
+      startDeadline: terms.startDeadline,
+      jobHash: terms.jobHash,
+      eligibleGpuUuids: chosen,
+      terms: JSON.stringify({ terms, signature }, jsonReplacer),
+      detail: { matcherPeerId, offerSequence: proposal.offerSequence }
+    })
+    this.#acceptedOrders.add(order.orderId)
+    this.stats.accepted++
+    this.#log.info({
+      leaseId: terms.leaseId, orderId: order.orderId, renter: order.renter, matcher: matcherPeerId, gpus: reserved,
+      class: terms.gpuClass, price: terms.pricePerGpuHour.toString(), startDeadline: terms.startDeadline,
+      simulated: this.#c.inventory.gpus().some((g) => reserved.includes(g.uuid) && g.simulated)
+    }, 'lease accepted')
+    this.#c.onAccepted?.(terms.leaseId)
+    return { type: 'lease-decision', accepted: true, terms, signature }
+  }
+
+  #reject (rejection: Rejection, proposal: LeaseProposal | null, orderId: Bytes32 | null, proposerPeerId: string): LeaseDecision {
+    this.stats.rejected[rejection.code] = (this.stats.rejected[rejection.code] ?? 0) + 1
+    const message = rejection.message.length > LIMITS.message ? rejection.message.slice(0, LIMITS.message - 1) + '…' : rejection.message
+    if (RECORDED_CODES.has(rejection.code) && proposal != null) {
+      try {
+        this.#c.ledger.recordRejection({
+          orderId,
+          renter: proposal.order.renter,
+          matcherPeerId: proposerPeerId === proposal.order.renterPeerId ? null : proposerPeerId,
+          code: rejection.code,
+          message,
+          proposal: JSON.stringify(proposal, jsonReplacer)
+        })
+      } catch (err) {
+        this.#log.error({ err }, 'could not record a rejection')
+      }
+    }
+    const level = rejection.code === 'RATE_LIMITED' || rejection.code === 'MALFORMED' ? 'debug' : 'info'
+    this.#log[level]({ code: rejection.code, orderId, peer: proposerPeerId, reason: message }, 'lease proposal rejected')
+    return { type: 'lease-decision', accepted: false, orderId, code: rejection.code, message }
+  }
+
+  /**
+   * Counts the proposal against its peer's per-minute budget before anything costly (decoding, signature
+   * checks, SQLite) is done, so a flooding peer is turned away cheaply.
+   */
+  #checkRate (peer: string): Rejection | null {
+    const now = this.#c.clock.monotonicNow()
+    let window = this.#windows.get(peer)
+    if (window == null || now - window.start >= PROPOSAL_RATE_WINDOW_MS) {
+      if (window == null && this.#windows.size >= PROPOSAL_RATE_MAX_PEERS) {
+        for (const [key, w] of this.#windows) {
+          if (now - w.start >= PROPOSAL_RATE_WINDOW_MS) this.#windows.delete(key)
+        }
+        if (this.#windows.size >= PROPOSAL_RATE_MAX_PEERS) {
+          const oldest = this.#windows.keys().next()
+          if (oldest.done !== true) this.#windows.delete(oldest.value)
+        }
+      }
+      window = { start: now, used: 0 }
+      this.#windows.delete(peer)
+      this.#windows.set(peer, window)
+    }
+    window.used++
+    const budget = this.#config.leases.proposalsPerMinutePerPeer
+    return window.used > budget ? { code: 'RATE_LIMITED', message: `more than ${budget} proposals a minute from ${peer}` } : null
+  }
+}

@@ -1,0 +1,334 @@
+import { randomBytes } from 'node:crypto'
+import { join } from 'node:path'
+import { Ledger } from '@gpumesh/ledger'
+import { createNode, type CreateNodeOptions, type GpumeshNode } from '@gpumesh/net'
+import { OFFERS_TOPIC, marketDomain, paymentKeyAddress, signPeerBinding } from '@gpumesh/protocol'
+import type { LeaseRecord } from '@gpumesh/ledger'
+import type { Address, PaymentKey, PeerBinding } from '@gpumesh/protocol'
+import type { Logger } from 'pino'
+import { ApiServer, toJson } from './api.js'
+import { systemClock, type Clock } from './clock.js'
+import { EXPIRY_SWEEP_INTERVAL_MS, LEDGER_FILE, MAX_RECENT_ERRORS, SEEN_ORDERS_PRUNE_INTERVAL_MS } from './constants.js'
+import { Inventory, type InventoryGpu, type InventoryProber } from './inventory.js'
+import { LeaseHandler, type LeaseHandlerStats } from './lease-handler.js'
+import { OfferPublisher, type OfferState } from './offer-publisher.js'
+import { GpuProber, resolveProbeExecutables, type ProbeIssue } from './probe/index.js'
+import { recoverRunningLeases } from './recovery.js'
+import { RepeatingTask } from './repeating-task.js'
+import type { ProviderConfig } from './config.js'
+
+/** The daemon's two keys: the libp2p peer key and the payment key (a Wallet, SigningKey or 0x hex). */
+export interface ProviderIdentity {
+  peerKey: NonNullable<CreateNodeOptions['privateKey']>
+  paymentKey: PaymentKey
+}
+
+export interface ProviderComponents {
+  identity: ProviderIdentity
+  /** pino; each part logs through a child logger (`module`). */
+  logger: Logger
+  /** Default: the system clock. */
+  clock?: Clock
+  /** Default: a `GpuProber` built from `config.probe`. Tests pass a stand-in. */
+  prober?: InventoryProber
+  /** Environment for finding GPU tools (`GPUMESH_NVIDIA_SMI` ...); default none. */
+  env?: Record<string, string | undefined>
+  /** Extra libp2p options (e.g. `loopback: true` for tests and benches). */
+  nodeOptions?: Partial<CreateNodeOptions>
+  /** The local API token; default 32 random bytes. */
+  apiToken?: string
+}
+
+export interface RecentError {
+  at: number
+  message: string
+}
+
+export interface LeaseSummary {
+  leaseId: string
+  state: string
+  renter: string
+  gpuClass: string
+  gpus: string[]
+  pricePerGpuHour: bigint
+  startDeadline: number
+  createdAt: number
+}
+
+/** What `gpumesh provider status` shows. */
+export interface ProviderStatus {
+  running: boolean
+  peerId: string | null
+  paymentAddress: Address
+  addresses: string[]
+  connectedPeers: string[]
+  gpus: InventoryGpu[]
+  offer: {
+    sequence: number | null
+    publishedAt: number | null
+    expiresAt: number | null
+    gpus: Array<{ class: string, countFree: number, countTotal: number, pricePerGpuHour: bigint, simulated: boolean }>
+    bytes: number | null
+    /** Why no offer is out, or null. */
+    reason: string | null
+    notes: string[]
+  }
+  activeLeases: LeaseSummary[]
+  leaseStats: LeaseHandlerStats
+  probeErrors: ProbeIssue[]
+  recentErrors: RecentError[]
+}
+
+export interface Provider {
+  start: () => Promise<void>
+  stop: () => Promise<void>
+  readonly running: boolean
+  /** Null before the first start. */
+  readonly peerId: string | null
+  readonly paymentAddress: Address
+  readonly apiToken: string
+  /** Listen (or announce) addresses with /p2p/<peer id>; empty before start. */
+  addresses: () => string[]
+  /** `http://127.0.0.1:<port>`, or null when the API is off or not started. */
+  apiUrl: () => string | null
+  status: () => ProviderStatus
+  readonly ledger: Ledger
+  readonly inventory: Inventory
+  /** Present while started. */
+  readonly node: GpumeshNode | null
+  readonly leases: LeaseHandler | null
+  readonly publisher: OfferPublisher | null
+}
+
+/**
+ * The composition root of the provider daemon. Parts are built and started in dependency order:
+ * ledger (and reconciliation) → prober and inventory → libp2p node → lease handler → offer publisher →
+ * expiry sweeper → local API. If a part fails to start, what already started is stopped and the error
+ * rethrown. `stop()` runs in the order written in it. Start and stop are idempotent.
+ */
+export function createProvider (config: ProviderConfig, components: ProviderComponents): Provider {
+  const clock = components.clock ?? systemClock
+  const logger = components.logger
+  const log = logger.child({ module: 'provider' })
+  const paymentKey = components.identity.paymentKey
+  const paymentAddress = paymentKeyAddress(paymentKey)
+  const apiToken = components.apiToken ?? randomBytes(32).toString('hex')
+  const recentErrors: RecentError[] = []
+  const noteError = (message: string): void => {
+    recentErrors.push({ at: clock.now(), message })
+    if (recentErrors.length > MAX_RECENT_ERRORS) recentErrors.shift()
+  }
+
+  const ledger = new Ledger(join(config.dataDir, LEDGER_FILE), { logger: logger.child({ module: 'ledger' }), clock })
+  const prober = components.prober ?? new GpuProber({
+    ...resolveProbeExecutables(config.probe, components.env ?? {}),
+    timeoutMs: config.probe.timeoutMs,
+    maxTemperatureC: config.probe.maxTemperatureC,
+    simulate: config.probe.simulate.map((s) => ({ model: s.model, count: s.count })),
+    dataDir: config.dataDir,
+    logger: logger.child({ module: 'probe' })
+  })
+  const inventory = new Inventory({ intervalMs: config.probe.intervalSec * 1000 }, { ledger, prober, logger: logger.child({ module: 'inventory' }) })
+
+  let node: GpumeshNode | null = null
+  let leases: LeaseHandler | null = null
+  let publisher: OfferPublisher | null = null
+  let api: ApiServer | null = null
+  let running = false
+  let starting: Promise<void> | null = null
+  let peerId: string | null = null
+
+  const addresses = (): string[] => {
+    if (node == null) return []
+    return node.getMultiaddrs().map((a) => a.toString())
+  }
+
+  const sweeper = new RepeatingTask({ name: 'lease-expiry', intervalMs: EXPIRY_SWEEP_INTERVAL_MS, logger: log }, () => {
+    const expired = ledger.expireOverdueLeases(clock.now())
+    if (expired.length > 0) {
+      log.info({ leases: expired }, 'accepted leases expired: no job started before the deadline; GPUs freed')
+      inventory.checkForChange()
+    }
+  })
+  const pruner = new RepeatingTask({ name: 'seen-orders-prune', intervalMs: SEEN_ORDERS_PRUNE_INTERVAL_MS, logger: log }, () => {
+    ledger.pruneSeenOrders(clock.now())
+  })
+  const onCapacityChange = (): void => { publisher?.requestPublish() }
+
+  const status = (): ProviderStatus => {
+    const offerState: OfferState | null = publisher?.state ?? null
+    const offer = offerState?.offer ?? null
+    return {
+      running,
+      peerId,
+      paymentAddress,
+      addresses: addresses(),
+      connectedPeers: node == null ? [] : node.getPeers().map((p) => p.toString()),
+      gpus: ledger.isOpen ? inventory.gpus() : [],
+      offer: {
+        sequence: offer?.sequence ?? null,
+        publishedAt: offerState?.publishedAt ?? null,
+        expiresAt: offer?.expiresAt ?? null,
+        gpus: offer?.gpus.map((g) => ({ class: g.class, countFree: g.countFree, countTotal: g.countTotal, pricePerGpuHour: g.pricePerGpuHour, simulated: g.simulated })) ?? [],
+        bytes: offerState?.bytes ?? null,
+        reason: offerState?.reason ?? 'not started',
+        notes: offerState?.notes ?? []
+      },
+      activeLeases: ledger.isOpen ? ledger.activeLeases().map(leaseSummary) : [],
+      leaseStats: leases?.stats ?? { accepted: 0, rejected: {} },
+      probeErrors: inventory.probeErrors,
+      recentErrors: [...recentErrors]
+    }
+  }
+
+  const stop = async (): Promise<void> => {
+    if (starting != null) await starting.catch(() => {})
+    // 1. Stop taking new leases.
+    await leases?.stop()
+    // 2. Stop announcing and background work.
+    await publisher?.stop()
+    await sweeper.stop()
+    await pruner.stop()
+    await inventory.stop()
+    // 3. (Running jobs checkpoint or stop here, once jobs exist.)
+    // 4. Local API, then libp2p.
+    await api?.stop()
+    if (node != null) {
+      inventory.off('change', onCapacityChange)
+      await node.stop()
+      node = null
+    }
+    // 5. The ledger last: everything above may still write to it.
+    ledger.close()
+    if (running) log.info('provider stopped')
+    running = false
+  }
+
+  const doStart = async (): Promise<void> => {
+    try {
+      ledger.open()
+      const expired = ledger.expireOverdueLeases(clock.now())
+      if (expired.length > 0) log.info({ leases: expired }, 'leases past their start deadline while the daemon was down expired')
+      await recoverRunningLeases({ ledger, logger: logger.child({ module: 'recovery' }), clock })
+
+      await inventory.start()
+
+      node = await createNode({
+        privateKey: components.identity.peerKey,
+        listen: [...config.network.listen],
+        announce: [...config.network.announce],
+        bootstrap: [...config.network.bootstrap],
+        mdns: config.network.mdns,
+        dht: config.network.dht,
+        ...components.nodeOptions
+      })
+      const id = node.peerId.toString()
+      peerId = id
+      node.services.pubsub.subscribe(OFFERS_TOPIC)
+      const binding: PeerBinding = {
+        peerId: id,
+        payment: paymentAddress,
+        proof: signPeerBinding({ peerId: id, payment: paymentAddress }, paymentKey, marketDomain(BigInt(config.pricing.chainId)))
+      }
+      const startedNode = node
+      leases = new LeaseHandler(config, {
+        node: startedNode,
+        ledger,
+        inventory,
+        paymentKey,
+        provider: paymentAddress,
+        peerId: id,
+        addresses,
+        clock,
+        logger: logger.child({ module: 'leases' }),
+        onAccepted: () => { inventory.checkForChange() },
+        onError: noteError
+      })
+      publisher = new OfferPublisher(config, {
+        node: startedNode,
+        ledger,
+        inventory,
+        paymentKey,
+        peerId: id,
+        binding,
+        addresses,
+        clock,
+        logger: logger.child({ module: 'offers' }),
+        onError: noteError
+      })
+      inventory.on('change', onCapacityChange)
+      await leases.start()
+      publisher.start()
+      sweeper.start()
+      pruner.start()
+
+      if (config.api.enabled) {
+        api = new ApiServer({
+          host: config.api.host,
+          port: config.api.port,
+          token: apiToken,
+          logger: logger.child({ module: 'api' }),
+          routes: {
+            '/status': () => ({ contentType: 'application/json', body: toJson(status()) }),
+            '/leases': (query) => ({ contentType: 'application/json', body: toJson(listLeases(ledger, query.get('state'))) }),
+            '/health': () => ({ contentType: 'application/json', body: toJson({ ok: running }) })
+          }
+        })
+        await api.start()
+      }
+      running = true
+      log.info({
+        peerId: id,
+        paymentAddress,
+        addresses: addresses(),
+        api: api?.url() ?? null,
+        gpus: inventory.gpus().map((g) => ({ uuid: g.uuid, class: g.class, state: g.state, simulated: g.simulated }))
+      }, 'provider started')
+    } catch (err) {
+      log.error({ err }, 'provider failed to start; stopping what started')
+      starting = null
+      await stop().catch((stopErr: unknown) => { log.error({ err: stopErr }, 'stopping after a failed start failed') })
+      throw err
+    }
+  }
+
+  return {
+    async start () {
+      if (running) return
+      if (starting == null) {
+        starting = doStart().finally(() => { starting = null })
+      }
+      await starting
+    },
+    stop,
+    get running () { return running },
+    get peerId () { return peerId },
+    paymentAddress,
+    apiToken,
+    addresses,
+    apiUrl: () => api?.url() ?? null,
+    status,
+    ledger,
+    inventory,
+    get node () { return node },
+    get leases () { return leases },
+    get publisher () { return publisher }
+  }
+}
+
+function leaseSummary (lease: LeaseRecord): LeaseSummary {
+  return {
+    leaseId: lease.leaseId,
+    state: lease.state,
+    renter: lease.renter,
+    gpuClass: lease.gpuClass,
+    gpus: lease.gpus,
+    pricePerGpuHour: lease.pricePerGpuHour,
+    startDeadline: lease.startDeadline,
+    createdAt: lease.createdAt
+  }
+}
+
+function listLeases (ledger: Ledger, state: string | null): LeaseRecord[] {
+  return state == null ? ledger.listLeases() : ledger.listLeases({ state: state as LeaseRecord['state'] })
+}
