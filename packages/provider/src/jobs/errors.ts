@@ -1,0 +1,80 @@
+/**
+ * Errors of the job side. Matched by `name`, detailed by `code`; never by message text.
+ */
+
+export const VOUCHER_REFUSAL_CODES = [
+  'WRONG_SIGNER',
+  'WRONG_LEASE',
+  'WRONG_PROVIDER',
+  'WRONG_TOKEN',
+  'WRONG_DOMAIN',
+  'SEQUENCE_NOT_HIGHER',
+  'AMOUNT_NOT_HIGHER',
+  'AMOUNT_ABOVE_REPORTED',
+  'BAD_SIGNATURE'
+] as const
+export type VoucherRefusalCode = typeof VOUCHER_REFUSAL_CODES[number]
+
+/** A voucher the provider will not accept. Not retryable: the renter must send a different one. */
+export class VoucherRefusedError extends Error {
+  static override readonly name = 'VoucherRefusedError'
+  override readonly name = 'VoucherRefusedError'
+  readonly code: VoucherRefusalCode
+  readonly retryable = false
+
+  constructor (code: VoucherRefusalCode, message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.code = code
+  }
+}
+
+export const BUNDLE_ERROR_CODES = [
+  'COMPRESSED_TOO_LARGE',
+  'UNCOMPRESSED_TOO_LARGE',
+  'ABSOLUTE_PATH',
+  'PATH_TRAVERSAL',
+  'LINK_ESCAPES',
+  'UNSUPPORTED_ENTRY',
+  'DUPLICATE_ENTRY',
+  'CORRUPT',
+  'ABORTED'
+] as const
+export type BundleErrorCode = typeof BUNDLE_ERROR_CODES[number]
+
+/** A job bundle that cannot be extracted safely. `entry` names the offending archive path. */
+export class BundleError extends Error {
+  static override readonly name = 'BundleError'
+  override readonly name = 'BundleError'
+  readonly code: BundleErrorCode
+  readonly entry: string | null
+
+  constructor (code: BundleErrorCode, message: string, entry: string | null = null, options?: ErrorOptions) {
+    super(message, options)
+    this.code = code
+    this.entry = entry
+  }
+}
+
+export const JOB_ERROR_CODES = [
+  'RUNNER_DISABLED',
+  'SPAWN_FAILED',
+  'LEASE_NOT_FOUND',
+  'LEASE_NOT_STARTABLE',
+  'JOB_EXISTS',
+  'JOB_NOT_FOUND',
+  'BUNDLE_HASH_MISMATCH',
+  'BAD_SPEC',
+  'STOPPED'
+] as const
+export type JobErrorCode = typeof JOB_ERROR_CODES[number]
+
+export class JobError extends Error {
+  static override readonly name = 'JobError'
+  override readonly name = 'JobError'
+  readonly code: JobErrorCode
+
+  constructor (code: JobErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.code = code
+  }
+}

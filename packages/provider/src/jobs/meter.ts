@@ -1,0 +1,283 @@
+import { cumulativeAmount, jsonReplacer, signUsageReport } from '@gpumesh/protocol'
+import type { Address, Bytes32, PaymentKey, SignedUsageReport, UsageReport } from '@gpumesh/protocol'
+import type { LeaseRecord, Ledger, UsageSample } from '@gpumesh/ledger'
+import { repeatingTask, type RepeatingTask } from './repeating-task.js'
+import { silentLogger, type Clock, type JobsLogger, type SampleGpus } from './types.js'
+
+/** The lease fields metering needs (a ledger LeaseRecord has them all). */
+export type MeteredLease = Pick<LeaseRecord,
+  'leaseId' | 'provider' | 'renter' | 'token' | 'chainId' | 'pricePerGpuHour' | 'gpus' | 'durationSec' |
+  'billingIntervalSec' | 'paymentGraceSec'>
+
+/** Everything needed to sign usage reports for a lease. */
+export interface ReportSigning {
+  paymentKey: PaymentKey
+  /** The escrow contract, or the zero address off-chain. */
+  verifyingContract: Address
+}
+
+/**
+ * Closes the usage period [startOffsetMs, endOffsetMs) of a lease: aggregates its samples from the
+ * ledger, prices it by the one billing rule (the cumulative amount of all GPU time up to its end,
+ * less what earlier periods billed, so rounding never accumulates), signs the report and appends the
+ * period to the ledger in one durable write. Periods tile the lease: the ledger refuses any other.
+ */
+export function closeUsagePeriod (
+  ledger: Ledger,
+  lease: MeteredLease,
+  signing: ReportSigning,
+  period: { index: number, startOffsetMs: number, endOffsetMs: number, final: boolean, previousCumulative: bigint }
+): SignedUsageReport {
+  const gpuCount = BigInt(lease.gpus.length)
+  const lengthMs = period.endOffsetMs - period.startOffsetMs
+  const cumulative = cumulativeAmount(lease.pricePerGpuHour, BigInt(period.endOffsetMs) * gpuCount)
+  const stats = aggregateSamples(ledger.samplesForPeriod(lease.leaseId, period.startOffsetMs, period.endOffsetMs), lengthMs)
+  const report: UsageReport = {
+    leaseId: lease.leaseId as Bytes32,
+    provider: lease.provider,
+    renter: lease.renter,
+    token: lease.token,
+    periodIndex: period.index,
+    startOffsetMs: period.startOffsetMs,
+    endOffsetMs: period.endOffsetMs,
+    gpuMilliseconds: BigInt(lengthMs) * gpuCount,
+    amount: cumulative - period.previousCumulative,
+    cumulativeAmount: cumulative,
+    avgUtilizationBp: stats.avgUtilizationBp,
+    peakMemoryMiB: stats.peakMemoryMiB,
+    energyMilliJoules: stats.energyMilliJoules,
+    final: period.final
+  }
+  const signature = signUsageReport(report, signing.paymentKey, { chainId: lease.chainId, verifyingContract: signing.verifyingContract })
+  const signed: SignedUsageReport = { report, signature }
+  ledger.appendUsagePeriod({
+    leaseId: lease.leaseId,
+    periodIndex: report.periodIndex,
+    startOffsetMs: report.startOffsetMs,
+    endOffsetMs: report.endOffsetMs,
+    gpuMs: report.gpuMilliseconds,
+    amount: report.amount,
+    cumulativeAmount: report.cumulativeAmount,
+    avgUtilizationBp: report.avgUtilizationBp,
+    peakMemoryMiB: report.peakMemoryMiB,
+    energyMj: report.energyMilliJoules,
+    final: report.final,
+    report: JSON.stringify(signed, jsonReplacer)
+  })
+  return signed
+}
+
+export interface PeriodStats {
+  avgUtilizationBp: number | null
+  peakMemoryMiB: number | null
+  energyMilliJoules: bigint | null
+}
+
+/**
+ * Mean utilisation (percent × 100) over all samples; peak memory of any GPU; energy as each GPU's mean
+ * power × the period's length, summed (W × ms = mJ). Null where no sample says.
+ */
+export function aggregateSamples (samples: ReadonlyArray<Pick<UsageSample, 'gpuUuid' | 'utilizationPercent' | 'memoryUsedMiB' | 'powerW'>>, lengthMs: number): PeriodStats {
+  let utilSum = 0
+  let utilCount = 0
+  let peak: number | null = null
+  const power = new Map<string, { sum: number, count: number }>()
+  for (const s of samples) {
+    if (s.utilizationPercent !== null) { utilSum += s.utilizationPercent; utilCount++ }
+    if (s.memoryUsedMiB !== null) peak = Math.max(peak ?? 0, Math.round(s.memoryUsedMiB))
+    if (s.powerW !== null) {
+      const p = power.get(s.gpuUuid) ?? { sum: 0, count: 0 }
+      p.sum += s.powerW
+      p.count++
+      power.set(s.gpuUuid, p)
+    }
+  }
+  let energy: number | null = null
+  for (const p of power.values()) energy = (energy ?? 0) + (p.sum / p.count) * lengthMs
+  return {
+    avgUtilizationBp: utilCount === 0 ? null : Math.round((utilSum / utilCount) * 100),
+    peakMemoryMiB: peak,
+    energyMilliJoules: energy === null ? null : BigInt(Math.round(energy))
+  }
+}
+
+export interface LeaseMeterComponents {
+  ledger: Ledger
+  clock: Clock
+  sampleGpus: SampleGpus
+  logger?: JobsLogger
+}
+
+export interface LeaseMeterOptions extends ReportSigning {
+  /** How often GPUs are sampled; default the billing interval divided into steps of at most 5 s. */
+  sampleIntervalMs?: number
+  /** Where metering resumes (after a restart): the end of the last recorded period or sample. */
+  resumeOffsetMs?: number
+  /** Each closed period's signed report, in order. */
+  onReport: (report: SignedUsageReport) => void
+  /** No voucher covering a report came within the payment grace: stop the job. Called once. */
+  onUnpaid: (info: { reportedCumulative: bigint, paidCumulative: bigint, deadlineOffsetMs: number }) => void
+  /** The lease's duration is used up: stop the job. Called once. */
+  onDurationReached?: () => void
+}
+
+const MAX_SAMPLE_INTERVAL_MS = 5_000
+
+/**
+ * Meters one running lease. Billed time is the provider's monotonic clock since the job started,
+ * bounded by the lease duration; each billing interval closes one period on the interval grid
+ * (k × interval), the last one (`closeFinal`) at the job's end. Samples go to the ledger as they are
+ * taken, periods when they close, so a kill -9 loses at most the sample in flight.
+ *
+ * Payment: each report that raises the amount owed opens a deadline (report time + payment grace); a
+ * voucher covering it (`paid`) clears it; a deadline that passes calls `onUnpaid`.
+ */
+export class LeaseMeter {
+  readonly #c: LeaseMeterComponents
+  readonly #o: LeaseMeterOptions
+  readonly #lease: MeteredLease
+  readonly #intervalMs: number
+  readonly #graceMs: number
+  readonly #durationMs: number
+  readonly #sampleMs: number
+  readonly #logger: JobsLogger
+  #task: RepeatingTask | null = null
+  #base = 0
+  #lastEnd = 0
+  #nextIndex = 0
+  #cumulative = 0n
+  #paid = 0n
+  #closed = false
+  #unpaidFired = false
+  #durationFired = false
+  #deadlines: Array<{ cumulative: bigint, at: number }> = []
+  #deadlineTimer: ReturnType<typeof setTimeout> | null = null
+
+  constructor (components: LeaseMeterComponents, lease: MeteredLease, options: LeaseMeterOptions) {
+    this.#c = components
+    this.#o = options
+    this.#lease = lease
+    this.#logger = components.logger ?? silentLogger
+    this.#intervalMs = lease.billingIntervalSec * 1000
+    this.#graceMs = lease.paymentGraceSec * 1000
+    this.#durationMs = lease.durationSec * 1000
+    this.#sampleMs = options.sampleIntervalMs ?? this.#intervalMs / Math.ceil(this.#intervalMs / MAX_SAMPLE_INTERVAL_MS)
+  }
+
+  /** Begins metering now (offset 0, or `resumeOffsetMs`). Picks up periods and vouchers already in the ledger. */
+  start (): void {
+    if (this.#task !== null || this.#closed) return
+    const last = this.#c.ledger.lastUsagePeriod(this.#lease.leaseId)
+    if (last !== null) {
+      this.#lastEnd = last.endOffsetMs
+      this.#nextIndex = last.periodIndex + 1
+      this.#cumulative = last.cumulativeAmount
+      this.#closed = last.final
+    }
+    this.#paid = this.#c.ledger.latestVoucher(this.#lease.leaseId)?.cumulativeAmount ?? 0n
+    if (this.#closed) return
+    this.#base = this.#c.clock.monotonicNow() - Math.max(this.#o.resumeOffsetMs ?? 0, this.#lastEnd)
+    this.#task = repeatingTask(async () => { await this.#tick() }, this.#sampleMs, {
+      runImmediately: true,
+      onError: (err) => { this.#logger.warn({ err, leaseId: this.#lease.leaseId }, 'metering tick failed') },
+      nextDelayMs: () => this.#sampleMs - (this.offsetMs() % this.#sampleMs)
+    })
+    this.#task.start()
+  }
+
+  /** Stops timers; closes nothing (use closeFinal first for a job that ended). */
+  stop (): void {
+    this.#task?.stop()
+    this.#task = null
+    if (this.#deadlineTimer !== null) clearTimeout(this.#deadlineTimer)
+    this.#deadlineTimer = null
+  }
+
+  /** Milliseconds of the lease so far on the monotonic clock, not bounded. */
+  offsetMs (): number {
+    return this.#c.clock.monotonicNow() - this.#base
+  }
+
+  get reportedCumulative (): bigint { return this.#cumulative }
+  get paidCumulative (): bigint { return this.#paid }
+  get closed (): boolean { return this.#closed }
+
+  /** A voucher for `cumulative` was accepted: clears every deadline it covers. */
+  paid (cumulative: bigint): void {
+    if (cumulative > this.#paid) this.#paid = cumulative
+    this.#deadlines = this.#deadlines.filter((d) => d.cumulative > this.#paid)
+    this.#armDeadline()
+  }
+
+  /**
+   * Closes the last period at the job's end (bounded by the lease duration), marked final, and stops.
+   * Returns its report, or null when there is nothing left to bill (already final, or the job ended
+   * exactly on a period boundary — the previous report then stands as the last).
+   */
+  closeFinal (): SignedUsageReport | null {
+    if (this.#closed) return null
+    const end = Math.min(Math.floor(this.offsetMs()), this.#durationMs)
+    this.stop()
+    this.#closed = true
+    if (end <= this.#lastEnd) return null
+    return this.#close(end, true)
+  }
+
+  async #tick (): Promise<void> {
+    if (this.#closed) return
+    const offset = Math.floor(this.offsetMs())
+    if (offset < this.#durationMs) {
+      const at = this.#c.clock.now()
+      try {
+        const readings = await this.#c.sampleGpus(this.#lease.gpus)
+        if (this.#closed) return
+        this.#c.ledger.appendUsageSamples(readings.map((r) => ({
+          leaseId: this.#lease.leaseId, offsetMs: offset, at, gpuUuid: r.uuid,
+          utilizationPercent: r.utilizationPercent, memoryUsedMiB: r.memoryUsedMiB, powerW: r.powerDrawW
+        })))
+      } catch (err) {
+        // A failed reading loses detail, never billed time: the period still closes.
+        if (this.#closed) return
+        this.#logger.warn({ err, leaseId: this.#lease.leaseId }, 'GPU sample failed')
+      }
+    }
+    // Close up to the last whole interval; the period that ends at the lease's end is the final one.
+    const bounded = Math.min(offset, this.#durationMs)
+    const gridEnd = Math.floor(bounded / this.#intervalMs) * this.#intervalMs
+    if (gridEnd > this.#lastEnd && gridEnd < this.#durationMs) this.#close(gridEnd, false)
+    if (offset >= this.#durationMs && !this.#durationFired) {
+      this.#durationFired = true
+      this.#o.onDurationReached?.()
+    }
+  }
+
+  #close (end: number, final: boolean): SignedUsageReport {
+    const signed = closeUsagePeriod(this.#c.ledger, this.#lease, this.#o, {
+      index: this.#nextIndex, startOffsetMs: this.#lastEnd, endOffsetMs: end, final, previousCumulative: this.#cumulative
+    })
+    this.#nextIndex++
+    this.#lastEnd = end
+    this.#cumulative = signed.report.cumulativeAmount
+    if (!final && this.#cumulative > this.#paid) {
+      this.#deadlines.push({ cumulative: this.#cumulative, at: this.offsetMs() + this.#graceMs })
+      this.#armDeadline()
+    }
+    this.#o.onReport(signed)
+    return signed
+  }
+
+  #armDeadline (): void {
+    if (this.#deadlineTimer !== null) clearTimeout(this.#deadlineTimer)
+    this.#deadlineTimer = null
+    const first = this.#deadlines[0]
+    if (first === undefined || this.#unpaidFired || this.#closed) return
+    this.#deadlineTimer = setTimeout(() => {
+      this.#deadlineTimer = null
+      if (this.#deadlines.length === 0 || this.#closed || this.#unpaidFired) return
+      if (this.offsetMs() < first.at) { this.#armDeadline(); return }
+      this.#unpaidFired = true
+      this.#logger.warn({ leaseId: this.#lease.leaseId, reported: this.#cumulative, paid: this.#paid }, 'no voucher within the payment grace')
+      this.#o.onUnpaid({ reportedCumulative: this.#cumulative, paidCumulative: this.#paid, deadlineOffsetMs: first.at })
+    }, Math.max(0, first.at - this.offsetMs()))
+  }
+}

@@ -1,0 +1,221 @@
+import { spawn } from 'node:child_process'
+import { open, readFile } from 'node:fs/promises'
+import { isSameProcessAlive, readProcessStat, signalGroup } from './proc.js'
+import type { GpuVendorKind, JobExit, JobRunner, RecordedJob, RunningJob, RunRequest } from './runner.js'
+import type { JobPaths } from './job-dir.js'
+import { JobError } from './errors.js'
+
+export interface ProcessRunnerOptions {
+  /** Default grace between SIGTERM and SIGKILL. */
+  stopGraceMs: number
+  /** PATH the job gets. Default: a plain system PATH; the daemon passes its own. */
+  path?: string
+  /** How often a re-attached job (not our child) is checked for liveness. Default 500 ms. */
+  livenessPollMs?: number
+}
+
+/** Variables the renter may not set: the provider decides them. */
+const RESERVED_ENV = /^(GPUMESH_.*|CUDA_VISIBLE_DEVICES|ROCR_VISIBLE_DEVICES|HIP_VISIBLE_DEVICES|NVIDIA_VISIBLE_DEVICES|GPU_DEVICE_ORDINAL)$/
+
+/**
+ * The job's environment: nothing of the daemon's own (it may hold secrets), a plain base, the
+ * renter's variables, then the provider's — GPU visibility set to the leased GPUs only.
+ */
+export function jobEnvironment (request: RunRequest, basePath: string, dirs: { output: string, checkpoints: string, home: string }): Record<string, string> {
+  const env: Record<string, string> = { PATH: basePath, HOME: dirs.home, LANG: 'C.UTF-8' }
+  for (const [k, v] of Object.entries(request.spec.env)) {
+    if (!RESERVED_ENV.test(k)) env[k] = v
+  }
+  Object.assign(env, gpuVisibility(request.vendor, request.gpus))
+  env.GPUMESH_LEASE_ID = request.leaseId
+  env.GPUMESH_OUTPUT_DIR = dirs.output
+  env.GPUMESH_CHECKPOINT_DIR = dirs.checkpoints
+  return env
+}
+
+/** NVIDIA (and simulated GPUs): CUDA_VISIBLE_DEVICES by UUID; AMD: ROCR_VISIBLE_DEVICES. */
+export function gpuVisibility (vendor: GpuVendorKind, gpus: readonly string[]): Record<string, string> {
+  const list = gpus.join(',')
+  return vendor === 'amd' ? { ROCR_VISIBLE_DEVICES: list, CUDA_VISIBLE_DEVICES: '' } : { CUDA_VISIBLE_DEVICES: list }
+}
+
+/**
+ * A POSIX sh wrapper around the job: it is the process group leader, and it writes the job's exit
+ * status to a file so that a restarted daemon can learn how a job it re-attached to ended. It traps
+ * (not ignores) TERM/INT/HUP, so the job itself gets default dispositions and the wrapper outlives
+ * a SIGTERM long enough to record the status.
+ */
+export const WRAPPER_SCRIPT = 'f="$1"; shift; trap ":" TERM INT HUP; "$@"; c=$?; printf "%s\\n" "$c" > "$f"; exit "$c"'
+
+export function wrapperArgs (exitCodeFile: string, command: string, args: readonly string[]): string[] {
+  return ['-c', WRAPPER_SCRIPT, 'gpumesh-job', exitCodeFile, command, ...args]
+}
+
+/** Reads the wrapper's exit-code file; null when absent or unreadable. */
+export async function readExitCodeFile (path: string): Promise<number | null> {
+  try {
+    const n = Number((await readFile(path, 'utf8')).trim())
+    return Number.isSafeInteger(n) ? n : null
+  } catch {
+    return null
+  }
+}
+
+interface Spawned {
+  pid: number
+  /** Resolves when the wrapper exits. */
+  ended: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
+}
+
+/**
+ * Shared by both runners: spawns `command args` through the wrapper in its own session and process
+ * group, stdout/stderr appended to the job's log files (files, not pipes, so the job keeps running
+ * and logging if the daemon dies), and manages the stop sequence and the run-time limit.
+ */
+export async function spawnWrapped (
+  paths: JobPaths,
+  command: string,
+  args: readonly string[],
+  env: Record<string, string>,
+  cwd: string
+): Promise<Spawned> {
+  const out = await open(paths.stdoutLog, 'a', 0o600)
+  const err = await open(paths.stderrLog, 'a', 0o600)
+  try {
+    const child = spawn('/bin/sh', wrapperArgs(paths.exitCodeFile, command, args), {
+      cwd, env, detached: true, stdio: ['ignore', out.fd, err.fd]
+    })
+    const ended = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve) => {
+      child.once('exit', (code, signal) => { resolve({ code, signal }) })
+    })
+    const pid = await new Promise<number>((resolve, reject) => {
+      child.once('spawn', () => { resolve(child.pid as number) })
+      child.once('error', (e) => { reject(new JobError('SPAWN_FAILED', `cannot start the job: ${e.message}`, { cause: e })) })
+    })
+    child.unref()
+    return { pid, ended }
+  } finally {
+    await out.close()
+    await err.close()
+  }
+}
+
+export interface ControlledJobOptions {
+  leaseId: string
+  paths: JobPaths
+  pid: number
+  pidStartTime: number
+  /** Resolves when the group leader is gone: from the child handle, or by polling /proc. */
+  ended: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
+  defaultGraceMs: number
+  maxRunTimeMs: number | null
+  /** First step of stopping: SIGTERM to the group, or `docker stop`. */
+  terminate: (graceMs: number) => void
+}
+
+/** A RunningJob around a process group: stop sequence, run-time limit, cleanup of stragglers. */
+export function controlledJob (o: ControlledJobOptions): RunningJob {
+  let cause: JobExit['cause'] = 'exit'
+  let stopping: Promise<JobExit> | null = null
+  let limitTimer: ReturnType<typeof setTimeout> | null = null
+  let killTimer: ReturnType<typeof setTimeout> | null = null
+
+  const exited: Promise<JobExit> = o.ended.then(async ({ code, signal }) => {
+    if (limitTimer !== null) clearTimeout(limitTimer)
+    if (killTimer !== null) clearTimeout(killTimer)
+    // Whatever the job left behind in its group goes too: it would hold the GPUs.
+    signalGroup(o.pid, 'SIGKILL')
+    const fileCode = code === null ? await readExitCodeFile(o.paths.exitCodeFile) : code
+    return { exitCode: fileCode, signal: fileCode === null ? signal : null, cause }
+  })
+
+  const stop = async (graceMs: number = o.defaultGraceMs): Promise<JobExit> => {
+    if (stopping !== null) return await stopping
+    stopping = (async () => {
+      o.terminate(graceMs)
+      killTimer = setTimeout(() => { signalGroup(o.pid, 'SIGKILL') }, graceMs)
+      return await exited
+    })()
+    return await stopping
+  }
+
+  if (o.maxRunTimeMs !== null) {
+    limitTimer = setTimeout(() => {
+      cause = 'max-runtime'
+      void stop()
+    }, o.maxRunTimeMs)
+  }
+
+  return {
+    leaseId: o.leaseId,
+    pid: o.pid,
+    pidStartTime: o.pidStartTime,
+    paths: o.paths,
+    exited,
+    stop: async (graceMs?: number): Promise<JobExit> => {
+      if (stopping === null && cause === 'exit') cause = 'stopped'
+      return await stop(graceMs)
+    }
+  }
+}
+
+/** Waits until a process that is not our child is gone, polling /proc. */
+export async function pollUntilGone (pid: number, startTime: number, intervalMs: number): Promise<{ code: null, signal: null }> {
+  for (;;) {
+    if (!(await isSameProcessAlive(pid, startTime))) return { code: null, signal: null }
+    await new Promise((resolve) => { setTimeout(resolve, intervalMs).unref() })
+  }
+}
+
+/** Start time of a process we just spawned (it exists until we reap it). */
+export async function startTimeOf (pid: number): Promise<number> {
+  const stat = await readProcessStat(pid)
+  if (stat === null) throw new JobError('SPAWN_FAILED', `process ${pid} vanished right after starting`)
+  return stat.startTime
+}
+
+/**
+ * Runs renters' code directly on this host, as the daemon's user, in its own process group. It
+ * isolates nothing but the GPUs' visibility and the environment: enable it (`runner.kind: process`)
+ * only for renters you trust with that account.
+ */
+export class ProcessRunner implements JobRunner {
+  readonly kind = 'process' as const
+  readonly #options: Required<ProcessRunnerOptions>
+
+  constructor (options: ProcessRunnerOptions) {
+    this.#options = { path: '/usr/local/bin:/usr/bin:/bin', livenessPollMs: 500, ...options }
+  }
+
+  async start (request: RunRequest): Promise<RunningJob> {
+    const { paths } = request
+    const env = jobEnvironment(request, this.#options.path, { output: paths.output, checkpoints: paths.checkpoints, home: paths.work })
+    const spawned = await spawnWrapped(paths, request.spec.command, request.spec.args, env, paths.work)
+    const pidStartTime = await startTimeOf(spawned.pid)
+    return controlledJob({
+      leaseId: request.leaseId,
+      paths,
+      pid: spawned.pid,
+      pidStartTime,
+      ended: spawned.ended,
+      defaultGraceMs: this.#options.stopGraceMs,
+      maxRunTimeMs: request.maxRunTimeMs,
+      terminate: () => { signalGroup(spawned.pid, 'SIGTERM') }
+    })
+  }
+
+  async attach (job: RecordedJob): Promise<RunningJob | null> {
+    if (!(await isSameProcessAlive(job.pid, job.pidStartTime))) return null
+    return controlledJob({
+      leaseId: job.leaseId,
+      paths: job.paths,
+      pid: job.pid,
+      pidStartTime: job.pidStartTime,
+      ended: pollUntilGone(job.pid, job.pidStartTime, this.#options.livenessPollMs),
+      defaultGraceMs: this.#options.stopGraceMs,
+      // The limit of a re-attached job is the lease's; the job manager enforces it through the meter.
+      maxRunTimeMs: null,
+      terminate: () => { signalGroup(job.pid, 'SIGTERM') }
+    })
+  }
+}

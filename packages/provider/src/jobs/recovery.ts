@@ -1,0 +1,70 @@
+import type { Address, PaymentKey } from '@gpumesh/protocol'
+import { ZERO_ADDRESS } from '@gpumesh/protocol'
+import type { LeaseRecord, Ledger } from '@gpumesh/ledger'
+import { pathsFromJobDir, type JobManager } from './job-manager.js'
+import { closeUsagePeriod } from './meter.js'
+import { readExitCodeFile } from './process-runner.js'
+import type { JobRunner } from './runner.js'
+import { silentLogger, type JobsLogger } from './types.js'
+
+export interface RecoverLeasesOptions {
+  /** Takes over re-attached jobs; without it they are only reported (and left running). */
+  jobs?: JobManager
+  /** Signs the final report of a lease closed as failed. */
+  paymentKey: PaymentKey
+  verifyingContract?: Address
+  logger?: JobsLogger
+}
+
+export interface RecoveryResult {
+  /** Leases whose job was still alive (same pid, same start time) and is metered again. */
+  reattached: string[]
+  /** Leases closed `failed` (JOB_LOST), billed up to their last recorded sample. */
+  failed: Array<{ leaseId: string, billedToOffsetMs: number, exitCode: number | null }>
+}
+
+/**
+ * On daemon start: reconciles running leases with reality. A job still alive — the pid recorded with
+ * ledger.setLeaseJob, with the same process start time (/proc/<pid>/stat field 22), so a reused pid is
+ * not mistaken for it — is re-attached and handed to `jobs`. Otherwise the lease is closed `failed`
+ * with reason JOB_LOST, after a final period from the last billed offset to the last recorded sample
+ * (bounded by the lease). Billing is never doubled: periods must extend the ledger's exactly, and a
+ * lease already closed with a final period only gets its state transition.
+ */
+export async function recoverLeases (ledger: Ledger, runner: JobRunner | null, options: RecoverLeasesOptions): Promise<RecoveryResult> {
+  const logger = options.logger ?? silentLogger
+  const result: RecoveryResult = { reattached: [], failed: [] }
+  for (const lease of ledger.listLeases({ state: 'running' })) {
+    const running = runner !== null && lease.jobPid !== null && lease.jobPidStartTime !== null && lease.jobDir !== null
+      ? await runner.attach({ leaseId: lease.leaseId, pid: lease.jobPid, pidStartTime: lease.jobPidStartTime, paths: pathsFromJobDir(lease.jobDir, lease.leaseId) })
+      : null
+    if (running !== null) {
+      if (options.jobs !== undefined) options.jobs.resume(lease, running)
+      result.reattached.push(lease.leaseId)
+      logger.info({ leaseId: lease.leaseId, pid: lease.jobPid }, 're-attached to a job that outlived the daemon')
+      continue
+    }
+    result.failed.push(await closeLostLease(ledger, lease, options))
+  }
+  return result
+}
+
+async function closeLostLease (ledger: Ledger, lease: LeaseRecord, options: RecoverLeasesOptions): Promise<RecoveryResult['failed'][number]> {
+  const last = ledger.lastUsagePeriod(lease.leaseId)
+  const lastEnd = last?.endOffsetMs ?? 0
+  const sample = ledger.lastSample(lease.leaseId)
+  const billedTo = Math.min(sample?.offsetMs ?? 0, lease.durationSec * 1000)
+  if (last?.final !== true && billedTo > lastEnd) {
+    closeUsagePeriod(ledger, lease, { paymentKey: options.paymentKey, verifyingContract: options.verifyingContract ?? ZERO_ADDRESS }, {
+      index: last === null ? 0 : last.periodIndex + 1,
+      startOffsetMs: lastEnd,
+      endOffsetMs: billedTo,
+      final: true,
+      previousCumulative: last?.cumulativeAmount ?? 0n
+    })
+  }
+  const exitCode = lease.jobDir === null ? null : await readExitCodeFile(pathsFromJobDir(lease.jobDir, lease.leaseId).exitCodeFile)
+  ledger.transitionLease(lease.leaseId, 'failed', 'JOB_LOST', { billedToOffsetMs: Math.max(billedTo, lastEnd), exitCode }, { exitCode })
+  ;(options.logger ?? silentLogger).warn({ leaseId: lease.leaseId, billedTo }, 'job gone after a restart: lease failed, billed to its last sample')
+  return { leaseId: lease.leaseId, billedToOffsetMs: Math.max(billedTo, lastEnd), exitCode }
+}
