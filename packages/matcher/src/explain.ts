@@ -3,10 +3,10 @@
  */
 import { MISMATCH_REASONS, entryMismatch, prepareOrder } from './matching.js'
 import type { MismatchReason } from './matching.js'
-
 import type { OrderBook } from './order-book.js'
 import { formatAmount } from '@gpumesh/protocol'
 import type { Order } from '@gpumesh/protocol'
+import { DEFAULT_TOKEN_DECIMALS } from './constants.js'
 
 export interface ReasonCount {
   code: MismatchReason
@@ -30,8 +30,6 @@ export interface ExplainOptions {
   /** Decimals of the order's token, for the message. Default 6. */
   decimals?: number
 }
-
-export const DEFAULT_TOKEN_DECIMALS = 6
 
 const PHRASES: Record<MismatchReason, string> = {
   EXPIRED: 'expired',

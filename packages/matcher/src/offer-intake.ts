@@ -1,0 +1,153 @@
+/**
+ * Offer intake: every message on the offers topic is judged before it can enter the book or be
+ * forwarded. With gossipsub's `asyncValidation`, nothing is relayed until the judgement is reported:
+ * `reject` (forged, malformed, or published by someone other than the provider) penalises the peer
+ * that sent it to us; `ignore` (expired, older than what the book holds, implausible times) drops it
+ * without penalty; `accept` forwards it.
+ */
+import {
+  OFFERS_TOPIC, decodeOffer, isProtocolError, marketDomain, verifyOffer
+} from '@gpumesh/protocol'
+import { TopicValidatorResult } from '@libp2p/gossipsub'
+import type { GossipSub, GossipsubMessage } from '@libp2p/gossipsub'
+import type { Offer } from '@gpumesh/protocol'
+import type { Logger } from 'pino'
+import type { Clock } from './clock.js'
+import type { OrderBook } from './order-book.js'
+
+export type OfferJudgement = 'accept' | 'reject' | 'ignore'
+
+/** Why an offer was rejected or ignored. */
+export type OfferVerdictReason =
+  | 'ADDED' | 'REPLACED'
+  | 'NOT_SIGNED' | 'MALFORMED' | 'INVALID_FIELD' | 'TOO_LARGE' | 'BAD_SIGNATURE' | 'NOT_AUTHOR'
+  | 'EXPIRED' | 'STALE' | 'FROM_THE_FUTURE' | 'LIFETIME_TOO_LONG' | 'BOOK_FULL'
+
+export interface OfferVerdict {
+  judgement: OfferJudgement
+  reason: OfferVerdictReason
+  /** The gossip author (the peer that signed the gossip message), when known. */
+  author: string | null
+  offer: Offer | null
+}
+
+export interface OfferIntakeOptions {
+  maxOfferLifetimeMs: number
+  maxClockSkewMs: number
+  maxOffers: number
+}
+
+/**
+ * Gossipsub as it is at run time: the public interface omits the async-validation report and the
+ * options, which the class has.
+ */
+export type ValidatingPubsub = GossipSub & {
+  reportMessageValidationResult: (msgId: string, propagationSource: string, acceptance: TopicValidatorResult) => void
+  opts?: { asyncValidation?: boolean }
+}
+
+const ACCEPTANCE: Record<OfferJudgement, TopicValidatorResult> = {
+  accept: TopicValidatorResult.Accept,
+  reject: TopicValidatorResult.Reject,
+  ignore: TopicValidatorResult.Ignore
+}
+
+export interface OfferIntakeComponents {
+  pubsub: ValidatingPubsub
+  book: OrderBook
+  clock: Clock
+  logger: Logger
+  /** Told of every verdict (tests, metrics). */
+  onVerdict?: (verdict: OfferVerdict) => void
+}
+
+/** The author-independent part of the judgement: decode, expiry, signatures, plausibility. */
+export function judgeOffer (data: Uint8Array, author: string | null, now: number, options: OfferIntakeOptions): OfferVerdict {
+  const verdict = (judgement: OfferJudgement, reason: OfferVerdictReason, offer: Offer | null = null): OfferVerdict =>
+    ({ judgement, reason, author, offer })
+  if (author == null) return verdict('reject', 'NOT_SIGNED')
+  let offer: Offer
+  try {
+    offer = decodeOffer(data, { now })
+  } catch (err) {
+    if (isProtocolError(err)) {
+      // Late, not forged: gossip can take a while, and a clock can be a little off.
+      if (err.code === 'EXPIRED') return verdict('ignore', 'EXPIRED')
+      return verdict('reject', err.code === 'TOO_LARGE' ? 'TOO_LARGE' : err.code === 'MALFORMED' ? 'MALFORMED' : 'INVALID_FIELD')
+    }
+    throw err
+  }
+  // Only the provider itself may publish its offer: a relay keeps the author, a replay does not.
+  // The schema already ties binding.peerId (and fleet.peerId) to offer.peerId.
+  if (offer.peerId !== author) return verdict('reject', 'NOT_AUTHOR', offer)
+  try {
+    // Binding proof by binding.payment, fleet proof by the operator, offer signed by binding.payment.
+    verifyOffer(offer, marketDomain(offer.chainId))
+  } catch (err) {
+    if (isProtocolError(err)) return verdict('reject', 'BAD_SIGNATURE', offer)
+    throw err
+  }
+  if (offer.issuedAt > now + options.maxClockSkewMs) return verdict('ignore', 'FROM_THE_FUTURE', offer)
+  if (offer.expiresAt - now > options.maxOfferLifetimeMs) return verdict('ignore', 'LIFETIME_TOO_LONG', offer)
+  return verdict('accept', 'ADDED', offer)
+}
+
+export class OfferIntake {
+  readonly #components: OfferIntakeComponents
+  readonly #options: OfferIntakeOptions
+  readonly #log: Logger
+  #started = false
+  readonly #onMessage = (evt: CustomEvent<GossipsubMessage>): void => { this.#handle(evt.detail) }
+
+  constructor (components: OfferIntakeComponents, options: OfferIntakeOptions) {
+    this.#components = components
+    this.#options = options
+    this.#log = components.logger.child({ module: 'offer-intake' })
+  }
+
+  start (): void {
+    if (this.#started) return
+    this.#started = true
+    this.#components.pubsub.addEventListener('gossipsub:message', this.#onMessage)
+    this.#components.pubsub.subscribe(OFFERS_TOPIC)
+  }
+
+  stop (): void {
+    if (!this.#started) return
+    this.#started = false
+    this.#components.pubsub.removeEventListener('gossipsub:message', this.#onMessage)
+    try {
+      this.#components.pubsub.unsubscribe(OFFERS_TOPIC)
+    } catch (err) {
+      this.#log.debug({ err }, 'unsubscribe failed (node already stopping)')
+    }
+  }
+
+  #handle (event: GossipsubMessage): void {
+    const { msg, msgId, propagationSource } = event
+    if (msg.topic !== OFFERS_TOPIC) return
+    const { book, clock, pubsub } = this.#components
+    const now = clock.now()
+    let verdict: OfferVerdict
+    try {
+      verdict = judgeOffer(msg.data, msg.type === 'signed' ? msg.from.toString() : null, now, this.#options)
+      if (verdict.judgement === 'accept' && verdict.offer != null) {
+        const offer = verdict.offer
+        if (!book.has(offer.peerId) && book.size >= this.#options.maxOffers) {
+          verdict = { ...verdict, judgement: 'ignore', reason: 'BOOK_FULL' }
+        } else {
+          const result = book.upsert(offer, now)
+          if (result === 'stale') verdict = { ...verdict, judgement: 'ignore', reason: 'STALE' }
+          else verdict = { ...verdict, reason: result === 'added' ? 'ADDED' : 'REPLACED' }
+        }
+      }
+    } catch (err) {
+      this.#log.error({ err }, 'judging an offer failed')
+      verdict = { judgement: 'ignore', reason: 'MALFORMED', author: null, offer: null }
+    }
+    pubsub.reportMessageValidationResult(msgId, propagationSource.toString(), ACCEPTANCE[verdict.judgement])
+    const level = verdict.judgement === 'reject' ? 'warn' : 'debug'
+    this.#log[level]({ author: verdict.author, from: propagationSource.toString(), judgement: verdict.judgement, reason: verdict.reason }, 'offer judged')
+    this.#components.onVerdict?.(verdict)
+  }
+}
