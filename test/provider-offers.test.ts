@@ -1,0 +1,126 @@
+import { decodeOffer, marketDomain, verifyOffer, OFFERS_TOPIC, type Offer } from '@gpumesh/protocol'
+import { generatePeerKey, type GpumeshNode } from '@gpumesh/net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { Wallet } from 'ethers'
+import {
+  dialProvider, newRenter, proposal, signedOrder, startClient, startProvider, StandInProber, tempDir, until,
+  type TestProvider
+} from './provider-helpers.js'
+import { LEASE_PROTOCOL, decodeLeaseDecision, encodeLeaseProposal } from '@gpumesh/protocol'
+import { request } from '@gpumesh/net'
+
+/** Collects verified offers a listening node receives on the offers topic. */
+function listen (node: GpumeshNode): Offer[] {
+  const offers: Offer[] = []
+  node.services.pubsub.subscribe(OFFERS_TOPIC)
+  node.services.pubsub.addEventListener('message', (evt) => {
+    if (evt.detail.topic !== OFFERS_TOPIC) return
+    const offer = decodeOffer(evt.detail.data, { now: Date.now() })
+    verifyOffer(offer, marketDomain(offer.chainId)) // signature, binding proof
+    if (evt.detail.type === 'signed' && evt.detail.from.toString() !== offer.peerId) throw new Error('offer from another peer')
+    offers.push(offer)
+  })
+  return offers
+}
+
+describe('offers', () => {
+  let daemon: TestProvider
+  let listener: GpumeshNode
+  let offers: Offer[]
+
+  beforeAll(async () => {
+    listener = await startClient()
+    offers = listen(listener)
+    daemon = await startProvider({ gpus: 8, config: { offers: { region: 'eu-test' } } })
+    await dialProvider(listener, daemon.provider)
+  })
+
+  afterAll(async () => {
+    await listener?.stop()
+    await daemon?.stop()
+  })
+
+  it('publishes a signed offer that a listening node receives and verifies', async () => {
+    // The first offer may go out before the mesh forms; the next publication must arrive.
+    await until(async () => { await daemon.provider.publisher?.publishNow(); return offers.length > 0 })
+    const offer = offers.at(-1) as Offer
+    expect(offer.peerId).toBe(daemon.provider.peerId)
+    expect(offer.binding.payment).toBe(daemon.provider.paymentAddress)
+    expect(verifyOffer(offer, marketDomain(31337n))).toBe(daemon.provider.paymentAddress)
+    expect(offer.gpus).toEqual([expect.objectContaining({ class: 'H100-SXM-80GB', countFree: 8, countTotal: 8, simulated: true, pricePerGpuHour: 2_000_000n })])
+    expect(offer.region).toBe('eu-test')
+    expect(offer.addresses.length).toBeGreaterThan(0)
+    expect(offer.expiresAt - offer.issuedAt).toBe(120_000)
+    expect(offer.host.cpuModel).toBe('Test CPU')
+  })
+
+  it('republishes at once when capacity changes: a lease starts, a GPU turns unhealthy', async () => {
+    const before = offers.length
+    const lastSequence = (offers.at(-1) as Offer).sequence
+    const node = daemon.provider.node as GpumeshNode
+    const order = signedOrder(newRenter(), listener.peerId.toString(), {})
+    const decision = decodeLeaseDecision(await request(listener, node.peerId, LEASE_PROTOCOL, encodeLeaseProposal(proposal(order))))
+    expect(decision.accepted).toBe(true)
+    await until(() => offers.length > before && (offers.at(-1) as Offer).gpus[0]?.countFree === 7, 5_000)
+    expect((offers.at(-1) as Offer).sequence).toBeGreaterThan(lastSequence)
+
+    const gpu = daemon.prober.gpus[7]
+    if (gpu == null) throw new Error('no GPU 7')
+    gpu.healthy = false
+    gpu.problems = ['temperature 95 °C is at or above 90 °C']
+    await daemon.provider.inventory.refresh()
+    await until(() => (offers.at(-1) as Offer).gpus[0]?.countTotal === 7, 5_000)
+    expect((offers.at(-1) as Offer).gpus[0]?.countFree).toBe(6)
+  })
+
+  it('publishes nothing, and says why, when nothing healthy is for sale', async () => {
+    for (const gpu of daemon.prober.gpus) { gpu.healthy = false; gpu.problems = ['uncorrected ECC errors'] }
+    await daemon.provider.inventory.refresh()
+    const count = offers.length
+    const state = await (daemon.provider.publisher as NonNullable<typeof daemon.provider.publisher>).publishNow()
+    expect(state.reason).toMatch(/no healthy GPU to sell/)
+    expect(daemon.provider.status().offer.reason).toMatch(/no healthy GPU/)
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect(offers.length).toBe(count)
+  })
+})
+
+describe('offer sequence and reconciliation across restarts', () => {
+  it('keeps the sequence increasing and expires accepted leases whose deadline passed while down', async () => {
+    const temp = await tempDir()
+    const peerKey = await generatePeerKey()
+    const paymentKey = Wallet.createRandom().privateKey
+    let now = Date.now()
+    const clock = { now: () => now, monotonicNow: () => now }
+    const prober = new StandInProber(2)
+    const client = await startClient()
+    try {
+      const first = await startProvider({ dataDir: temp.dir, peerKey, paymentKey, clock, prober })
+      const seq1 = (await first.provider.publisher?.publishNow())?.offer?.sequence ?? 0
+      await dialProvider(client, first.provider)
+      const order = signedOrder(newRenter(), client.peerId.toString(), { expiresAt: now + 3_600_000 })
+      const decision = decodeLeaseDecision(await request(client, (first.provider.node as GpumeshNode).peerId, LEASE_PROTOCOL, encodeLeaseProposal(proposal(order))))
+      if (!decision.accepted) throw new Error(`not accepted: ${decision.code}`)
+      await first.stop()
+
+      now -= 1_000_000 // the wall clock went back: the sequence must still increase
+      const second = await startProvider({ dataDir: temp.dir, peerKey, paymentKey, clock, prober })
+      const seq2 = (await second.provider.publisher?.publishNow())?.offer?.sequence ?? 0
+      expect(seq2).toBeGreaterThan(seq1)
+      expect(second.provider.ledger.getLease(decision.terms.leaseId)?.state).toBe('accepted')
+      await second.stop()
+
+      now += 1_000_000 + 301_000 // past the 300 s start deadline
+      const third = await startProvider({ dataDir: temp.dir, peerKey, paymentKey, clock, prober })
+      expect(third.provider.ledger.getLease(decision.terms.leaseId)?.state).toBe('expired')
+      expect(third.provider.ledger.listGpus().every((g) => g.state === 'free')).toBe(true)
+      // Start and stop twice are harmless.
+      await third.provider.start()
+      await third.stop()
+      await third.provider.stop()
+    } finally {
+      await client.stop()
+      await temp.remove()
+    }
+  })
+})
