@@ -1,0 +1,61 @@
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { LEDGER_FILE } from '@gpumesh/provider'
+import { Ledger, isLeaseState, type LeaseRecord, type RejectionRecord } from '@gpumesh/ledger'
+import { resolveDataDir } from '../data-dir.js'
+import { CliError, EXIT } from '../errors.js'
+import type { Command } from '../context.js'
+
+const bigintAsText = (_key: string, v: unknown): unknown => (typeof v === 'bigint' ? v.toString() : v)
+
+export const leasesCommand: Command = {
+  name: 'leases',
+  summary: 'List the provider ledger\'s leases (works while the daemon runs or is stopped).',
+  usage: 'leases [--json] [--state accepted|running|completed|terminated|failed|expired|rejected] [--data-dir DIR]',
+  async run (argv, ctx) {
+    const { values } = parseArgs({
+      args: argv,
+      options: { json: { type: 'boolean', default: false }, state: { type: 'string' }, 'data-dir': { type: 'string' } },
+      strict: true
+    })
+    const state = values.state
+    if (state != null && !isLeaseState(state)) {
+      throw new CliError('BAD_STATE', `--state must be a lease state (proposed, accepted, running, completed, terminated, failed, rejected, expired), not "${state}".`, { exitCode: EXIT.USAGE })
+    }
+    const dataDir = resolveDataDir(values['data-dir'], ctx)
+    const path = join(dataDir, LEDGER_FILE)
+    if (!existsSync(path)) {
+      throw new CliError('NO_LEDGER', `No ledger in ${dataDir}: the provider has not run there yet.`)
+    }
+    // The ledger is WAL: reading beside a running daemon is safe; nothing is written here.
+    const ledger = new Ledger(path)
+    ledger.open()
+    let leases: LeaseRecord[] = []
+    let rejections: RejectionRecord[] = []
+    try {
+      if (state === 'rejected') rejections = ledger.listRejections()
+      else leases = state == null ? ledger.listLeases() : ledger.listLeases({ state })
+    } finally {
+      ledger.close()
+    }
+    if (values.json) {
+      ctx.stdout(JSON.stringify(state === 'rejected' ? { rejections } : { leases }, bigintAsText) + '\n')
+      return EXIT.OK
+    }
+    if (state === 'rejected') {
+      for (const r of rejections) ctx.stdout(`${new Date(r.at).toISOString()}  ${r.code.padEnd(24)}  order ${r.orderId ?? '-'}  ${r.message}\n`)
+      if (rejections.length === 0) ctx.stdout('No rejected proposals.\n')
+      return EXIT.OK
+    }
+    if (leases.length === 0) {
+      ctx.stdout(state == null ? 'No leases yet.\n' : `No ${state} leases.\n`)
+      return EXIT.OK
+    }
+    const header = ['LEASE', 'STATE', 'GPUS', 'CLASS', 'PRICE/GPU-H', 'RENTER', 'CREATED']
+    const rows = leases.map((l) => [l.leaseId.slice(0, 18) + '…', l.state, String(l.gpus.length), l.gpuClass, l.pricePerGpuHour.toString(), l.renter, new Date(l.createdAt).toISOString()])
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]?.length ?? 0)))
+    for (const r of [header, ...rows]) ctx.stdout(r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd() + '\n')
+    return EXIT.OK
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * kill -9 of a real `gpumesh provider start` process, then a restart: every accepted lease and its GPUs
+ * survive. Runs the built CLI (`npx tsc -b` first) as a child process on a data dir made by `gpumesh init`.
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { readFile, stat, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { multiaddr } from '@multiformats/multiaddr'
+import { request, type GpumeshNode } from '@gpumesh/net'
+import { LEASE_PROTOCOL, decodeLeaseDecision, encodeLeaseProposal, type LeaseDecision } from '@gpumesh/protocol'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { newRenter, proposal, requirements, signedOrder, startClient, tempDir, until } from './provider-helpers.js'
+
+const run = promisify(execFile)
+const CLI = fileURLToPath(new URL('../packages/cli/bin/gpumesh.js', import.meta.url))
+const PASSWORD = 'correct horse battery staple'
+
+interface ProviderJson { pid: number, peerId: string, addresses: string[], api: { url: string, token: string } }
+
+describe('provider daemon as a process', () => {
+  let dataDir: string
+  let remove: () => Promise<void>
+  let client: GpumeshNode
+  const children: ChildProcess[] = []
+  const env = { ...process.env, GPUMESH_PASSWORD: PASSWORD, GPUMESH_HOME: '' }
+
+  const gpumesh = async (...args: string[]): Promise<{ stdout: string, stderr: string, code: number }> => {
+    try {
+      const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env, timeout: 20_000 })
+      return { stdout, stderr, code: 0 }
+    } catch (err) {
+      const e = err as { stdout: string, stderr: string, code: number }
+      return { stdout: e.stdout, stderr: e.stderr, code: e.code }
+    }
+  }
+
+  const start = async (previousPid: number | null): Promise<{ child: ChildProcess, info: ProviderJson }> => {
+    const child = spawn(process.execPath, [CLI, 'provider', 'start', '--data-dir', dataDir, '--log-level', 'warn'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    children.push(child)
+    let output = ''
+    child.stdout?.on('data', (d: Buffer) => { output += d.toString() })
+    child.stderr?.on('data', (d: Buffer) => { output += d.toString() })
+    const file = join(dataDir, 'provider.json')
+    await until(async () => {
+      if (child.exitCode != null) throw new Error(`provider exited ${child.exitCode}: ${output}`)
+      if (!existsSync(file)) return false
+      const info = JSON.parse(await readFile(file, 'utf8')) as ProviderJson
+      return info.pid !== previousPid && output.includes('running')
+    }, 20_000)
+    const info = JSON.parse(await readFile(file, 'utf8')) as ProviderJson
+    expect(output).toContain(info.peerId)
+    return { child, info }
+  }
+
+  const propose = async (info: ProviderJson, gpuCount: number): Promise<LeaseDecision> => {
+    const order = signedOrder(newRenter(), client.peerId.toString(), { requirements: requirements({ gpuCount }) })
+    const target = info.addresses.map((a) => multiaddr(a))
+    return decodeLeaseDecision(await request(client, target, LEASE_PROTOCOL, encodeLeaseProposal(proposal(order))))
+  }
+
+  beforeAll(async () => {
+    ;({ dir: dataDir, remove } = await tempDir())
+    const init = await gpumesh('init', '--data-dir', dataDir)
+    expect(init.code, init.stderr).toBe(0)
+    await writeFile(join(dataDir, 'config.yaml'), [
+      'probe:',
+      '  simulate: [{ model: H100-SXM-80GB, count: 4 }]',
+      'network:',
+      '  listen: [/ip4/127.0.0.1/tcp/0]',
+      '  mdns: false',
+      'api:',
+      '  port: 0',
+      'pricing:',
+      '  perGpuHour: { H100-SXM-80GB: "2.00" }',
+      ''
+    ].join('\n'))
+    client = await startClient()
+  })
+
+  afterAll(async () => {
+    for (const child of children) if (child.exitCode == null && child.signalCode == null) child.kill('SIGKILL')
+    await client?.stop()
+    await remove?.()
+  })
+
+  it('keeps every accepted lease and its GPUs across kill -9 and a restart', async () => {
+    const first = await start(null)
+    expect((await stat(join(dataDir, 'provider.json'))).mode & 0o777).toBe(0o600)
+
+    const status = await gpumesh('provider', 'status', '--json', '--data-dir', dataDir)
+    expect(status.code, status.stderr).toBe(0)
+    const parsed = JSON.parse(status.stdout) as { peerId: string, gpus: Array<{ simulated: boolean }> }
+    expect(parsed.peerId).toBe(first.info.peerId)
+    expect(parsed.gpus).toHaveLength(4)
+    expect(parsed.gpus.every((g) => g.simulated)).toBe(true)
+
+    const decisions = [await propose(first.info, 1), await propose(first.info, 2)]
+    const accepted = decisions.map((d) => { if (!d.accepted) throw new Error(`rejected: ${d.code} ${d.message}`); return d.terms })
+
+    first.child.kill('SIGKILL')
+    await new Promise((resolve) => first.child.once('exit', resolve))
+
+    const second = await start(first.info.pid)
+    expect(second.info.peerId).toBe(first.info.peerId)
+    const listed = await gpumesh('leases', '--json', '--data-dir', dataDir)
+    expect(listed.code, listed.stderr).toBe(0)
+    const { leases } = JSON.parse(listed.stdout) as { leases: Array<{ leaseId: string, state: string, gpus: string[] }> }
+    for (const terms of accepted) {
+      const lease = leases.find((l) => l.leaseId === terms.leaseId)
+      expect(lease?.state).toBe('accepted')
+      expect(lease?.gpus).toEqual(terms.gpus)
+    }
+    // The restarted daemon still holds them: only one GPU is left.
+    const more = await propose(second.info, 2)
+    expect(more.accepted ? 'ACCEPTED' : more.code).toBe('NO_CAPACITY')
+
+    second.child.kill('SIGTERM')
+    const code = await new Promise((resolve) => second.child.once('exit', resolve))
+    expect(code).toBe(0)
+    expect(existsSync(join(dataDir, 'provider.json'))).toBe(false)
+    const stopped = await gpumesh('provider', 'status', '--data-dir', dataDir)
+    expect(stopped.code).toBe(1)
+    expect(stopped.stderr).toMatch(/not running/)
+    const afterStop = await gpumesh('leases', '--data-dir', dataDir)
+    expect(afterStop.code).toBe(0)
+    expect(afterStop.stdout).toContain('accepted')
+  }, 60_000)
+})
