@@ -1,0 +1,126 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { ZERO_ADDRESS, cumulativeAmount, verifyUsageReport, signVoucher, type SignedUsageReport, type Voucher } from '@gpumesh/protocol'
+import { LeaseMeter, simulatedGpuSampler, type Clock } from '../../src/jobs/index.js'
+import { CHAIN_ID, PROVIDER, PROVIDER_KEY, RENTER, RENTER_KEY, TOKEN, makeLease, testLedger, type TestLedger } from './helpers.js'
+import { acceptVoucher } from '../../src/jobs/voucher.js'
+
+describe('LeaseMeter (fake timers, injected clock)', () => {
+  let t: TestLedger
+  let t0: number
+  const clock: Clock = { now: () => Date.now(), monotonicNow: () => Date.now() - t0 }
+
+  beforeEach(() => {
+    vi.useFakeTimers({ now: 1_700_000_000_000 })
+    t0 = Date.now()
+    t = testLedger()
+  })
+  afterEach(() => {
+    t.cleanup()
+    vi.useRealTimers()
+  })
+
+  function meter (leaseId: string, overrides: { onUnpaid?: () => void, onDurationReached?: () => void } = {}): { m: LeaseMeter, reports: SignedUsageReport[] } {
+    const lease = t.ledger.getLease(leaseId)
+    if (lease === null) throw new Error('no lease')
+    const reports: SignedUsageReport[] = []
+    const m = new LeaseMeter({ ledger: t.ledger, clock, sampleGpus: simulatedGpuSampler() }, lease, {
+      paymentKey: PROVIDER_KEY, verifyingContract: ZERO_ADDRESS,
+      onReport: (r) => { reports.push(r) },
+      onUnpaid: overrides.onUnpaid ?? (() => {}),
+      ...(overrides.onDurationReached !== undefined ? { onDurationReached: overrides.onDurationReached } : {})
+    })
+    return { m, reports }
+  }
+
+  it('closes periods that tile the lease exactly, bounded by its duration, with signed reports', async () => {
+    const leaseId = makeLease(t.ledger, { running: true, durationSec: 10, billingIntervalSec: 3, paymentGraceSec: 100 })
+    let durationReached = 0
+    const { m, reports } = meter(leaseId, { onDurationReached: () => { durationReached++ } })
+    m.start()
+    await vi.advanceTimersByTimeAsync(12_500)
+    expect(durationReached).toBe(1)
+    const final = m.closeFinal()
+    m.stop()
+    expect(final?.report.final).toBe(true)
+    const periods = t.ledger.usagePeriods(leaseId)
+    expect(periods.map((p) => [p.startOffsetMs, p.endOffsetMs])).toEqual([[0, 3000], [3000, 6000], [6000, 9000], [9000, 10_000]])
+    expect(periods.at(-1)?.final).toBe(true)
+    expect(periods.map((p) => p.gpuMs)).toEqual([6000n, 6000n, 6000n, 2000n])
+    for (const r of reports) {
+      expect(verifyUsageReport(r, { chainId: CHAIN_ID, verifyingContract: ZERO_ADDRESS })).toBe(PROVIDER)
+      expect(r.report.avgUtilizationBp).toBeGreaterThan(8000)
+      expect(r.report.peakMemoryMiB).toBeGreaterThan(39_000)
+      expect(r.report.energyMilliJoules).toBeGreaterThan(0n)
+    }
+    expect(reports.map((r) => r.report.periodIndex)).toEqual([0, 1, 2, 3])
+    // Samples were written to the ledger as they were taken.
+    expect(t.ledger.samplesForPeriod(leaseId, 0, 10_000)).toHaveLength(8) // offsets 0, 3, 6, 9 s × 2 GPUs
+  })
+
+  it('rounds once on the cumulative figure, never per period', async () => {
+    // 1 base unit per GPU-hour, 1 GPU, 1 s periods: each period alone is worth 0.000277… units.
+    const leaseId = makeLease(t.ledger, { running: true, gpuCount: 1, pricePerGpuHour: 7_777n, billingIntervalSec: 1, paymentGraceSec: 3600 })
+    const { m, reports } = meter(leaseId)
+    m.start()
+    await vi.advanceTimersByTimeAsync(5_000)
+    await vi.advanceTimersByTimeAsync(400)
+    m.closeFinal()
+    const last = reports.at(-1)?.report
+    expect(last?.endOffsetMs).toBe(5400)
+    expect(last?.cumulativeAmount).toBe(cumulativeAmount(7_777n, 5400n))
+    expect(reports.reduce((sum, r) => sum + r.report.amount, 0n)).toBe(cumulativeAmount(7_777n, 5400n))
+    expect(reports.map((r) => r.report.amount)).toEqual([2n, 2n, 2n, 2n, 2n, 1n])
+    // floor per period would have billed 2 × 5 + 0 = 10 ≠ 11
+    expect(cumulativeAmount(7_777n, 5400n)).toBe(11n)
+  })
+
+  it('stops a lease that is not paid within one interval plus the grace', async () => {
+    const leaseId = makeLease(t.ledger, { running: true, billingIntervalSec: 1, paymentGraceSec: 1 })
+    let unpaidAt: number | null = null
+    const { m } = meter(leaseId, { onUnpaid: () => { unpaidAt = clock.monotonicNow() } })
+    m.start()
+    await vi.advanceTimersByTimeAsync(1_999)
+    expect(unpaidAt).toBeNull()
+    await vi.advanceTimersByTimeAsync(1)
+    expect(unpaidAt).toBe(2000) // first report at 1 s, grace 1 s
+    m.stop()
+  })
+
+  it('keeps running while vouchers arrive in time', async () => {
+    const leaseId = makeLease(t.ledger, { running: true, billingIntervalSec: 1, paymentGraceSec: 1 })
+    let unpaid = false
+    const lease = t.ledger.getLease(leaseId)
+    if (lease === null) throw new Error('no lease')
+    let sequence = 0n
+    const m = new LeaseMeter({ ledger: t.ledger, clock, sampleGpus: simulatedGpuSampler() }, lease, {
+      paymentKey: PROVIDER_KEY, verifyingContract: ZERO_ADDRESS,
+      onReport: (r) => {
+        const fields = { leaseId, provider: PROVIDER, renter: RENTER, token: TOKEN, cumulativeAmount: r.report.cumulativeAmount, sequence: ++sequence }
+        const voucher: Voucher = { type: 'voucher', ...fields, chainId: CHAIN_ID, verifyingContract: ZERO_ADDRESS, signature: signVoucher(fields, RENTER_KEY, { chainId: CHAIN_ID, verifyingContract: ZERO_ADDRESS }) }
+        const accepted = acceptVoucher(t.ledger, voucher, ZERO_ADDRESS)
+        queueMicrotask(() => { m.paid(accepted.cumulativeAmount) })
+      },
+      onUnpaid: () => { unpaid = true }
+    })
+    m.start()
+    await vi.advanceTimersByTimeAsync(10_000)
+    expect(unpaid).toBe(false)
+    expect(t.ledger.vouchers(leaseId)).toHaveLength(10)
+    m.stop()
+  })
+
+  it('resumes after a restart from the ledger, never re-billing closed periods', async () => {
+    const leaseId = makeLease(t.ledger, { running: true, billingIntervalSec: 2, paymentGraceSec: 100 })
+    const first = meter(leaseId)
+    first.m.start()
+    await vi.advanceTimersByTimeAsync(4_500)
+    first.m.stop()
+    const second = meter(leaseId)
+    second.m.start()
+    await vi.advanceTimersByTimeAsync(4_000)
+    second.m.closeFinal()
+    const periods = t.ledger.usagePeriods(leaseId)
+    for (let i = 1; i < periods.length; i++) expect(periods[i]?.startOffsetMs).toBe(periods[i - 1]?.endOffsetMs)
+    expect(periods[0]?.startOffsetMs).toBe(0)
+  })
+})
