@@ -1,0 +1,141 @@
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createNode, request } from '@gpumesh/net'
+import {
+  BOOK_PROTOCOL, LIMITS, decodeBookPage, encodeBookQuery, formatAmount, jsonReplacer, marketDomain, parseAmount,
+  verifyOffer
+} from '@gpumesh/protocol'
+import type { BookFilters, Offer } from '@gpumesh/protocol'
+import { resolveDataDir } from '../data-dir.js'
+import { CliError, EXIT } from '../errors.js'
+import { MATCHER_INFO_FILE } from './matcher-start.js'
+import type { Command } from '../context.js'
+
+/** Pages fetched at most (100 offers each). */
+const MAX_PAGES = 20
+
+export const offersCommand: Command = {
+  name: 'offers',
+  summary: 'List the offers in a matcher\'s book, cheapest first, with signatures checked.',
+  usage: 'offers [--matcher ADDR] [--json] [--class C] [--min-gpus N] [--max-price P] [--region R] [--decimals D] [--data-dir DIR]',
+  async run (argv, ctx) {
+    const { values } = parseArgs({
+      args: argv,
+      options: {
+        matcher: { type: 'string' },
+        json: { type: 'boolean', default: false },
+        class: { type: 'string' },
+        'min-gpus': { type: 'string' },
+        'max-price': { type: 'string' },
+        region: { type: 'string' },
+        decimals: { type: 'string', default: '6' },
+        'data-dir': { type: 'string' }
+      },
+      strict: true
+    })
+    const decimals = Number(values.decimals)
+    if (!Number.isInteger(decimals) || decimals < 0 || decimals > 36) throw new CliError('BAD_OPTION', '--decimals must be an integer from 0 to 36.', { exitCode: EXIT.USAGE })
+    const minGpus = values['min-gpus'] == null ? null : Number(values['min-gpus'])
+    if (minGpus != null && (!Number.isInteger(minGpus) || minGpus < 1)) throw new CliError('BAD_OPTION', '--min-gpus must be a whole number of at least 1.', { exitCode: EXIT.USAGE })
+    let maxPrice: bigint | null = null
+    if (values['max-price'] != null) {
+      try {
+        maxPrice = parseAmount(values['max-price'], decimals)
+      } catch (err) {
+        throw new CliError('BAD_OPTION', `--max-price: ${(err as Error).message}.`, { exitCode: EXIT.USAGE, cause: err })
+      }
+      if (maxPrice === 0n) throw new CliError('BAD_OPTION', '--max-price must be above 0.', { exitCode: EXIT.USAGE })
+    }
+    const filters: BookFilters = {
+      gpuClass: values.class ?? null,
+      minGpus,
+      minMemoryMiB: null,
+      maxPricePerGpuHour: maxPrice,
+      region: values.region ?? null,
+      operator: null,
+      includeSimulated: false
+    }
+    const addresses = values.matcher != null ? [values.matcher] : await runningMatcher(resolveDataDir(values['data-dir'], ctx))
+    let targets
+    try {
+      targets = addresses.map((a) => multiaddr(a))
+    } catch (err) {
+      throw new CliError('BAD_OPTION', `--matcher: not a multiaddr (${(err as Error).message}).`, { exitCode: EXIT.USAGE, cause: err })
+    }
+
+    const node = await createNode({ listen: [], connectionMonitor: { enabled: false } })
+    const offers: Offer[] = []
+    let invalid = 0
+    try {
+      let offset: number | null = 0
+      for (let i = 0; i < MAX_PAGES && offset != null; i++) {
+        const query = encodeBookQuery({ type: 'book-query', filters, offset, limit: LIMITS.bookPage })
+        let bytes: Uint8Array
+        try {
+          bytes = await request(node, targets, BOOK_PROTOCOL, query, { signal: ctx.signal })
+        } catch (err) {
+          throw new CliError('MATCHER_UNREACHABLE', `Could not read the book of ${addresses.join(', ')}: ${(err as Error).message}.`, { cause: err })
+        }
+        const page = decodeBookPage(bytes)
+        for (const offer of page.offers) {
+          try {
+            verifyOffer(offer, marketDomain(offer.chainId))
+            offers.push(offer)
+          } catch {
+            invalid++
+          }
+        }
+        offset = page.nextOffset
+      }
+    } finally {
+      await node.stop()
+    }
+    if (invalid > 0) ctx.stderr(`gpumesh: left out ${invalid} offer${invalid === 1 ? '' : 's'} whose signature did not verify.\n`)
+    if (values.json) {
+      ctx.stdout(JSON.stringify(offers, jsonReplacer, 2) + '\n')
+    } else {
+      ctx.stdout(renderTable(offers, filters, decimals))
+    }
+    return EXIT.OK
+  }
+}
+
+async function runningMatcher (dataDir: string): Promise<string[]> {
+  const path = join(dataDir, MATCHER_INFO_FILE)
+  try {
+    const info = JSON.parse(await readFile(path, 'utf8')) as { addresses?: unknown }
+    if (Array.isArray(info.addresses) && info.addresses.every((a) => typeof a === 'string') && info.addresses.length > 0) return info.addresses
+  } catch {
+    // fall through to the sentence below
+  }
+  throw new CliError('NO_MATCHER', `No matcher given and none found in ${path}. Pass --matcher /ip4/…/tcp/…/p2p/… or start one with "gpumesh matcher start".`, { exitCode: EXIT.USAGE })
+}
+
+function renderTable (offers: Offer[], filters: BookFilters, decimals: number): string {
+  if (offers.length === 0) return 'No offers match.\n'
+  const header = ['PROVIDER', 'CLASS', 'FREE/TOTAL', 'MEMORY', 'PRICE/GPU-H', 'REGION', 'LEASE', 'EXPIRES']
+  const rows: string[][] = []
+  for (const offer of offers) {
+    for (const g of offer.gpus) {
+      if (filters.gpuClass != null && g.class !== filters.gpuClass) continue
+      if (filters.minGpus != null && g.countFree < filters.minGpus) continue
+      if (filters.maxPricePerGpuHour != null && g.pricePerGpuHour > filters.maxPricePerGpuHour) continue
+      if (g.simulated && !filters.includeSimulated) continue
+      rows.push([
+        `…${offer.peerId.slice(-10)}`,
+        g.class,
+        `${g.countFree}/${g.countTotal}`,
+        `${Math.round(g.memoryMiB / 1024)} GiB`,
+        formatAmount(g.pricePerGpuHour, decimals),
+        offer.region ?? '-',
+        `${offer.minLeaseSec}-${offer.maxLeaseSec} s`,
+        new Date(offer.expiresAt).toISOString().slice(11, 19)
+      ])
+    }
+  }
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]?.length ?? 0)))
+  const fmt = (cells: string[]): string => cells.map((c, i) => i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)).join('  ')
+  return [fmt(header), ...rows.map(fmt), '', `${offers.length} offer${offers.length === 1 ? '' : 's'}.`].join('\n') + '\n'
+}

@@ -1,0 +1,113 @@
+// Runs the built CLI (build first: npx tsc -b): `gpumesh matcher start` as a child process, a provider
+// node in this process publishing a signed offer to it, and `gpumesh offers` reading its book.
+import { execFile, spawn } from 'node:child_process'
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Wallet } from 'ethers'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createNode, publish } from '@gpumesh/net'
+import { OFFERS_TOPIC, encodeOffer, marketDomain, paymentKeyAddress, signOffer, signPeerBinding } from '@gpumesh/protocol'
+import type { ChildProcess } from 'node:child_process'
+import type { GpumeshNode } from '@gpumesh/net'
+import type { OfferBody } from '@gpumesh/protocol'
+
+const root = fileURLToPath(new URL('../../../', import.meta.url))
+const cli = join(root, 'packages/cli/bin/gpumesh.js')
+
+let home: string
+let child: ChildProcess | null = null
+let provider: GpumeshNode | null = null
+let stderr = ''
+let stdout = ''
+
+beforeAll(async () => { home = await mkdtemp(join(tmpdir(), 'gpumesh-cli-matcher-')) })
+afterAll(async () => {
+  child?.kill('SIGKILL')
+  await provider?.stop()
+  await rm(home, { recursive: true, force: true })
+})
+
+async function until (check: () => Promise<boolean> | boolean, timeoutMs = 15_000): Promise<void> {
+  const start = Date.now()
+  while (!(await check())) {
+    if (Date.now() - start > timeoutMs) throw new Error(`condition not met in time; matcher stderr:\n${stderr}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
+async function gpumesh (args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
+  return await new Promise((resolve) => {
+    execFile(process.execPath, [cli, ...args], { env: { PATH: process.env.PATH ?? '', GPUMESH_HOME: home }, timeout: 20_000 }, (err, out, errText) => {
+      resolve({ code: err == null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout: out, stderr: errText })
+    })
+  })
+}
+
+describe('gpumesh matcher start and gpumesh offers', () => {
+  it('runs a matcher, lists a provider\'s offer from its book, and stops on SIGTERM', async () => {
+    child = spawn(process.execPath, [cli, 'matcher', 'start', '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', home], { stdio: ['ignore', 'pipe', 'pipe'] })
+    child.stdout?.on('data', (d: Buffer) => { stdout += d.toString() })
+    child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
+    await until(async () => { try { await stat(join(home, 'matcher.json')); return true } catch { return false } })
+    const info = JSON.parse(await readFile(join(home, 'matcher.json'), 'utf8')) as { peerId: string, addresses: string[] }
+    expect(info.addresses[0]).toMatch(/^\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\//)
+    await until(() => stdout.includes(info.peerId))
+    expect((await stat(join(home, 'matcher-peer.key'))).mode & 0o777).toBe(0o600)
+
+    const key = Wallet.createRandom().privateKey
+    const payment = paymentKeyAddress(key)
+    const domain = marketDomain(31337n)
+    provider = await createNode({ listen: ['/ip4/127.0.0.1/tcp/0'], loopback: true, bootstrap: info.addresses })
+    const node = provider
+    const peerId = node.peerId.toString()
+    await until(() => node.services.pubsub.getSubscribers(OFFERS_TOPIC).map(String).includes(info.peerId))
+    const now = Date.now()
+    const body: OfferBody = {
+      type: 'offer',
+      peerId,
+      binding: { peerId, payment, proof: signPeerBinding({ peerId, payment }, key, domain) },
+      fleet: null,
+      addresses: node.getMultiaddrs().map(String),
+      gpus: [
+        { class: 'H100-SXM-80GB', vendor: 'nvidia', memoryMiB: 81_559, computeCapability: '9.0', countFree: 4, countTotal: 8, pricePerGpuHour: 2_100_000n, simulated: false },
+        { class: 'L4-24GB', vendor: 'nvidia', memoryMiB: 23_034, computeCapability: '8.9', countFree: 2, countTotal: 2, pricePerGpuHour: 450_000n, simulated: false }
+      ],
+      host: { cpuModel: null, cpuCores: null, memoryMiB: null, diskFreeMiB: null, os: null },
+      token: '0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512',
+      chainId: 31337n,
+      region: 'eu-west',
+      minLeaseSec: 600,
+      maxLeaseSec: 86_400,
+      billingIntervalSec: 300,
+      paymentGraceSec: 120,
+      sequence: 1,
+      issuedAt: now,
+      expiresAt: now + 600_000
+    }
+    await publish(node, OFFERS_TOPIC, encodeOffer({ ...body, signature: signOffer(body, key, domain) }))
+
+    let listed: Array<{ peerId: string, gpus: Array<{ pricePerGpuHour: string }> }> = []
+    await until(async () => {
+      const r = await gpumesh(['offers', '--json', '--data-dir', home])
+      listed = r.code === 0 ? JSON.parse(r.stdout) as typeof listed : []
+      return listed.length === 1
+    })
+    expect(listed[0]?.peerId).toBe(peerId)
+    expect(listed[0]?.gpus.map((g) => g.pricePerGpuHour)).toEqual(['2100000', '450000'])
+
+    const table = await gpumesh(['offers', '--matcher', info.addresses[0] ?? '', '--class', 'H100-SXM-80GB', '--max-price', '2.5'])
+    expect(table.code).toBe(0)
+    expect(table.stdout).toMatch(/H100-SXM-80GB\s+4\/8\s+80 GiB\s+2\.10\s+eu-west/)
+    expect(table.stdout).not.toContain('L4-24GB')
+    expect((await gpumesh(['offers', '--max-price', '0.4'])).stdout).toContain('No offers match.')
+    expect((await gpumesh(['offers', '--max-price', 'cheap'])).code).toBe(2)
+
+    const exited = new Promise<number | null>((resolve) => child?.on('exit', (code) => { resolve(code) }))
+    child.kill('SIGTERM')
+    expect(await exited).toBe(0)
+    child = null
+    expect(stdout).toContain('matcher stopped')
+  })
+})
