@@ -3,6 +3,9 @@ import { initCommand } from './commands/init.js'
 import { gpusCommand } from './commands/gpus.js'
 import { matcherStartCommand } from './commands/matcher-start.js'
 import { offersCommand } from './commands/offers.js'
+import { leasesCommand } from './commands/leases.js'
+import { providerStartCommand } from './commands/provider-start.js'
+import { providerStatusCommand } from './commands/provider-status.js'
 import type { Command, CommandContext } from './context.js'
 
 export { CliError, EXIT } from './errors.js'
@@ -15,6 +18,9 @@ export type { Command, CommandContext } from './context.js'
 export const COMMANDS: readonly Command[] = [
   initCommand,
   gpusCommand,
+  providerStartCommand,
+  providerStatusCommand,
+  leasesCommand,
   matcherStartCommand,
   offersCommand
 ]
