@@ -1,7 +1,15 @@
 // Matching throughput against a 100,000-offer book: the price index (findCandidates) beside a plain
 // scan of the same book with the same orders in the same run (findCandidatesLinear).
 // The book and the orders are generated from a fixed seed, so every run measures the same work.
-import { OrderBook, ProviderRecords, findCandidates, findCandidatesLinear } from '@gpumesh/matcher'
+// Then the service on loopback: a renter's order through a matcher to an in-process provider that
+// answers with signed terms (order_to_lease_p50_ms), beside the floor of two plain request/response
+// hops measured in the same run, renter→matcher plus matcher→provider, each on a new stream.
+import { createMatcher, OrderBook, ProviderRecords, findCandidates, findCandidatesLinear } from '@gpumesh/matcher'
+import { createNode, handle, publish, request } from '@gpumesh/net'
+import {
+  LEASE_PROTOCOL, OFFERS_TOPIC, ORDER_PROTOCOL, decodeLeaseProposal, decodeOrderResult, encodeLeaseDecision, encodeOffer,
+  encodeOrder, marketDomain, paymentKeyAddress, signLeaseTerms, signOffer, signOrder, signPeerBinding
+} from '@gpumesh/protocol'
 
 const OFFERS = 100_000
 const ORDERS = 64
@@ -138,6 +146,114 @@ function measure (fn, book, orders, options) {
   return done / elapsed
 }
 
+const SERVICE_SAMPLES = 200
+const SERVICE_WARMUP = 20
+const ECHO = '/gpumesh/bench-echo/1.0.0'
+const PROVIDER_KEY = '0x0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef'
+const RENTER_KEY = '0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318'
+const CHAIN_ID = 31337n
+const LOCAL = { listen: ['/ip4/127.0.0.1/tcp/0'], loopback: true }
+const UNLIMITED = { points: 1_000_000, durationMs: 1_000 }
+
+function p50 (values) {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.floor((sorted.length - 1) / 2)]
+}
+
+async function until (check, timeoutMs = 20_000) {
+  const start = Date.now()
+  while (!check()) {
+    if (Date.now() - start > timeoutMs) throw new Error('bench setup: condition not met in time')
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+function hex32 (i) {
+  return `0x${i.toString(16).padStart(64, '0')}`
+}
+
+async function service () {
+  const domain = marketDomain(CHAIN_ID)
+  const payment = paymentKeyAddress(PROVIDER_KEY)
+  const renterAddress = paymentKeyAddress(RENTER_KEY)
+  const matcher = createMatcher({ ...LOCAL, orderRateLimit: UNLIMITED, maxRememberedOrders: 1_000_000 })
+  await matcher.start()
+  const [provider, renter] = await Promise.all([
+    createNode({ ...LOCAL, bootstrap: matcher.node.getMultiaddrs().map(String) }),
+    createNode(LOCAL)
+  ])
+  try {
+    const providerPeer = provider.peerId.toString()
+    let leases = 0
+    await handle(provider, LEASE_PROTOCOL, async (bytes) => {
+      const { order, pricePerGpuHour, gpuClass } = decodeLeaseProposal(bytes)
+      const now = Date.now()
+      const terms = {
+        leaseId: hex32(++leases), orderId: order.orderId, provider: payment, providerPeerId: providerPeer,
+        renter: order.renter, renterPeerId: order.renterPeerId, token: order.token, chainId: order.chainId,
+        pricePerGpuHour, gpus: ['GPU-0'], gpuClass, durationSec: order.durationSec, billingIntervalSec: 300,
+        paymentGraceSec: 60, startDeadline: now + 120_000, jobHash: order.jobHash, providerAddresses: [], acceptedAt: now
+      }
+      return encodeLeaseDecision({ type: 'lease-decision', accepted: true, terms, signature: signLeaseTerms(terms, PROVIDER_KEY, domain) })
+    }, { rateLimit: UNLIMITED })
+    const echo = async (req) => req
+    await handle(provider, ECHO, echo, { rateLimit: UNLIMITED })
+    await handle(matcher.node, ECHO, echo, { rateLimit: UNLIMITED })
+
+    await until(() => provider.services.pubsub.getSubscribers(OFFERS_TOPIC).some((p) => p.equals(matcher.node.peerId)))
+    const now = Date.now()
+    const body = {
+      type: 'offer', peerId: providerPeer,
+      binding: { peerId: providerPeer, payment, proof: signPeerBinding({ peerId: providerPeer, payment }, PROVIDER_KEY, domain) },
+      fleet: null, addresses: provider.getMultiaddrs().map(String),
+      gpus: [{ class: 'H100-SXM-80GB', vendor: 'nvidia', memoryMiB: 81_559, computeCapability: '9.0', countFree: 8, countTotal: 8, pricePerGpuHour: 2_000_000n, simulated: false }],
+      host: { cpuModel: null, cpuCores: null, memoryMiB: null, diskFreeMiB: null, os: null },
+      token: TOKEN, chainId: CHAIN_ID, region: null, minLeaseSec: 60, maxLeaseSec: 86_400, billingIntervalSec: 300,
+      paymentGraceSec: 60, sequence: 1, issuedAt: now, expiresAt: now + 3_600_000
+    }
+    await publish(provider, OFFERS_TOPIC, encodeOffer({ ...body, signature: signOffer(body, PROVIDER_KEY, domain) }))
+    await until(() => matcher.book.size === 1)
+    await renter.dial(matcher.node.getMultiaddrs())
+
+    // Orders are signed before the clock starts: signing is the renter's cost, not the path's.
+    const orders = Array.from({ length: SERVICE_WARMUP + SERVICE_SAMPLES }, (_, i) => {
+      const order = {
+        type: 'order', orderId: hex32(i + 1), renter: renterAddress, renterPeerId: renter.peerId.toString(),
+        requirements: { gpuCount: 1, classes: [], minMemoryMiB: 0, minComputeCapability: null, region: null, operators: [], allowSimulated: false },
+        maxPricePerGpuHour: 3_000_000n, durationSec: 3600, token: TOKEN, chainId: CHAIN_ID, jobHash: hex32(7), expiresAt: now + 3_600_000
+      }
+      return encodeOrder({ ...order, signature: signOrder(order, RENTER_KEY, domain) })
+    })
+    const orderToLease = []
+    for (let i = 0; i < orders.length; i++) {
+      const start = performance.now()
+      const result = decodeOrderResult(await request(renter, matcher.node.peerId, ORDER_PROTOCOL, orders[i]))
+      const elapsed = performance.now() - start
+      if (result.status !== 'leased') throw new Error(`bench order ${i} was not leased: ${JSON.stringify(result.explanation?.message)}`)
+      if (i >= SERVICE_WARMUP) orderToLease.push(elapsed)
+    }
+
+    const payload = new Uint8Array(64).fill(7)
+    const twoHops = []
+    for (let i = 0; i < SERVICE_WARMUP + SERVICE_SAMPLES; i++) {
+      const a = performance.now()
+      await request(renter, matcher.node.peerId, ECHO, payload)
+      const b = performance.now()
+      await request(matcher.node, provider.peerId, ECHO, payload)
+      const c = performance.now()
+      if (i >= SERVICE_WARMUP) twoHops.push((b - a) + (c - b))
+    }
+    const ms = (values) => Number(p50(values).toFixed(3))
+    return {
+      order_to_lease_p50_ms: { value: ms(orderToLease), unit: 'ms', samples: orderToLease.length },
+      order_to_lease_reqres_2hops_p50_ms: { value: ms(twoHops), unit: 'ms', samples: twoHops.length }
+    }
+  } finally {
+    await Promise.all([provider.stop(), renter.stop()])
+    await matcher.stop()
+  }
+}
+
 export async function run () {
   const book = makeBook()
   const orders = makeOrders()
@@ -162,6 +278,7 @@ export async function run () {
   const round = (x) => Math.round(x * 10) / 10
   return {
     match_orders_per_s: { value: round(indexed), unit: 'orders/s', offers: OFFERS, orders: orders.length, matched, limit: LIMIT },
-    match_linear_scan_per_s: { value: round(linear), unit: 'orders/s', offers: OFFERS, orders: orders.length, matched, limit: LIMIT }
+    match_linear_scan_per_s: { value: round(linear), unit: 'orders/s', offers: OFFERS, orders: orders.length, matched, limit: LIMIT },
+    ...await service()
   }
 }
