@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest'
+import { encodeOffer, marketDomain, signOffer, signPeerBinding, type Address, type PeerBinding } from '@gpumesh/protocol'
+import { Wallet } from 'ethers'
+import { buildOffer, parseProviderConfig, type InventoryGpu } from '../src/index.js'
+
+const wallet = Wallet.createRandom()
+const peerId = '12D3KooWGzh6Sr4AQHmmJYT7HtjLxaD2PRcCqq2SsQ8mMPV9bQMa'
+const binding: PeerBinding = {
+  peerId,
+  payment: wallet.address as Address,
+  proof: signPeerBinding({ peerId, payment: wallet.address as Address }, wallet.privateKey, marketDomain(31337n))
+}
+
+const gpu = (n: number, overrides: Partial<InventoryGpu> = {}): InventoryGpu => ({
+  uuid: `GPU-${n}`, index: n, name: 'NVIDIA H100 80GB HBM3', class: 'H100-SXM-80GB', vendor: 'nvidia', memoryMiB: 81_559,
+  computeCapability: '9.0', simulated: false, state: 'free', healthy: true, busy: false, problems: [], leaseId: null, ...overrides
+})
+
+const config = (layer: Record<string, unknown> = {}): ReturnType<typeof parseProviderConfig> =>
+  parseProviderConfig({ dataDir: '/tmp/x', pricing: { perGpuHour: { 'H100-SXM-80GB': '2.00' } } }, layer)
+
+const input = (gpus: InventoryGpu[], c = config()): Parameters<typeof buildOffer>[0] =>
+  ({ config: c, gpus, host: null, peerId, binding, addresses: ['/ip4/127.0.0.1/tcp/1'], sequence: 7, now: 1_000_000 })
+
+describe('buildOffer', () => {
+  it('groups GPUs by class and simulation, counts free ones and prices them at the ask price', () => {
+    const built = buildOffer(input([gpu(0), gpu(1, { state: 'reserved' }), gpu(2, { simulated: true }), gpu(3, { healthy: false, problems: ['hot'] })]))
+    expect(built.offer?.gpus).toEqual([
+      { class: 'H100-SXM-80GB', vendor: 'nvidia', memoryMiB: 81_559, computeCapability: '9.0', countFree: 1, countTotal: 2, pricePerGpuHour: 2_000_000n, simulated: false },
+      { class: 'H100-SXM-80GB', vendor: 'nvidia', memoryMiB: 81_559, computeCapability: '9.0', countFree: 1, countTotal: 1, pricePerGpuHour: 2_000_000n, simulated: true }
+    ])
+    expect(built.offer).toMatchObject({ sequence: 7, issuedAt: 1_000_000, expiresAt: 1_120_000, minLeaseSec: 60, billingIntervalSec: 60 })
+    // Signed and encoded, it passes the protocol's validation and size cap.
+    const offer = built.offer
+    if (offer == null) throw new Error('no offer')
+    expect(encodeOffer({ ...offer, signature: signOffer(offer, wallet.privateKey, marketDomain(31337n)) }).byteLength).toBeLessThan(64 * 1024)
+  })
+
+  it('applies the surge from utilisation', () => {
+    const c = config({ pricing: { perGpuHour: { 'H100-SXM-80GB': '2.00' }, surge: { enabled: true, thresholdPercent: 50, maxPercent: 100 } } })
+    const built = buildOffer(input([gpu(0), gpu(1, { state: 'leased' }), gpu(2, { state: 'reserved' }), gpu(3, { state: 'leased' })], c))
+    expect(built.offer?.gpus[0]?.pricePerGpuHour).toBe(3_000_000n) // 75 % leased: half-way to +100 %
+  })
+
+  it('says why nothing is published', () => {
+    expect(buildOffer(input([]))).toMatchObject({ offer: null, reason: expect.stringMatching(/no GPUs found/) })
+    expect(buildOffer(input([gpu(0, { healthy: false, problems: ['uncorrected ECC errors'] })]))).toMatchObject({ offer: null, reason: expect.stringMatching(/no healthy GPU.*uncorrected ECC/) })
+    const unpriced = buildOffer(input([gpu(0, { class: 'RTX-4090' })]))
+    expect(unpriced).toMatchObject({ offer: null, reason: expect.stringMatching(/no price for class RTX-4090/) })
+  })
+})
