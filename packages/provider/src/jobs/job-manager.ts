@@ -59,12 +59,13 @@ export class Job {
   readonly leaseId: Bytes32
   readonly paths: JobPaths
   readonly events: JobEventLog
-  /** Resolves when the lease has ended and everything is recorded. */
+  /** Resolves when the lease has ended and everything is recorded (never, for a detached job). */
   readonly done: Promise<JobOutcome>
   readonly #running: RunningJob
   readonly #meter: LeaseMeter
   readonly #tailer: JobLogTailer
   #stopReason: TerminationReason | null = null
+  #detached = false
 
   /** @internal built by JobManager */
   constructor (init: {
@@ -87,6 +88,15 @@ export class Job {
   }
 
   get pid (): number { return this.#running.pid }
+  get detached (): boolean { return this.#detached }
+
+  /** @internal Stops metering and tailing and lets the process run on; `done` then never settles. */
+  detach (): void {
+    this.#detached = true
+    this.#meter.stop()
+    this.#tailer.stop()
+    this.#running.detach()
+  }
   get stopReason (): TerminationReason | null { return this.#stopReason }
   get meter (): LeaseMeter { return this.#meter }
   get tailer (): JobLogTailer { return this.#tailer }
@@ -143,7 +153,7 @@ export class JobManager {
     this.#controller = null
     const jobs = [...this.#jobs.values()]
     if (options.jobs === 'detach') {
-      for (const job of jobs) { job.meter.stop(); job.tailer.stop() }
+      for (const job of jobs) job.detach()
       this.#jobs.clear()
       return
     }
@@ -285,6 +295,8 @@ export class JobManager {
   }
 
   async #finish (job: Job, exit: JobExit): Promise<JobOutcome> {
+    // A detached job belongs to whichever daemon re-attaches to it next.
+    if (job.detached) return await new Promise<never>(() => {})
     const { clock } = this.#c
     const finalReport = job.meter.closeFinal()
     if (finalReport !== null) job.events.append(clock.now(), { kind: 'usage', report: finalReport })

@@ -152,6 +152,10 @@ export function controlledJob (o: ControlledJobOptions): RunningJob {
     pidStartTime: o.pidStartTime,
     paths: o.paths,
     exited,
+    detach: (): void => {
+      if (limitTimer !== null) clearTimeout(limitTimer)
+      limitTimer = null
+    },
     stop: async (graceMs?: number): Promise<JobExit> => {
       if (stopping === null && cause === 'exit') cause = 'stopped'
       return await stop(graceMs)

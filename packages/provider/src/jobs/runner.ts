@@ -40,6 +40,8 @@ export interface RunningJob {
    * Resolves with the exit; calling it again, or after the exit, returns the same exit.
    */
   stop: (graceMs?: number) => Promise<JobExit>
+  /** Lets go of the job without stopping it (daemon shutting down with jobs left running): clears timers. */
+  detach: () => void
 }
 
 /** A job recorded in the ledger, to re-attach to after a daemon restart. */

@@ -3,7 +3,6 @@ import { ZERO_ADDRESS, signVoucher, type Voucher, type VoucherFields } from '@gp
 import { acceptVoucher, closeUsagePeriod } from '../../src/jobs/index.js'
 import { CHAIN_ID, OTHER_KEY, PROVIDER, PROVIDER_KEY, RENTER, RENTER_KEY, TOKEN, hex32, makeLease, testLedger, type TestLedger } from './helpers.js'
 
-const DOMAIN = { chainId: CHAIN_ID, verifyingContract: ZERO_ADDRESS }
 
 describe('voucher acceptance', () => {
   let t: TestLedger
