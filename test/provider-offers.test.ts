@@ -52,6 +52,10 @@ describe('offers', () => {
     expect(offer.addresses.length).toBeGreaterThan(0)
     expect(offer.expiresAt - offer.issuedAt).toBe(120_000)
     expect(offer.host.cpuModel).toBe('Test CPU')
+    const status = daemon.provider.status()
+    expect(status.offer.reason).toBeNull()
+    expect(status.offer.sequence).toBeGreaterThanOrEqual(offer.sequence)
+    expect(status.offer.tokenDecimals).toBe(6)
   })
 
   it('republishes at once when capacity changes: a lease starts, a GPU turns unhealthy', async () => {

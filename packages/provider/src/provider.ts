@@ -69,6 +69,8 @@ export interface ProviderStatus {
     expiresAt: number | null
     gpus: Array<{ class: string, countFree: number, countTotal: number, pricePerGpuHour: bigint, simulated: boolean }>
     bytes: number | null
+    /** Decimals of the pricing token, to show prices in token units. */
+    tokenDecimals: number
     /** Why no offer is out, or null. */
     reason: string | null
     notes: string[]
@@ -171,7 +173,8 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
         expiresAt: offer?.expiresAt ?? null,
         gpus: offer?.gpus.map((g) => ({ class: g.class, countFree: g.countFree, countTotal: g.countTotal, pricePerGpuHour: g.pricePerGpuHour, simulated: g.simulated })) ?? [],
         bytes: offerState?.bytes ?? null,
-        reason: offerState?.reason ?? 'not started',
+        tokenDecimals: config.pricing.tokenDecimals,
+        reason: offerState == null ? 'not started' : offerState.reason,
         notes: offerState?.notes ?? []
       },
       activeLeases: ledger.isOpen ? ledger.activeLeases().map(leaseSummary) : [],

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util'
 import { readProviderFile, type ProviderStatus } from '@gpumesh/provider'
+import { formatAmount } from '@gpumesh/protocol'
 import { resolveDataDir } from '../data-dir.js'
 import { CliError, EXIT } from '../errors.js'
 import type { Command } from '../context.js'
@@ -59,7 +60,7 @@ function render (s: StatusJson): string {
   lines.push('', 'Offer:')
   if (s.offer.sequence != null) {
     lines.push(`  sequence ${s.offer.sequence}, expires ${new Date(s.offer.expiresAt ?? 0).toISOString()}, ${s.offer.bytes ?? 0} bytes`)
-    for (const g of s.offer.gpus) lines.push(`  ${g.class}${g.simulated ? ' (simulated)' : ''}: ${g.countFree}/${g.countTotal} free at ${g.pricePerGpuHour} base units per GPU-hour`)
+    for (const g of s.offer.gpus) lines.push(`  ${g.class}${g.simulated ? ' (simulated)' : ''}: ${g.countFree}/${g.countTotal} free at ${formatAmount(BigInt(g.pricePerGpuHour), s.offer.tokenDecimals)} per GPU-hour`)
   }
   if (s.offer.reason != null) lines.push(`  not published: ${s.offer.reason}`)
   for (const note of s.offer.notes) lines.push(`  note: ${note}`)
