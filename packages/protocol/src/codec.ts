@@ -7,13 +7,13 @@ import type { z } from 'zod'
 import { MAX_ANY_MESSAGE_BYTES, MAX_MESSAGE_BYTES, MESSAGE_TYPES } from './constants.js'
 import { ProtocolError } from './errors.js'
 import {
-  bookPageSchema, bookQuerySchema, fleetMembershipSchema, jobAttachSchema, jobAuthSchema, jobEventSchema, jobSubmitSchema, leaseDecisionSchema,
+  artifactsHeaderSchema, artifactsRequestSchema, jobReplySchema, bookPageSchema, bookQuerySchema, fleetMembershipSchema, jobAttachSchema, jobAuthSchema, jobEventSchema, jobSubmitSchema, leaseDecisionSchema,
   leaseProposalSchema, leaseTermsSchema, offerSchema, orderRequirementsSchema, orderSchema, peerBindingSchema,
   orderResultSchema, signedUsageReportSchema, terminateSchema, usageReportSchema, voucherSchema
 } from './schemas.js'
 import type { MessageType } from './constants.js'
 import type {
-  BookPage, BookQuery, FleetMembership, JobAttach, JobAuth, JobEvent, JobSubmit, LeaseDecision, LeaseProposal, LeaseTerms, Message,
+  ArtifactsHeader, ArtifactsRequest, JobReply, BookPage, BookQuery, FleetMembership, JobAttach, JobAuth, JobEvent, JobSubmit, LeaseDecision, LeaseProposal, LeaseTerms, Message,
   MessageOfType, Offer, Order, OrderRequirements, OrderResult, PeerBinding, SignedUsageReport, Terminate, UsageReport, Voucher
 } from './messages.js'
 
@@ -34,7 +34,10 @@ const SCHEMAS: { [T in MessageType]: z.ZodType<MessageOfType<T>> } = {
   terminate: terminateSchema,
   'order-result': orderResultSchema,
   'book-query': bookQuerySchema,
-  'book-page': bookPageSchema
+  'book-page': bookPageSchema,
+  'job-reply': jobReplySchema,
+  'artifacts-request': artifactsRequestSchema,
+  'artifacts-header': artifactsHeaderSchema
 }
 
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
@@ -213,6 +216,9 @@ export const decodeTerminate: Decoder<'terminate'> = decoder('terminate')
 export const decodeOrderResult: Decoder<'order-result'> = decoder('order-result')
 export const decodeBookQuery: Decoder<'book-query'> = decoder('book-query')
 export const decodeBookPage: Decoder<'book-page'> = decoder('book-page')
+export const decodeJobReply: Decoder<'job-reply'> = decoder('job-reply')
+export const decodeArtifactsRequest: Decoder<'artifacts-request'> = decoder('artifacts-request')
+export const decodeArtifactsHeader: Decoder<'artifacts-header'> = decoder('artifacts-header')
 
 export const validateOffer: Validator<'offer'> = validator('offer')
 export const validateOrder: Validator<'order'> = validator('order')
@@ -226,6 +232,9 @@ export const validateTerminate: Validator<'terminate'> = validator('terminate')
 export const validateOrderResult: Validator<'order-result'> = validator('order-result')
 export const validateBookQuery: Validator<'book-query'> = validator('book-query')
 export const validateBookPage: Validator<'book-page'> = validator('book-page')
+export const validateJobReply: Validator<'job-reply'> = validator('job-reply')
+export const validateArtifactsRequest: Validator<'artifacts-request'> = validator('artifacts-request')
+export const validateArtifactsHeader: Validator<'artifacts-header'> = validator('artifacts-header')
 
 /** Validators of the parts that travel inside messages (or are stored on their own). */
 export function validatePeerBinding (input: unknown): PeerBinding { return parseWith(peerBindingSchema, input) }
@@ -253,3 +262,6 @@ export function encodeTerminate (message: Terminate): Uint8Array { return encode
 export function encodeOrderResult (message: OrderResult): Uint8Array { return encodeMessage(message) }
 export function encodeBookQuery (message: BookQuery): Uint8Array { return encodeMessage(message) }
 export function encodeBookPage (message: BookPage): Uint8Array { return encodeMessage(message) }
+export function encodeJobReply (message: JobReply): Uint8Array { return encodeMessage(message) }
+export function encodeArtifactsRequest (message: ArtifactsRequest): Uint8Array { return encodeMessage(message) }
+export function encodeArtifactsHeader (message: ArtifactsHeader): Uint8Array { return encodeMessage(message) }

@@ -23,7 +23,10 @@ export const MESSAGE_TYPES = [
   'terminate',
   'order-result',
   'book-query',
-  'book-page'
+  'book-page',
+  'job-reply',
+  'artifacts-request',
+  'artifacts-header'
 ] as const
 export type MessageType = typeof MESSAGE_TYPES[number]
 
@@ -43,7 +46,10 @@ export const MAX_MESSAGE_BYTES: Readonly<Record<MessageType, number>> = {
   'order-result': 32 * KiB,
   'book-query': 4 * KiB,
   /** A page of up to `LIMITS.bookPage` offers; a matcher ends a page early rather than exceed it. */
-  'book-page': 512 * KiB
+  'book-page': 512 * KiB,
+  'job-reply': 4 * KiB,
+  'artifacts-request': 4 * KiB,
+  'artifacts-header': 4 * KiB
 }
 
 /** The largest of {@link MAX_MESSAGE_BYTES}: the cap when the expected type is not known. */
@@ -73,6 +79,15 @@ export const LIMITS = {
   /** Mismatch reasons and declined proposals in a no-match explanation. */
   explanationEntries: 32
 } as const
+
+/**
+ * Raw binary frames on `JOB_PROTOCOL` (bundle upload after a `job-submit`, artifacts download after an
+ * `artifacts-header`) carry at most this many bytes each.
+ */
+export const JOB_DATA_FRAME_BYTES = 256 * KiB
+
+/** Largest frame either side accepts on `JOB_PROTOCOL`: a data frame, or any job message. */
+export const JOB_MAX_FRAME_BYTES = Math.max(JOB_DATA_FRAME_BYTES, 64 * KiB)
 
 /** How many public keys the fast verifier remembers (key → address derivation). */
 export const VERIFY_KEY_CACHE_SIZE = 4096

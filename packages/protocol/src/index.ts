@@ -19,6 +19,10 @@ export {
   validateMessage, validateOffer, validateOrder, validateOrderRequirements, validatePeerBinding,
   validateSignedUsageReport, validateTerminate, validateUsageReport, validateVoucher
 } from './codec.js'
+export {
+  decodeArtifactsHeader, decodeArtifactsRequest, decodeJobReply, encodeArtifactsHeader, encodeArtifactsRequest, encodeJobReply,
+  validateArtifactsHeader, validateArtifactsRequest, validateJobReply
+} from './codec.js'
 export type { ValidateOptions } from './codec.js'
 export {
   EIP712_TYPE_STRINGS, EIP712_TYPES, ZERO_ADDRESS, bytesToHex, marketDomain, domainSeparator, eip712Message, ethersDomain, typedData, fleetMembershipDigest,

@@ -299,6 +299,57 @@ export interface Terminate {
   signature: PaymentSignature
 }
 
+/**
+ * Reason codes of a refused job request (`job-reply` with `ok: false`). Voucher refusals carry the
+ * provider's voucher check code instead (WRONG_SIGNER, SEQUENCE_NOT_HIGHER, AMOUNT_ABOVE_REPORTED, ...).
+ */
+export const JOB_REPLY_CODES = [
+  'MALFORMED',
+  'NO_SUCH_LEASE',
+  'BAD_AUTH',
+  'NOT_RENTER',
+  'RUNNER_DISABLED',
+  'WRONG_STATE',
+  'TOO_LARGE',
+  'HASH_MISMATCH',
+  'BAD_BUNDLE',
+  'BAD_SPEC',
+  'SPAWN_FAILED',
+  'NOT_FINISHED',
+  'EXPIRED_ARTIFACTS',
+  'TIMEOUT',
+  'SHUTTING_DOWN',
+  'INTERNAL'
+] as const
+export type JobReplyCode = typeof JOB_REPLY_CODES[number]
+
+/**
+ * The provider's answer on `/gpumesh/job/1.0.0`: to a `job-submit` (after the bundle), a `job-attach`,
+ * a `terminate`, a `voucher` (`subject` says which), or a keep-alive while nothing else is sent.
+ * `code` is null when `ok`; otherwise a {@link JobReplyCode} or, for a voucher, the refusal code.
+ */
+export interface JobReply {
+  type: 'job-reply'
+  subject: 'submit' | 'attach' | 'terminate' | 'voucher' | 'keepalive'
+  ok: boolean
+  code: string | null
+  message: string | null
+}
+
+/** The renter asks for the job's artifacts (its output and checkpoint directories, as tar.gz). */
+export interface ArtifactsRequest {
+  type: 'artifacts-request'
+  auth: JobAuth
+}
+
+/**
+ * Answers an `artifacts-request`: when `ok`, `size` bytes of tar.gz follow in raw frames and their
+ * sha256 is `sha256`; then the provider closes the stream.
+ */
+export type ArtifactsHeader =
+  | { type: 'artifacts-header', ok: true, size: number, sha256: Bytes32 }
+  | { type: 'artifacts-header', ok: false, code: JobReplyCode, message: string }
+
 /** One reason offers failed an order, with how many offers failed on it first. */
 export interface NoMatchReason {
   /** A matcher's check, e.g. `PRICE`, `TOO_FEW_GPUS`, `CLASS` (upper-case, matcher-defined). */
@@ -404,5 +455,8 @@ export type Message =
   | OrderResult
   | BookQuery
   | BookPage
+  | JobReply
+  | ArtifactsRequest
+  | ArtifactsHeader
 
 export type MessageOfType<T extends Message['type']> = Extract<Message, { type: T }>

@@ -5,10 +5,10 @@
  */
 import { getAddress } from 'ethers'
 import { z } from 'zod'
-import { LEASE_REJECT_CODES } from './messages.js'
+import { JOB_REPLY_CODES, LEASE_REJECT_CODES } from './messages.js'
 import { LIMITS, MAX_UINT256, MAX_UINT64 } from './constants.js'
 import type {
-  Address, BookFilters, BookPage, BookQuery, Bytes32, FleetMembership, Hex, HostSummary, JobAttach, JobAuth, JobEvent, JobSpec, JobSubmit,
+  Address, ArtifactsHeader, ArtifactsRequest, JobReply, BookFilters, BookPage, BookQuery, Bytes32, FleetMembership, Hex, HostSummary, JobAttach, JobAuth, JobEvent, JobSpec, JobSubmit,
   LeaseDecision, LeaseProposal, LeaseTerms, Offer, OfferBody, OfferedGpus, Order, OrderRequirements, PaymentSignature,
   NoMatchExplanation, OrderResult, PeerBinding, SignedUsageReport, Terminate, UsageReport, Voucher
 } from './messages.js'
@@ -397,3 +397,35 @@ export const bookPageSchema: z.ZodType<BookPage> = z.strictObject({
   nextOffset: nullable(uintSchema),
   bookSize: uintSchema
 })
+
+export const jobReplySchema: z.ZodType<JobReply> = z.strictObject({
+  type: z.literal('job-reply'),
+  subject: z.enum(['submit', 'attach', 'terminate', 'voucher', 'keepalive']),
+  ok: z.boolean(),
+  code: nullable(reasonCodeSchema),
+  message: nullable(z.string().max(LIMITS.message))
+}).check((ctx) => {
+  if (ctx.value.ok !== (ctx.value.code === null)) {
+    ctx.issues.push({ code: 'custom', path: ['code'], message: 'a refusal carries a code, an acceptance none', input: ctx.value })
+  }
+})
+
+export const artifactsRequestSchema: z.ZodType<ArtifactsRequest> = z.strictObject({
+  type: z.literal('artifacts-request'),
+  auth: jobAuthSchema
+})
+
+export const artifactsHeaderSchema: z.ZodType<ArtifactsHeader> = z.discriminatedUnion('ok', [
+  z.strictObject({
+    type: z.literal('artifacts-header'),
+    ok: z.literal(true),
+    size: uintSchema,
+    sha256: bytes32Schema
+  }),
+  z.strictObject({
+    type: z.literal('artifacts-header'),
+    ok: z.literal(false),
+    code: z.enum(JOB_REPLY_CODES),
+    message: z.string().max(LIMITS.message)
+  })
+])
