@@ -1,1 +1,14 @@
+/**
+ * @gpumesh/renter — the renter SDK: job files, bundles, orders and leases, the lease session from
+ * upload to artifacts, local lease records, and vouchers within a budget. No I/O beyond what its
+ * arguments name (files, a libp2p node); nothing here touches `process`.
+ */
 export { PaymentPolicy, ReportRefusedError, type PaymentPolicyOptions, type ReportRefusalCode, type VoucherDue } from './payment-policy.js'
+export * from './constants.js'
+export * from './errors.js'
+export { parseJobFile, jobBudget, type JobFile } from './job-file.js'
+export { buildBundle, extractArtifacts, readBundle, sha256File, type BuildBundleOptions, type BuiltBundle, type ExtractedArtifacts } from './bundle.js'
+export {
+  checkTerms, describeLeaseRejection, describeMatcherRefusal, placeOrder, proposeToProvider, signJobOrder,
+  type GrantedLease, type PlaceOrderOptions, type ProposeOptions, type SignJobOrderOptions
+} from './order-client.js'

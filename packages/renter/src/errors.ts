@@ -1,0 +1,121 @@
+import type { LeaseRejectCode, NoMatchExplanation } from '@gpumesh/protocol'
+
+/**
+ * Errors of the renter SDK. Match them by `name` and `code`, never by message text; each message is a
+ * sentence a renter can act on.
+ */
+
+/** A job file that cannot be used: which key, on which line, and what was expected. */
+export class JobFileError extends Error {
+  static override readonly name = 'JobFileError'
+  override readonly name = 'JobFileError'
+  readonly code = 'JOB_FILE_INVALID'
+  /** Dotted key path, e.g. `gpus.count`; empty for the document as a whole. */
+  readonly key: string
+  /** 1-based line of the key in the file, or null when it has none (a missing key: the parent's line). */
+  readonly line: number | null
+  readonly file: string
+
+  constructor (file: string, key: string, line: number | null, problem: string, options?: ErrorOptions) {
+    const where = `${file}${line != null ? `:${line}` : ''}`
+    super(`${where}: ${key !== '' ? `${key}: ` : ''}${problem}`, options)
+    this.file = file
+    this.key = key
+    this.line = line
+  }
+}
+
+export type BundleErrorCode = 'OUTSIDE_JOB_DIR' | 'NOT_FOUND' | 'UNSUPPORTED_ENTRY' | 'EMPTY' | 'IO'
+
+/** The job bundle could not be built, or artifacts could not be unpacked. */
+export class BundleError extends Error {
+  static override readonly name = 'BundleError'
+  override readonly name = 'BundleError'
+  readonly code: BundleErrorCode
+  readonly path: string | null
+
+  constructor (code: BundleErrorCode, message: string, path: string | null = null, options?: ErrorOptions) {
+    super(message, options)
+    this.code = code
+    this.path = path
+  }
+}
+
+export type OrderErrorCode =
+  /** The matcher answered no-match: `explanation` says why. */
+  | 'NO_MATCH'
+  /** The matcher could not be reached or did not answer in time. */
+  | 'MATCHER_UNREACHABLE'
+  /** The matcher refused the order itself (`remoteCode`: BAD_SIGNATURE, EXPIRED, NOT_RENTER, …). */
+  | 'MATCHER_REFUSED'
+  /** A provider proposed to directly could not be reached. */
+  | 'PROVIDER_UNREACHABLE'
+  /** A provider proposed to directly declined (`rejectCode`). */
+  | 'PROVIDER_REJECTED'
+  /** Terms came back that are not signed by the provider or do not match the order. */
+  | 'BAD_TERMS'
+  | 'ABORTED'
+
+/** Getting a lease failed. */
+export class OrderError extends Error {
+  static override readonly name = 'OrderError'
+  override readonly name = 'OrderError'
+  readonly code: OrderErrorCode
+  readonly explanation: NoMatchExplanation | null
+  /** The matcher's reason code when it refused the request (`MATCHER_REFUSED`), or a net code. */
+  readonly remoteCode: string | null
+  /** The provider's reason code (`PROVIDER_REJECTED`). */
+  readonly rejectCode: LeaseRejectCode | null
+  readonly retryable: boolean
+
+  constructor (code: OrderErrorCode, message: string, options: ErrorOptions & {
+    explanation?: NoMatchExplanation, remoteCode?: string, rejectCode?: LeaseRejectCode, retryable?: boolean
+  } = {}) {
+    super(message, { cause: options.cause })
+    this.code = code
+    this.explanation = options.explanation ?? null
+    this.remoteCode = options.remoteCode ?? null
+    this.rejectCode = options.rejectCode ?? null
+    this.retryable = options.retryable ?? false
+  }
+}
+
+export type JobRunErrorCode =
+  /** The provider stopped answering mid-job: `paid` and `lastCheckpoint` say where things stand. */
+  | 'PROVIDER_GONE'
+  /** The provider refused the job upload or the job itself. */
+  | 'JOB_REFUSED'
+  /** Artifacts could not be fetched or unpacked. */
+  | 'ARTIFACTS_FAILED'
+
+/** Running a leased job failed after the lease was granted. */
+export class JobRunError extends Error {
+  static override readonly name = 'JobRunError'
+  override readonly name = 'JobRunError'
+  readonly code: JobRunErrorCode
+  /** Base units the renter signed vouchers for. */
+  readonly paid: bigint
+  /** The note of the job's last `checkpoint` event, or null. */
+  readonly lastCheckpoint: string | null
+  readonly leaseId: string
+
+  constructor (code: JobRunErrorCode, message: string, fields: { leaseId: string, paid: bigint, lastCheckpoint: string | null }, options?: ErrorOptions) {
+    super(message, options)
+    this.code = code
+    this.leaseId = fields.leaseId
+    this.paid = fields.paid
+    this.lastCheckpoint = fields.lastCheckpoint
+  }
+}
+
+/** A local lease record is missing or unreadable. */
+export class LeaseRecordError extends Error {
+  static override readonly name = 'LeaseRecordError'
+  override readonly name = 'LeaseRecordError'
+  readonly code: 'NOT_FOUND' | 'AMBIGUOUS' | 'CORRUPT'
+
+  constructor (code: 'NOT_FOUND' | 'AMBIGUOUS' | 'CORRUPT', message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.code = code
+  }
+}
