@@ -29,3 +29,7 @@ export const LEDGER_FILE = 'ledger.sqlite'
 export const OFFER_SEQUENCE_KEY = 'offers.lastSequence'
 /** Reason recorded for leases found running when the daemon starts (until jobs can re-attach). */
 export const DAEMON_RESTARTED = 'DAEMON_RESTARTED'
+/** Job directories live in `<dataDir>/jobs/<leaseId>`. */
+export const JOBS_DIR = 'jobs'
+/** How often artifacts older than `runner.artifactRetentionSec` are removed. */
+export const ARTIFACT_CLEANUP_INTERVAL_MS = 10 * 60_000

@@ -2,14 +2,16 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { Ledger } from '@gpumesh/ledger'
 import { createNode, type CreateNodeOptions, type GpumeshNode } from '@gpumesh/net'
-import { OFFERS_TOPIC, marketDomain, paymentKeyAddress, signPeerBinding } from '@gpumesh/protocol'
+import { OFFERS_TOPIC, ZERO_ADDRESS, marketDomain, paymentKeyAddress, signPeerBinding } from '@gpumesh/protocol'
 import type { LeaseRecord } from '@gpumesh/ledger'
 import type { Address, PaymentKey, PeerBinding } from '@gpumesh/protocol'
 import type { Logger } from 'pino'
 import { ApiServer, toJson } from './api.js'
 import { systemClock, type Clock } from './clock.js'
-import { EXPIRY_SWEEP_INTERVAL_MS, LEDGER_FILE, MAX_RECENT_ERRORS, SEEN_ORDERS_PRUNE_INTERVAL_MS } from './constants.js'
+import { ARTIFACT_CLEANUP_INTERVAL_MS, EXPIRY_SWEEP_INTERVAL_MS, JOBS_DIR, LEDGER_FILE, MAX_RECENT_ERRORS, SEEN_ORDERS_PRUNE_INTERVAL_MS } from './constants.js'
 import { Inventory, type InventoryGpu, type InventoryProber } from './inventory.js'
+import { JobService } from './job-service.js'
+import { DockerRunner, JobManager, ProcessRunner, simulatedGpuSampler, type JobRunner, type SampleGpus } from './jobs/index.js'
 import { LeaseHandler, type LeaseHandlerStats } from './lease-handler.js'
 import { OfferPublisher, type OfferState } from './offer-publisher.js'
 import { GpuProber, resolveProbeExecutables, type ProbeIssue } from './probe/index.js'
@@ -100,6 +102,8 @@ export interface Provider {
   readonly node: GpumeshNode | null
   readonly leases: LeaseHandler | null
   readonly publisher: OfferPublisher | null
+  /** The job side: runners, meters, vouchers (always present; runs nothing with `runner.kind: none`). */
+  readonly jobs: JobManager
 }
 
 /**
@@ -132,7 +136,37 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
   })
   const inventory = new Inventory({ intervalMs: config.probe.intervalSec * 1000 }, { ledger, prober, logger: logger.child({ module: 'inventory' }) })
 
+  const runner: JobRunner | null = config.runner.kind === 'process'
+    ? new ProcessRunner({ stopGraceMs: config.runner.stopGraceSec * 1000, ...(components.env?.PATH != null ? { path: components.env.PATH } : {}) })
+    : config.runner.kind === 'docker'
+      ? new DockerRunner({
+        binary: config.runner.docker.binary,
+        memory: config.runner.docker.memory,
+        cpus: config.runner.docker.cpus,
+        network: config.runner.docker.network,
+        stopGraceMs: config.runner.stopGraceSec * 1000,
+        ...(components.env?.PATH != null ? { path: components.env.PATH } : {})
+      })
+      : null
+  const verifyingContract = (config.settlement.escrowAddress ?? ZERO_ADDRESS) as Address
+  const jobsDir = join(config.dataDir, JOBS_DIR)
+  const jobs = new JobManager({
+    ledger, runner, clock, sampleGpus: gpuSampler(inventory), paymentKey, logger: logger.child({ module: 'jobs' })
+  }, {
+    jobsDir,
+    verifyingContract,
+    stopGraceMs: config.runner.stopGraceSec * 1000,
+    maxBundleBytes: config.runner.maxBundleBytes,
+    artifactRetentionSec: config.runner.artifactRetentionSec
+  })
+  // A job's lease ended: its GPUs are free again, and the publisher offers them at once.
+  jobs.onLeaseEnded(() => { if (ledger.isOpen) inventory.checkForChange() })
+  const artifactCleaner = new RepeatingTask({ name: 'artifact-cleanup', intervalMs: ARTIFACT_CLEANUP_INTERVAL_MS, logger: log }, async () => {
+    await jobs.cleanupArtifacts()
+  })
+
   let node: GpumeshNode | null = null
+  let jobService: JobService | null = null
   let leases: LeaseHandler | null = null
   let publisher: OfferPublisher | null = null
   let api: ApiServer | null = null
@@ -188,12 +222,16 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
     if (starting != null) await starting.catch(() => {})
     // 1. Stop taking new leases.
     await leases?.stop()
-    // 2. Stop announcing and background work.
+    // 2. Stop taking job requests, then let running jobs checkpoint and stop (SIGTERM, grace, SIGKILL).
+    await jobService?.stop()
+    jobService = null
+    await jobs.stop()
+    await artifactCleaner.stop()
+    // 3. Stop announcing and background work.
     await publisher?.stop()
     await sweeper.stop()
     await pruner.stop()
     await inventory.stop()
-    // 3. (Running jobs checkpoint or stop here, once jobs exist.)
     // 4. Local API, then libp2p.
     await api?.stop()
     if (node != null) {
@@ -212,7 +250,8 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
       ledger.open()
       const expired = ledger.expireOverdueLeases(clock.now())
       if (expired.length > 0) log.info({ leases: expired }, 'leases past their start deadline while the daemon was down expired')
-      await recoverRunningLeases({ ledger, logger: logger.child({ module: 'recovery' }), clock })
+      jobs.start()
+      await recoverRunningLeases({ ledger, logger: logger.child({ module: 'recovery' }), clock, runner, jobs, paymentKey, verifyingContract })
 
       await inventory.start()
 
@@ -261,6 +300,23 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
       })
       inventory.on('change', onCapacityChange)
       await leases.start()
+      jobService = new JobService({
+        node: startedNode,
+        ledger,
+        jobs,
+        clock,
+        logger: logger.child({ module: 'job-protocol' }),
+        onCapacityChange: () => { inventory.checkForChange() },
+        onError: noteError
+      }, {
+        chainId: BigInt(config.pricing.chainId),
+        runnerEnabled: runner !== null,
+        maxBundleBytes: config.runner.maxBundleBytes,
+        jobsDir,
+        artifactRetentionSec: config.runner.artifactRetentionSec
+      })
+      await jobService.start()
+      artifactCleaner.start()
       publisher.start()
       sweeper.start()
       pruner.start()
@@ -315,7 +371,25 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
     inventory,
     get node () { return node },
     get leases () { return leases },
-    get publisher () { return publisher }
+    get publisher () { return publisher },
+    jobs
+  }
+}
+
+/**
+ * GPU readings for the meter: simulated GPUs get synthetic figures; real ones are not sampled here yet
+ * (null readings: billing does not depend on them, only the report's utilisation figures do).
+ */
+function gpuSampler (inventory: Inventory): SampleGpus {
+  const simulated = simulatedGpuSampler()
+  return async (uuids) => {
+    const known = new Map(inventory.gpus().map((g) => [g.uuid, g]))
+    const sim = uuids.filter((u) => known.get(u)?.simulated === true)
+    const readings = sim.length > 0 ? await simulated(sim) : []
+    for (const uuid of uuids) {
+      if (!sim.includes(uuid)) readings.push({ uuid, utilizationPercent: null, memoryUsedMiB: null, powerDrawW: null })
+    }
+    return readings
   }
 }
 

@@ -1,27 +1,33 @@
 import type { Ledger } from '@gpumesh/ledger'
+import type { Address, PaymentKey } from '@gpumesh/protocol'
 import type { Logger } from 'pino'
-import { DAEMON_RESTARTED } from './constants.js'
+import { recoverLeases, type JobManager, type JobRunner } from './jobs/index.js'
 import type { Clock } from './clock.js'
 
 export interface RecoveryComponents {
   ledger: Ledger
   logger: Logger
   clock: Clock
+  /** The configured runner (null for `runner.kind: none`): what re-attaches to a job that outlived the daemon. */
+  runner: JobRunner | null
+  /** Takes over re-attached jobs (metering, events, vouchers). */
+  jobs: JobManager
+  /** Signs the final usage report of a lease closed because its job is gone. */
+  paymentKey: PaymentKey
+  verifyingContract: Address
 }
 
 /**
  * Leases found `running` when the daemon starts: their job outlived (or died with) the previous daemon.
- * For now each is marked `failed` with reason DAEMON_RESTARTED, which frees its GPUs. The jobs work
- * replaces this body with re-attaching to a live job, or closing a dead one billed up to its last
- * recorded sample (never twice). Returns the ids of the leases it handled.
+ * A job still alive (same pid and process start time) is re-attached and metered on from the last
+ * recorded offset (the time the daemon was down after its last sample is not billed); a job that is
+ * gone closes its lease `failed`/`JOB_LOST`, billed up to its last recorded sample, never twice.
+ * Returns the ids of the leases it handled.
  */
 export async function recoverRunningLeases (components: RecoveryComponents): Promise<string[]> {
-  const { ledger, logger, clock } = components
-  const handled: string[] = []
-  for (const lease of ledger.listLeases({ state: 'running' })) {
-    ledger.transitionLease(lease.leaseId, 'failed', DAEMON_RESTARTED, { pid: lease.jobPid }, { endedAt: clock.now() })
-    handled.push(lease.leaseId)
-  }
-  if (handled.length > 0) logger.warn({ leases: handled }, 'leases left running by the previous daemon marked failed')
-  return handled
+  const { ledger, logger, runner, jobs, paymentKey, verifyingContract } = components
+  const result = await recoverLeases(ledger, runner, { jobs, paymentKey, verifyingContract, logger })
+  if (result.reattached.length > 0) logger.info({ leases: result.reattached }, 're-attached to jobs that outlived the previous daemon')
+  if (result.failed.length > 0) logger.warn({ leases: result.failed }, 'jobs gone while the daemon was down: leases failed, billed to their last sample')
+  return [...result.reattached, ...result.failed.map((f) => f.leaseId)]
 }
