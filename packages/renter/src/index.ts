@@ -12,3 +12,7 @@ export {
   checkTerms, describeLeaseRejection, describeMatcherRefusal, placeOrder, proposeToProvider, signJobOrder,
   type GrantedLease, type PlaceOrderOptions, type ProposeOptions, type SignJobOrderOptions
 } from './order-client.js'
+export {
+  JOB_CLIENT_DEFAULTS, JobClientError, attachJob, cancelJob, downloadArtifacts, providerTargets, submitJob,
+  type JobClientClock, type JobClientOptions, type JobOutcome
+} from './job-client.js'
