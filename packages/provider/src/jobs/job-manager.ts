@@ -298,8 +298,8 @@ export class JobManager {
     // A detached job belongs to whichever daemon re-attaches to it next.
     if (job.detached) return await new Promise<never>(() => {})
     const { clock } = this.#c
+    // The meter's onReport already put the final report in the event log (once).
     const finalReport = job.meter.closeFinal()
-    if (finalReport !== null) job.events.append(clock.now(), { kind: 'usage', report: finalReport })
     job.tailer.stop()
     await job.tailer.poll(true).catch(() => {})
     let state: JobOutcome['state']
