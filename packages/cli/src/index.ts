@@ -6,6 +6,10 @@ import { offersCommand } from './commands/offers.js'
 import { leasesCommand } from './commands/leases.js'
 import { providerStartCommand } from './commands/provider-start.js'
 import { providerStatusCommand } from './commands/provider-status.js'
+import { leaseSubmitCommand } from './commands/lease-submit.js'
+import { leaseStatusCommand } from './commands/lease-status.js'
+import { leaseLogsCommand } from './commands/lease-logs.js'
+import { leaseCancelCommand } from './commands/lease-cancel.js'
 import type { Command, CommandContext } from './context.js'
 
 export { CliError, EXIT } from './errors.js'
@@ -22,7 +26,11 @@ export const COMMANDS: readonly Command[] = [
   providerStatusCommand,
   leasesCommand,
   matcherStartCommand,
-  offersCommand
+  offersCommand,
+  leaseSubmitCommand,
+  leaseStatusCommand,
+  leaseLogsCommand,
+  leaseCancelCommand
 ]
 
 function usage (commands: readonly Command[]): string {

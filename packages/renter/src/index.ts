@@ -16,3 +16,7 @@ export {
   JOB_CLIENT_DEFAULTS, JobClientError, attachJob, cancelJob, downloadArtifacts, providerTargets, submitJob,
   type JobClientClock, type JobClientOptions, type JobOutcome
 } from './job-client.js'
+export {
+  FINAL_RECORD_STATES, LeaseStore, describeJobRefusal, newLeaseRecord, runLeasedJob,
+  type LeaseRecord, type LeaseRecordState, type LeaseSummary, type RunLeasedJobOptions
+} from './lease-session.js'

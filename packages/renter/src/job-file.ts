@@ -1,5 +1,5 @@
 import { isAbsolute, normalize } from 'node:path'
-import { LineCounter, isMap, isScalar, parseDocument, type Document } from 'yaml'
+import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Document } from 'yaml'
 import { z } from 'zod'
 import { LIMITS, parseAmount, type Address, type JobSpec, type OrderRequirements } from '@gpumesh/protocol'
 import { getAddress } from 'ethers'
@@ -80,6 +80,17 @@ export function parseJobFile (source: string, path = 'job.yaml'): JobFile {
   for (const key of ['maxPricePerGpuHour', 'budget']) {
     const node = doc.get(key, true)
     if (isScalar(node) && typeof node.value === 'number') raw[key] = node.source ?? String(node.value)
+  }
+  // An unquoted 0x… address is a hexadecimal number to YAML: take it as written too.
+  const addressNode = doc.getIn(['token', 'address'], true)
+  if (isScalar(addressNode) && typeof addressNode.value === 'number' && addressNode.source != null) {
+    (raw.token as Record<string, unknown>).address = addressNode.source
+  }
+  const operatorList = doc.get('operators', true)
+  if (isSeq(operatorList) && Array.isArray(raw.operators)) {
+    operatorList.items.forEach((item, i) => {
+      if (isScalar(item) && typeof item.value === 'number' && item.source != null) (raw.operators as unknown[])[i] = item.source
+    })
   }
   const parsed = jobFileSchema.safeParse(raw)
   if (!parsed.success) {

@@ -106,6 +106,11 @@ describe('job file', () => {
     expect(dup.line).toBe(14)
   })
 
+  it('takes an unquoted 0x address as written, not as a number', () => {
+    const job = parseJobFile(GOOD.replace('"0x0000000000000000000000000000000000000000"', '0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed'))
+    expect(job.token.address).toBe('0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed')
+  })
+
   it('checks address checksums', () => {
     const err = fails(GOOD.replace('0x0000000000000000000000000000000000000000', '0x52908400098527886e0F7030069857D2E4169EE8'))
     expect(err.key).toBe('token.address')

@@ -1,0 +1,106 @@
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { createNode, type GpumeshNode } from '@gpumesh/net'
+import { formatAmount } from '@gpumesh/protocol'
+import { LeaseStore } from '@gpumesh/renter'
+import type { JobFileError, JobRunError, OrderError } from '@gpumesh/renter'
+import { CliError, EXIT } from '../errors.js'
+import { loadIdentity, type Identity } from '../identity.js'
+import { obtainPassword } from '../prompt.js'
+import { MATCHER_INFO_FILE } from './matcher-start.js'
+import type { CommandContext } from '../context.js'
+
+/** Shared by the `gpumesh lease …` commands: identity, node, records, and renter errors as sentences. */
+
+/** Where a renter's lease records live inside the data directory. */
+export function leaseStore (dataDir: string): LeaseStore {
+  return new LeaseStore(join(dataDir, 'renter', 'leases'))
+}
+
+/** Unlocks the renter's keys (GPUMESH_PASSWORD, else asked at a terminal). */
+export async function renterIdentity (dataDir: string, ctx: CommandContext): Promise<Identity> {
+  const password = await obtainPassword(ctx, { confirm: false, allowEmpty: true })
+  return await loadIdentity(dataDir, password)
+}
+
+/**
+ * A libp2p node with the renter's peer key: the order names this peer id, and the provider lets only it
+ * start the job. It dials out only.
+ */
+export async function renterNode (identity: Identity): Promise<GpumeshNode> {
+  return await createNode({ privateKey: identity.peerKey, listen: [], connectionMonitor: { enabled: false } })
+}
+
+/** The running matcher's addresses from `<data dir>/matcher.json`, or null. */
+export async function localMatcher (dataDir: string): Promise<string[] | null> {
+  try {
+    const info = JSON.parse(await readFile(join(dataDir, MATCHER_INFO_FILE), 'utf8')) as { addresses?: unknown }
+    if (Array.isArray(info.addresses) && info.addresses.length > 0 && info.addresses.every((a) => typeof a === 'string')) return info.addresses
+  } catch {
+    // none here
+  }
+  return null
+}
+
+/** Errors of the renter SDK as CliErrors whose message is the sentence to print. */
+export function renterCliError (err: unknown, decimals = 6): unknown {
+  const e = err as { name?: string, code?: string }
+  switch (e?.name) {
+    case 'JobFileError': {
+      const j = err as JobFileError
+      return new CliError('JOB_FILE_INVALID', `bad job file: ${j.message}`, { exitCode: EXIT.USAGE, cause: err })
+    }
+    case 'BundleError':
+      return new CliError(`BUNDLE_${e.code ?? 'FAILED'}`, `cannot build the job bundle: ${(err as Error).message}.`, { exitCode: EXIT.USAGE, cause: err })
+    case 'OrderError': {
+      const o = err as OrderError
+      if (o.code === 'NO_MATCH') return new CliError('NO_MATCH', `${o.message}. Nothing was leased or paid.`, { cause: err })
+      if (o.code === 'ABORTED') return new CliError('INTERRUPTED', 'Stopped before a lease was granted; nothing was leased or paid.', { exitCode: 130, cause: err })
+      return new CliError(o.code, o.message, { cause: err })
+    }
+    case 'JobRunError': {
+      const r = err as JobRunError
+      const where = r.lastCheckpoint != null ? `the last checkpoint the job reported: ${r.lastCheckpoint}` : 'the job reported no checkpoint'
+      return new CliError(r.code, `${r.message} Paid ${formatAmount(r.paid, decimals)} for lease ${r.leaseId}; ${where}.`, { cause: err })
+    }
+    case 'LeaseRecordError':
+      return new CliError(`LEASE_${e.code ?? 'RECORD'}`, (err as Error).message, { cause: err })
+    default:
+      return err
+  }
+}
+
+/** 1 h 02 min 03 s style. */
+export function formatDuration (ms: number): string {
+  const s = Math.round(ms / 1000)
+  if (s < 60) return `${(ms / 1000).toFixed(1)} s`
+  const h = Math.floor(s / 3600)
+  const m = Math.floor((s % 3600) / 60)
+  return `${h > 0 ? `${h} h ` : ''}${m} min ${String(s % 60).padStart(2, '0')} s`
+}
+
+/** An upload progress bar on stderr, redrawn at most every 100 ms. */
+export function progressBar (ctx: CommandContext, label: string): { update: (sent: number, total: number) => void, done: () => void } {
+  let last = 0
+  let drawn = false
+  const draw = (sent: number, total: number): void => {
+    const fraction = total > 0 ? Math.min(1, sent / total) : 1
+    const width = 30
+    const filled = Math.round(fraction * width)
+    ctx.stderr(`\r${label} [${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${(fraction * 100).toFixed(0).padStart(3)}% ${mib(sent)}/${mib(total)} MiB`)
+    drawn = true
+  }
+  return {
+    update: (sent, total) => {
+      const now = Date.now()
+      if (sent < total && now - last < 100) return
+      last = now
+      draw(sent, total)
+    },
+    done: () => { if (drawn) ctx.stderr('\n'); drawn = false }
+  }
+}
+
+function mib (bytes: number): string {
+  return (bytes / (1024 * 1024)).toFixed(1)
+}

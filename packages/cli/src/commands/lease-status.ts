@@ -1,0 +1,107 @@
+import { parseArgs } from 'node:util'
+import { formatAmount, jsonReplacer, marketDomain } from '@gpumesh/protocol'
+import { FINAL_RECORD_STATES, attachJob, type LeaseRecord } from '@gpumesh/renter'
+import { resolveDataDir } from '../data-dir.js'
+import { EXIT } from '../errors.js'
+import { formatDuration, leaseStore, renterCliError, renterIdentity, renterNode } from './lease-common.js'
+import type { Command } from '../context.js'
+
+/** How long `lease status` listens to the provider for a lease that is not over. */
+const DEFAULT_WAIT_SEC = 3
+
+export const leaseStatusCommand: Command = {
+  name: 'lease status',
+  summary: 'Show a lease from the local record and, while it runs, the provider\'s view; no id lists every lease.',
+  usage: 'lease status [LEASE_ID] [--wait SEC] [--local] [--json] [--data-dir DIR]',
+  async run (argv, ctx) {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      options: {
+        wait: { type: 'string', default: String(DEFAULT_WAIT_SEC) },
+        local: { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false },
+        'data-dir': { type: 'string' }
+      },
+      allowPositionals: true,
+      strict: true
+    })
+    const dataDir = resolveDataDir(values['data-dir'], ctx)
+    const store = leaseStore(dataDir)
+    try {
+      if (positionals.length === 0) {
+        const records = await store.list()
+        if (values.json) {
+          ctx.stdout(JSON.stringify(records, jsonReplacer, 2) + '\n')
+        } else if (records.length === 0) {
+          ctx.stdout(`No leases recorded in ${store.dir}.\n`)
+        } else {
+          for (const r of records) ctx.stdout(`${r.leaseId}  ${r.state.padEnd(13)}  ${r.terms.gpus.length} × ${r.terms.gpuClass}  paid ${formatAmount(r.paid, r.tokenDecimals)}  ${new Date(r.createdAt).toISOString()}\n`)
+        }
+        return EXIT.OK
+      }
+      const record = await store.load(positionals[0] ?? '')
+      let remote: { state: string, detail: string } | null = null
+      if (!values.local && !FINAL_RECORD_STATES.has(record.state)) {
+        remote = await providerView(record, Number(values.wait) * 1000, dataDir, ctx)
+      }
+      if (values.json) {
+        ctx.stdout(JSON.stringify({ ...record, provider: remote }, jsonReplacer, 2) + '\n')
+      } else {
+        ctx.stdout(describe(record) + (remote != null ? `provider   ${remote.state}${remote.detail !== '' ? ` — ${remote.detail}` : ''}\n` : ''))
+      }
+      return EXIT.OK
+    } catch (err) {
+      throw renterCliError(err)
+    }
+  }
+}
+
+export function describe (r: LeaseRecord): string {
+  const d = r.tokenDecimals
+  return [
+    `lease      ${r.leaseId}`,
+    `state      ${r.state}${r.exitCode != null ? ` (exit code ${r.exitCode})` : ''}${r.reason != null ? ` — ${r.reason}` : ''}`,
+    `provider   ${r.terms.provider} (peer ${r.providerPeerId})`,
+    `addresses  ${r.providerAddresses.join(' ')}`,
+    `GPUs       ${r.terms.gpus.length} × ${r.terms.gpuClass} at ${formatAmount(r.terms.pricePerGpuHour, d)}/GPU-hour, up to ${r.terms.durationSec} s`,
+    `billed     ${formatDuration(r.billedMs)}, ${(Number(r.gpuMilliseconds) / 1000).toFixed(1)} GPU-seconds`,
+    `paid       ${formatAmount(r.paid, d)} of a ${formatAmount(r.budget, d)} budget (voucher ${r.voucherSequence})`,
+    `events     up to ${r.lastSequence}`,
+    r.lastCheckpoint != null ? `checkpoint ${r.lastCheckpoint}` : null,
+    r.artifactsDir != null ? `artifacts  ${r.artifactsDir}` : null,
+    `updated    ${new Date(r.updatedAt).toISOString()}`
+  ].filter((l) => l != null).join('\n') + '\n'
+}
+
+/** Attaches for a moment from the last event seen, to learn what the provider says now. */
+async function providerView (record: LeaseRecord, waitMs: number, dataDir: string, ctx: Parameters<Command['run']>[1]): Promise<{ state: string, detail: string }> {
+  const identity = await renterIdentity(dataDir, ctx)
+  const node = await renterNode(identity)
+  const controller = new AbortController()
+  const stopAll = (): void => { controller.abort() }
+  ctx.signal.addEventListener('abort', stopAll, { once: true })
+  const timer = setTimeout(stopAll, Math.max(500, waitMs))
+  let events = 0
+  let last = ''
+  try {
+    const outcome = await attachJob({
+      node,
+      wallet: identity.wallet,
+      terms: record.terms,
+      settlementDomain: marketDomain(record.terms.chainId),
+      marketDomain: marketDomain(record.terms.chainId),
+      budget: record.budget,
+      signal: controller.signal,
+      fromSequence: record.lastSequence,
+      onEvent: (e) => { events++; last = e.kind }
+    })
+    return { state: outcome.state, detail: `${outcome.exitCode != null ? `exit code ${outcome.exitCode}, ` : ''}paid ${formatAmount(outcome.paid, record.tokenDecimals)}` }
+  } catch (err) {
+    if (controller.signal.aborted) return { state: 'reachable, job running', detail: `${events} new event${events === 1 ? '' : 's'}${last !== '' ? `, last ${last}` : ''}` }
+    return { state: 'unreachable or refused', detail: (err as Error).message }
+  } finally {
+    clearTimeout(timer)
+    ctx.signal.removeEventListener('abort', stopAll)
+    await node.stop()
+  }
+}

@@ -1,0 +1,198 @@
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { formatAmount, jsonReplacer, parseAmount, type JobEvent } from '@gpumesh/protocol'
+import {
+  MAX_JOB_FILE_BYTES, buildBundle, jobBudget, newLeaseRecord, parseJobFile, placeOrder, proposeToProvider,
+  readBundle, runLeasedJob, signJobOrder, type GrantedLease, type LeaseSummary
+} from '@gpumesh/renter'
+import { resolveDataDir } from '../data-dir.js'
+import { CliError, EXIT } from '../errors.js'
+import { formatDuration, leaseStore, localMatcher, progressBar, renterCliError, renterIdentity, renterNode } from './lease-common.js'
+import type { Command, CommandContext } from '../context.js'
+
+/** Artifacts land in `<cwd>/gpumesh-out/<lease id>/` unless --out says otherwise. */
+export const DEFAULT_OUT_DIR = 'gpumesh-out'
+
+export const leaseSubmitCommand: Command = {
+  name: 'lease submit',
+  summary: 'Lease GPUs for a job file: order (matcher or provider), upload, stream logs, pay per interval, fetch artifacts.',
+  usage: 'lease submit JOB.yaml [--matcher ADDR... | --provider ADDR...] [--budget AMOUNT] [--out DIR] [--json] [--data-dir DIR]',
+  async run (argv, ctx) {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      options: {
+        matcher: { type: 'string', multiple: true },
+        provider: { type: 'string', multiple: true },
+        budget: { type: 'string' },
+        out: { type: 'string' },
+        json: { type: 'boolean', default: false },
+        'data-dir': { type: 'string' }
+      },
+      allowPositionals: true,
+      strict: true
+    })
+    if (positionals.length !== 1) throw new CliError('BAD_OPTION', 'Give one job file: gpumesh lease submit job.yaml.', { exitCode: EXIT.USAGE })
+    if (values.matcher != null && values.provider != null) throw new CliError('BAD_OPTION', 'Give --matcher or --provider, not both.', { exitCode: EXIT.USAGE })
+    const jobPath = resolve(ctx.cwd, positionals[0] ?? '')
+    const dataDir = resolveDataDir(values['data-dir'], ctx)
+    try {
+      return await submit(ctx, { jobPath, jobArg: positionals[0] ?? '', dataDir, matcher: values.matcher ?? null, provider: values.provider ?? null, budget: values.budget ?? null, out: values.out ?? null, json: values.json })
+    } catch (err) {
+      throw renterCliError(err)
+    }
+  }
+}
+
+interface SubmitOptions {
+  jobPath: string
+  jobArg: string
+  dataDir: string
+  matcher: string[] | null
+  provider: string[] | null
+  budget: string | null
+  out: string | null
+  json: boolean
+}
+
+async function submit (ctx: CommandContext, o: SubmitOptions): Promise<number> {
+  const job = parseJobFile(await readJobFile(o.jobPath, o.jobArg), o.jobArg)
+  const decimals = job.token.decimals
+  let budget = jobBudget(job)
+  if (o.budget != null) {
+    try {
+      budget = parseAmount(o.budget, decimals)
+    } catch (err) {
+      throw new CliError('BAD_OPTION', `--budget: ${(err as Error).message}.`, { exitCode: EXIT.USAGE, cause: err })
+    }
+  }
+  const matcher = o.provider != null ? null : o.matcher ?? await localMatcher(o.dataDir)
+  if (o.provider == null && matcher == null) {
+    throw new CliError('NO_MATCHER', `No matcher given and none found in ${o.dataDir}. Pass --matcher /ip4/…/tcp/…/p2p/… or --provider ADDR.`, { exitCode: EXIT.USAGE })
+  }
+  const identity = await renterIdentity(o.dataDir, ctx)
+  const note = (line: string): void => { ctx.stderr(`gpumesh: ${line}\n`) }
+
+  const scratch = await mkdtemp(join(tmpdir(), 'gpumesh-bundle-'))
+  const node = await renterNode(identity)
+  try {
+    const bundle = await buildBundle({ baseDir: dirname(o.jobPath), files: job.files, destFile: join(scratch, 'bundle.tar.gz'), signal: ctx.signal })
+    if (!o.json) note(`bundle: ${bundle.entries.length} entries, ${bundle.size} bytes, sha256 ${bundle.sha256.slice(2, 14)}…`)
+    const order = signJobOrder({
+      key: identity.wallet,
+      renterPeerId: identity.peerId,
+      requirements: job.requirements,
+      maxPricePerGpuHour: job.maxPricePerGpuHour,
+      durationSec: job.durationSec,
+      token: job.token.address,
+      chainId: job.token.chainId,
+      jobHash: bundle.sha256,
+      now: Date.now()
+    })
+    let lease: GrantedLease
+    if (o.provider != null) {
+      if (!o.json) note(`proposing to the provider directly at ${formatAmount(job.maxPricePerGpuHour, decimals)}/GPU-hour (your price cap)`)
+      lease = await proposeToProvider({ node, provider: o.provider, order, signal: ctx.signal })
+    } else {
+      lease = await placeOrder({ node, matcher: matcher ?? [], order, signal: ctx.signal })
+    }
+    const { terms } = lease
+    if (!o.json) {
+      note(`leased ${terms.leaseId} from ${terms.provider} (peer …${lease.providerPeerId.slice(-10)}): ${terms.gpus.length} × ${terms.gpuClass} at ${formatAmount(terms.pricePerGpuHour, decimals)}/GPU-hour, budget ${formatAmount(budget, decimals)}`)
+    }
+    const store = leaseStore(o.dataDir)
+    const record = newLeaseRecord(lease, { jobFile: o.jobPath, tokenDecimals: decimals, budget, now: Date.now() })
+    await store.save(record)
+    const outDir = resolve(ctx.cwd, o.out ?? DEFAULT_OUT_DIR, terms.leaseId)
+    const bar = !o.json && ctx.interactive ? progressBar(ctx, 'upload') : null
+    const summary = await runLeasedJob({
+      node,
+      wallet: identity.wallet,
+      lease,
+      spec: job.spec,
+      bundle: { data: readBundle(bundle.path, ctx.signal), size: (await stat(bundle.path)).size },
+      budget,
+      store,
+      record,
+      outDir,
+      signal: ctx.signal,
+      onEvent: (e) => { bar?.done(); printEvent(e, ctx, o.json) },
+      ...(bar != null ? { onUploadProgress: bar.update } : {})
+    })
+    bar?.done()
+    return report(summary, { ctx, json: o.json, decimals, budget })
+  } finally {
+    await node.stop()
+    await rm(scratch, { recursive: true, force: true })
+  }
+}
+
+async function readJobFile (path: string, shown: string): Promise<string> {
+  try {
+    const info = await stat(path)
+    if (info.size > MAX_JOB_FILE_BYTES) throw new CliError('JOB_FILE_INVALID', `${shown} is ${info.size} bytes; a job file is at most ${MAX_JOB_FILE_BYTES}.`, { exitCode: EXIT.USAGE })
+    return await readFile(path, 'utf8')
+  } catch (err) {
+    if (err instanceof CliError) throw err
+    throw new CliError('JOB_FILE_UNREADABLE', `Cannot read the job file ${shown}: ${(err as Error).message}.`, { exitCode: EXIT.USAGE, cause: err })
+  }
+}
+
+/** Log lines go to stdout/stderr as the job wrote them (stderr only, with --json); notes to stderr. */
+export function printEvent (e: JobEvent, ctx: CommandContext, json: boolean): void {
+  switch (e.kind) {
+    case 'log':
+      if (e.stream === 'stderr' || json) ctx.stderr(`${e.text ?? ''}\n`)
+      else ctx.stdout(`${e.text ?? ''}\n`)
+      break
+    case 'started':
+      if (!json) ctx.stderr('gpumesh: job started\n')
+      break
+    case 'checkpoint':
+      ctx.stderr(`gpumesh: checkpoint${e.text != null ? `: ${e.text}` : ''}\n`)
+      break
+    case 'terminated':
+      ctx.stderr(`gpumesh: the provider terminated the job (${e.reason ?? 'no reason'})${e.text != null ? `: ${e.text}` : ''}\n`)
+      break
+    default:
+      break
+  }
+}
+
+function report (s: LeaseSummary, o: { ctx: CommandContext, json: boolean, decimals: number, budget: bigint }): number {
+  const { ctx, decimals } = o
+  if (o.json) {
+    ctx.stdout(JSON.stringify({ ...s, paidFormatted: formatAmount(s.paid, decimals) }, jsonReplacer, 2) + '\n')
+  } else {
+    ctx.stdout([
+      '',
+      `lease      ${s.leaseId}`,
+      `provider   ${s.provider} (peer ${s.providerPeerId})`,
+      `GPUs       ${s.gpus.length} × ${s.gpuClass}`,
+      `state      ${s.state}${s.exitCode != null ? ` (exit code ${s.exitCode})` : ''}${s.reason != null ? ` — ${s.reason}` : ''}`,
+      `run time   ${formatDuration(s.runTimeMs)}`,
+      `GPU time   ${s.gpuSeconds.toFixed(1)} GPU-seconds`,
+      `paid       ${formatAmount(s.paid, decimals)} (budget ${formatAmount(o.budget, decimals)})`,
+      s.artifactsDir != null
+        ? `artifacts  ${s.artifactsDir} (${s.artifacts?.files ?? 0} files)`
+        : `artifacts  none${s.artifactsError != null ? `: ${s.artifactsError}` : ''}`,
+      s.lastCheckpoint != null ? `checkpoint ${s.lastCheckpoint}` : null
+    ].filter((l) => l != null).join('\n') + '\n')
+  }
+  if (s.state === 'cancelled') {
+    ctx.stderr(`gpumesh: cancelled lease ${s.leaseId}; paid ${formatAmount(s.paid, decimals)}.\n`)
+    return 130
+  }
+  if (s.paymentStopped?.code === 'BUDGET_SPENT' || s.reason === 'UNPAID') {
+    if (s.paymentStopped != null && s.paymentStopped.code !== 'BUDGET_SPENT') {
+      throw new CliError('PAYMENT_STOPPED', `Stopped paying the provider: ${s.paymentStopped.message} (${s.paymentStopped.code}); it then stopped the job after ${formatAmount(s.paid, decimals)} was paid.`)
+    }
+    throw new CliError('BUDGET_SPENT', `The budget of ${formatAmount(o.budget, decimals)} is spent: the provider stopped the job after ${formatAmount(s.paid, decimals)} was paid${s.lastCheckpoint != null ? `; last checkpoint: ${s.lastCheckpoint}` : ''}. Raise --budget or the job file's budget to run longer.`)
+  }
+  if (s.state !== 'completed' || (s.exitCode ?? 0) !== 0) {
+    ctx.stderr(`gpumesh: the job ended ${s.state}${s.exitCode != null ? ` with exit code ${s.exitCode}` : ''}${s.reason != null ? ` (${s.reason})` : ''}.\n`)
+    return EXIT.FAILURE
+  }
+  return EXIT.OK
+}
