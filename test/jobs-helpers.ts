@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
-import { Wallet } from 'ethers'
+import type { BaseWallet } from 'ethers'
 import { multiaddr } from '@multiformats/multiaddr'
 import { create } from 'tar'
 import { request, type GpumeshNode } from '@gpumesh/net'
@@ -43,7 +43,7 @@ export function trainSpec (steps: number, stepMs = 100, maxRunTimeSec = 120): Jo
 }
 
 /** Proposes the renter's own signed order straight to the provider; returns the accepted terms. */
-export async function leaseFrom (client: GpumeshNode, providerAddresses: string[], wallet: Wallet, jobHash: Bytes32): Promise<LeaseTerms> {
+export async function leaseFrom (client: GpumeshNode, providerAddresses: string[], wallet: BaseWallet, jobHash: Bytes32): Promise<LeaseTerms> {
   const renter = { key: wallet.privateKey, address: wallet.address as `0x${string}` }
   const order = signedOrder(renter, client.peerId.toString(), { jobHash, requirements: requirements({ gpuCount: 1 }) })
   const decision = decodeLeaseDecision(await request(client, providerAddresses.map((a) => multiaddr(a)), LEASE_PROTOCOL, encodeLeaseProposal(proposal(order))))
@@ -52,7 +52,7 @@ export async function leaseFrom (client: GpumeshNode, providerAddresses: string[
 }
 
 /** The job client's options for a lease (off-chain: vouchers under the zero-address settlement domain). */
-export function clientOptions (node: GpumeshNode, wallet: Wallet, terms: LeaseTerms, budget = 10n ** 12n): JobClientOptions {
+export function clientOptions (node: GpumeshNode, wallet: BaseWallet, terms: LeaseTerms, budget = 10n ** 12n): JobClientOptions {
   return {
     node,
     wallet,

@@ -2,7 +2,7 @@
  * Job sessions through the renter's job client against a real provider (1 s billing, 2 s grace):
  * reconnect and resume from a sequence, a renter that stops paying, cancel.
  */
-import { Wallet } from 'ethers'
+import { Wallet, type BaseWallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { GpumeshNode } from '@gpumesh/net'
 import type { JobEvent } from '@gpumesh/protocol'
@@ -24,7 +24,7 @@ describe('job sessions', () => {
     await daemon?.stop()
   })
 
-  const newLease = async (wallet: Wallet): ReturnType<typeof leaseFrom> => await leaseFrom(client, daemon.provider.addresses(), wallet, bundle.sha256)
+  const newLease = async (wallet: BaseWallet): ReturnType<typeof leaseFrom> => await leaseFrom(client, daemon.provider.addresses(), wallet, bundle.sha256)
 
   it('a renter that reconnects resumes the events from a sequence and keeps paying', async () => {
     const wallet = Wallet.createRandom()

@@ -3,7 +3,7 @@
  * lease state, with which bundle; and hostile bytes that must leave the daemon serving.
  */
 import { randomBytes } from 'node:crypto'
-import { Wallet } from 'ethers'
+import { Wallet, type BaseWallet } from 'ethers'
 import { multiaddr } from '@multiformats/multiaddr'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { encodeFrame, openFrameStream, type FrameStream, type GpumeshNode } from '@gpumesh/net'
@@ -16,7 +16,7 @@ import { leaseFrom, startJobProvider, trainSpec, trainingBundle } from '../../..
 
 const domain = marketDomain(CHAIN_ID)
 
-function auth (wallet: Wallet, leaseId: Bytes32, peerId: string): JobAuth {
+function auth (wallet: BaseWallet, leaseId: Bytes32, peerId: string): JobAuth {
   return { leaseId, peerId, signature: signJobAuth({ leaseId, peerId }, wallet.privateKey, domain) }
 }
 
