@@ -222,6 +222,32 @@ describe('gpumesh market end to end', () => {
     expect(run.stderr).toContain('Nothing was leased or paid')
   })
 
+  it('leases straight from a provider, and Ctrl-C cancels the lease and says what was paid; logs and status read it later', async () => {
+    const job = await writeJob('job-long.yaml', { steps: 300 })
+    const info = JSON.parse(await readFile(join(root, 'a100', 'provider.json'), 'utf8')) as { addresses: string[] }
+    const child = spawn(process.execPath, [CLI, 'lease', 'submit', job, '--provider', info.addresses[0] ?? '', '--data-dir', renter.a.dir], { env, cwd: jobDir, stdio: ['ignore', 'pipe', 'pipe'] })
+    children.push(child)
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code) }))
+    await until(() => stdout.includes('step 15 loss'), 30_000)
+    child.kill('SIGINT')
+    expect(await exited).toBe(130)
+    const leaseId = /cancelled lease (0x[0-9a-f]{64}); paid (\d+\.\d+)/.exec(stderr)
+    expect(leaseId, stderr).not.toBeNull()
+    expect(Number(leaseId?.[2])).toBeGreaterThan(0)
+    expect(stdout).toContain('state      cancelled')
+
+    const status = await gpumesh(['lease', 'status', leaseId?.[1] ?? '', '--data-dir', renter.a.dir, '--json'])
+    expect(JSON.parse(status.stdout)).toMatchObject({ state: 'cancelled', via: 'provider' })
+    const logs = await gpumesh(['lease', 'logs', leaseId?.[1] ?? '', '--data-dir', renter.a.dir])
+    expect(logs.code, logs.stderr).toBe(0)
+    expect(logs.stdout).toContain('step 1 loss')
+    expect(logs.stderr).toContain('the job ended terminated')
+  })
+
   it('drops a killed provider from the books once its offer expires', async () => {
     const rtx = provider.rtx
     if (rtx == null) throw new Error('no rtx provider')
