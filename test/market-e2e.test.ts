@@ -213,6 +213,13 @@ describe('gpumesh market end to end', () => {
     expect(summary).toMatchObject({ gpuClass: 'A100-SXM4-80GB', state: 'completed' })
   })
 
+  it('stops paying at the budget; the provider then stops the job and the renter is told', async () => {
+    const job = await writeJob('job-budget.yaml', { steps: 300 })
+    const run = await gpumesh(['lease', 'submit', job, '--matcher', matcherAddr.a[0] ?? '', '--data-dir', renter.b.dir, '--budget', '0.0001'], jobDir)
+    expect(run.code, run.stderr).toBe(1)
+    expect(run.stderr).toMatch(/The budget of 0\.0001 is spent: the provider stopped the job after 0\.\d+ was paid/)
+  })
+
   it('explains an order nobody can fill, with counts, and exits non-zero', async () => {
     const job = await writeJob('job-huge.yaml', { count: 8 })
     const run = await gpumesh(['lease', 'submit', job, '--matcher', matcherAddr.a[0] ?? '', '--data-dir', renter.a.dir], jobDir)
