@@ -27,8 +27,6 @@ export const PROVIDER_FILE = 'provider.json'
 export const LEDGER_FILE = 'ledger.sqlite'
 /** Ledger kv key holding the last offer sequence published. */
 export const OFFER_SEQUENCE_KEY = 'offers.lastSequence'
-/** Reason recorded for leases found running when the daemon starts (until jobs can re-attach). */
-export const DAEMON_RESTARTED = 'DAEMON_RESTARTED'
 /** Job directories live in `<dataDir>/jobs/<leaseId>`. */
 export const JOBS_DIR = 'jobs'
 /** How often artifacts older than `runner.artifactRetentionSec` are removed. */
