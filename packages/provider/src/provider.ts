@@ -13,6 +13,7 @@ import { Inventory, type InventoryGpu, type InventoryProber } from './inventory.
 import { JobService } from './job-service.js'
 import { DockerRunner, JobManager, ProcessRunner, simulatedGpuSampler, type JobRunner, type SampleGpus } from './jobs/index.js'
 import { LeaseHandler, type LeaseHandlerStats } from './lease-handler.js'
+import { ProviderMetrics } from './metrics.js'
 import { OfferPublisher, type OfferState } from './offer-publisher.js'
 import { GpuProber, resolveProbeExecutables, type ProbeIssue } from './probe/index.js'
 import { recoverRunningLeases } from './recovery.js'
@@ -217,6 +218,7 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
       recentErrors: [...recentErrors]
     }
   }
+  const metrics = new ProviderMetrics(status)
 
   const stop = async (): Promise<void> => {
     if (starting != null) await starting.catch(() => {})
@@ -330,7 +332,8 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
           routes: {
             '/status': () => ({ contentType: 'application/json', body: toJson(status()) }),
             '/leases': (query) => ({ contentType: 'application/json', body: toJson(listLeases(ledger, query.get('state'))) }),
-            '/health': () => ({ contentType: 'application/json', body: toJson({ ok: running }) })
+            '/health': () => ({ contentType: 'application/json', body: toJson({ ok: running }) }),
+            '/metrics': async () => await metrics.render()
           }
         })
         await api.start()
