@@ -29,6 +29,8 @@ export const DEFAULT_HANDLER_TIMEOUT_MS = 10_000
 
 /** Inbound streams per protocol per connection, at the same time. */
 export const DEFAULT_MAX_INBOUND_STREAMS = 32
+/** Requests a client keeps in flight to one peer on one protocol: a quarter of the remote's default inbound cap, since a finished stream still counts there until both sides have closed it. */
+export const DEFAULT_MAX_CONCURRENT_REQUESTS = 8
 
 /** Outbound streams per protocol per connection, at the same time. */
 export const DEFAULT_MAX_OUTBOUND_STREAMS = 64

@@ -1,6 +1,7 @@
 import { logger } from '@libp2p/logger'
 import {
   DEFAULT_HANDLER_TIMEOUT_MS,
+  DEFAULT_MAX_CONCURRENT_REQUESTS,
   DEFAULT_MAX_INBOUND_STREAMS,
   DEFAULT_MAX_OUTBOUND_STREAMS,
   DEFAULT_MAX_REQUEST_BYTES,
@@ -15,6 +16,7 @@ import { decodeEnvelope, encodeErrorEnvelope, encodeOkEnvelope } from './frame-c
 import { FrameReader } from './frame-reader.js'
 import { writeFrame } from './frame-writer.js'
 import { PeerRateLimiter } from './rate-limiter.js'
+import { gateFor } from './request-gate.js'
 import type { Deadline } from './deadline.js'
 import type { RemoteErrorCode } from './errors.js'
 import type { RateLimitOptions } from './rate-limiter.js'
@@ -63,6 +65,11 @@ export interface RequestOptions {
   timeoutMs?: number
   /** Largest response accepted; a larger one fails with `TOO_LARGE`. */
   maxResponseBytes?: number
+  /**
+   * Requests this node keeps in flight to one peer on one protocol; more wait their turn (within
+   * their deadline) instead of being reset by the remote's inbound stream cap.
+   */
+  maxConcurrent?: number
 }
 
 /**
@@ -167,12 +174,30 @@ async function answer (stream: Stream, envelope: Uint8ArrayList, timeoutMs: numb
  */
 export async function request (node: StreamHost, target: RequestTarget, protocol: string, payload: Uint8Array | Uint8ArrayList, options: RequestOptions = {}): Promise<Uint8Array> {
   const limit = deadline(options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, options.signal)
+  const { gate, forget } = gateFor(node, target, protocol, options.maxConcurrent ?? DEFAULT_MAX_CONCURRENT_REQUESTS)
+  let release: () => void
+  try {
+    release = await gate.acquire(limit.signal)
+  } catch (err) {
+    limit.clear()
+    forget()
+    throw toRequestError(err, options.signal, limit, 'DIAL_FAILED')
+  }
+  try {
+    return await requestOnce(node, target, protocol, payload, options, limit)
+  } finally {
+    release()
+    forget()
+    limit.clear()
+  }
+}
+
+async function requestOnce (node: StreamHost, target: RequestTarget, protocol: string, payload: Uint8Array | Uint8ArrayList, options: RequestOptions, limit: Deadline): Promise<Uint8Array> {
   const maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES
   let stream: Stream
   try {
     stream = await node.dialProtocol(target, protocol, { signal: limit.signal })
   } catch (err) {
-    limit.clear()
     throw toRequestError(err, options.signal, limit, 'DIAL_FAILED')
   }
 
@@ -210,7 +235,6 @@ export async function request (node: StreamHost, target: RequestTarget, protocol
       stream.abort(new Error('request finished'))
     }
     await written
-    limit.clear()
   }
 }
 
