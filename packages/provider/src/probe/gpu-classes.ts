@@ -15,6 +15,8 @@ const classSchema = z.object({
   match: z.array(z.string().min(1)).min(1),
   minMemoryMiB: z.number().positive().optional(),
   maxMemoryMiB: z.number().positive().optional(),
+  /** CUDA compute capability (`9.0`); null or absent for AMD. Only simulated GPUs take it from here. */
+  computeCapability: z.string().regex(/^\d+\.\d+$/).nullable().optional(),
   bf16Tflops: z.number().nonnegative(),
   fp32Tflops: z.number().nonnegative(),
   memoryGiB: z.number().positive(),

@@ -3,7 +3,8 @@ import type { RawGpu, SimulatedGpuSpec } from './types.js'
 
 /**
  * GPUs made up from `probe.simulate`, with stable UUIDs `GPU-sim-<class>-<n>` and the class's memory.
- * Live readings are idle values; nothing here pretends to be measured.
+ * Live readings are idle values; nothing here pretends to be measured. The compute capability is the
+ * class's (config/gpu-classes.json), so orders with `minComputeCapability` can match simulated GPUs.
  */
 export function simulatedGpus (specs: readonly SimulatedGpuSpec[], classes: GpuClassTable | null, firstIndex: number): RawGpu[] {
   const counters = new Map<string, number>()
@@ -28,7 +29,7 @@ export function simulatedGpus (specs: readonly SimulatedGpuSpec[], classes: GpuC
         temperatureC: null,
         powerDrawW: null,
         powerLimitW: c?.tdpW ?? null,
-        computeCapability: null,
+        computeCapability: c?.computeCapability ?? null,
         driverVersion: null,
         migEnabled: false,
         migDevices: [],

@@ -13,6 +13,8 @@ export interface GpuClassSpec {
   match: string[]
   minMemoryMiB?: number | undefined
   maxMemoryMiB?: number | undefined
+  /** CUDA compute capability (`9.0`); null for AMD. Used for simulated GPUs only: real ones report their own. */
+  computeCapability?: string | null | undefined
   /** Peak dense BF16 (FP16 where the part lacks BF16) tensor TFLOPS. */
   bf16Tflops: number
   fp32Tflops: number

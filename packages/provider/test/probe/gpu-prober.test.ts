@@ -182,8 +182,28 @@ describe('simulation', () => {
     expect(gpus.every((g) => g.simulated && g.source === 'simulation')).toBe(true)
     expect(gpus[0]).toMatchObject({ class: 'H100-SXM-80GB', vendor: 'nvidia', memoryTotalMiB: 81559, healthy: true, index: 0 })
     expect(gpus[3]).toMatchObject({ class: 'unknown', name: 'Mystery GPU', memoryTotalMiB: null })
+    // The class table's compute capability, so orders with minComputeCapability can match them.
+    expect(gpus.map((g) => g.computeCapability)).toEqual(['9.0', '9.0', '8.9', null])
     const again = await prober.probe()
     expect(again.gpus.map((g) => g.uuid)).toEqual(gpus.map((g) => g.uuid))
+  })
+
+  it('takes the compute capability from the class table; AMD classes have none', async () => {
+    const prober = standInProber({ FAKE_SMI_MODE: 'nodevices' }, {
+      simulate: ['B200', 'A100-SXM4-80GB', 'A10', 'T4', 'V100-32GB', 'MI300X'].map((model) => ({ model, count: 1 }))
+    })
+    const { gpus } = await prober.probe()
+    expect(gpus.map((g) => [g.class, g.computeCapability])).toEqual([
+      ['B200', '10.0'], ['A100-SXM4-80GB', '8.0'], ['A10', '8.6'], ['T4', '7.5'], ['V100-32GB', '7.0'], ['MI300X', null]
+    ])
+  })
+
+  it('leaves a real GPU\'s compute capability to nvidia-smi, even when it says nothing', async () => {
+    // The old-driver capture rejects compute_cap: the V100s stay null although their class has 7.0.
+    const { gpus } = await standInProber({ FAKE_SMI_CAPTURE: 'old-driver-v100x2.csv' }).probe()
+    expect(gpus.map((g) => [g.class, g.computeCapability])).toEqual([['V100-32GB', null], ['V100-32GB', null]])
+    const h100 = await standInProber({ FAKE_SMI_CAPTURE: 'h100x8.csv' }).probe()
+    expect(h100.gpus[0]?.computeCapability).toBe('9.0')
   })
 
   it('makes none by default', async () => {
