@@ -15,7 +15,7 @@ import { DockerRunner, JobManager, ProcessRunner, simulatedGpuSampler, type JobR
 import { LeaseHandler, type LeaseHandlerStats } from './lease-handler.js'
 import { ProviderMetrics } from './metrics.js'
 import { OfferPublisher, type OfferState } from './offer-publisher.js'
-import { GpuProber, resolveProbeExecutables, type ProbeIssue } from './probe/index.js'
+import { GpuProber, GpuSampler, resolveProbeExecutables, type ProbeIssue } from './probe/index.js'
 import { recoverRunningLeases } from './recovery.js'
 import { RepeatingTask } from './repeating-task.js'
 import type { ProviderConfig } from './config.js'
@@ -152,7 +152,7 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
   const verifyingContract = (config.settlement.escrowAddress ?? ZERO_ADDRESS) as Address
   const jobsDir = join(config.dataDir, JOBS_DIR)
   const jobs = new JobManager({
-    ledger, runner, clock, sampleGpus: gpuSampler(inventory), paymentKey, logger: logger.child({ module: 'jobs' })
+    ledger, runner, clock, sampleGpus: gpuSampler(config, components, inventory, logger), paymentKey, logger: logger.child({ module: 'jobs' })
   }, {
     jobsDir,
     verifyingContract,
@@ -380,20 +380,16 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
 }
 
 /**
- * GPU readings for the meter: simulated GPUs get synthetic figures; real ones are not sampled here yet
- * (null readings: billing does not depend on them, only the report's utilisation figures do).
+ * GPU readings for the meter: one light vendor-tool run per tick shared by all leases (`GpuSampler`);
+ * simulated GPUs get synthetic figures. A failed reading is null: billing does not depend on readings.
  */
-function gpuSampler (inventory: Inventory): SampleGpus {
-  const simulated = simulatedGpuSampler()
-  return async (uuids) => {
-    const known = new Map(inventory.gpus().map((g) => [g.uuid, g]))
-    const sim = uuids.filter((u) => known.get(u)?.simulated === true)
-    const readings = sim.length > 0 ? await simulated(sim) : []
-    for (const uuid of uuids) {
-      if (!sim.includes(uuid)) readings.push({ uuid, utilizationPercent: null, memoryUsedMiB: null, powerDrawW: null })
-    }
-    return readings
-  }
+function gpuSampler (config: ProviderConfig, components: ProviderComponents, inventory: Inventory, logger: Logger): SampleGpus {
+  return new GpuSampler({
+    ...resolveProbeExecutables(config.probe, components.env ?? {}),
+    gpus: () => inventory.gpus(),
+    simulated: simulatedGpuSampler(),
+    logger: logger.child({ module: 'gpu-sampler' })
+  }).sample
 }
 
 function leaseSummary (lease: LeaseRecord): LeaseSummary {

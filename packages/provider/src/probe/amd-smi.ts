@@ -1,7 +1,7 @@
 // Pure parsers for amd-smi and rocm-smi JSON. Keys are compared case-insensitively and the shapes of
 // several ROCm releases are accepted; anything unrecognised becomes null rather than an exception.
 import { cellInteger, cellNumber, cellText, jsonCell } from './values.js'
-import type { ProbeIssue, RawGpu } from './types.js'
+import type { GpuReading, ProbeIssue, RawGpu } from './types.js'
 
 type Json = Record<string, unknown>
 
@@ -179,3 +179,20 @@ export function parseRocmSmi (text: string): AmdParse {
   return { gpus, issues: [] }
 }
 
+
+/**
+ * Parses `amd-smi metric --usage --power --mem-usage --json` into readings by GPU index (the metric output
+ * has no serial: the caller maps indexes to UUIDs with the probe's result). Throws on text that is not JSON.
+ */
+export function parseAmdSmiReadings (text: string): Map<number, Omit<GpuReading, 'uuid'>> {
+  const out = new Map<number, Omit<GpuReading, 'uuid'>>()
+  for (const { index, entry } of amdEntries(JSON.parse(text))) {
+    if (index == null) continue
+    out.set(index, {
+      utilizationPercent: num(getKey(getKey(entry, 'usage'), 'gfx_activity', 'gfx_usage')),
+      memoryUsedMiB: sizeMiB(getKey(getKey(entry, 'mem_usage'), 'used_vram'), 'MB'),
+      powerDrawW: num(getKey(getKey(entry, 'power'), 'socket_power', 'current_socket_power', 'average_socket_power'))
+    })
+  }
+  return out
+}

@@ -27,3 +27,14 @@ export const ROCM_SMI_ARGS = [
 
 /** Sources whose issues mean a GPU tool exists but failed. */
 export const GPU_TOOL_SOURCES: ReadonlySet<string> = new Set(['nvidia-smi', 'amd-smi', 'rocm-smi'])
+
+/** The light query the GPU sampler runs once per metering tick. */
+export const NVIDIA_SAMPLE_FIELDS = ['uuid', 'utilization.gpu', 'memory.used', 'power.draw'] as const
+export const AMD_SMI_SAMPLE_ARGS = ['metric', '--usage', '--power', '--mem-usage', '--json'] as const
+export const ROCM_SMI_SAMPLE_ARGS = ['--showuniqueid', '--showbus', '--showuse', '--showpower', '--showmeminfo', 'vram', '--json'] as const
+/** A sampler tool run longer than this gives null readings for the tick (meter ticks are at most 5 s apart). */
+export const DEFAULT_SAMPLE_TIMEOUT_MS = 3_000
+/** One tool answer serves every lease sampling within this window. */
+export const DEFAULT_SAMPLE_CACHE_MS = 500
+/** After failures the tool is asked again no sooner than this (doubling from the cache window). */
+export const MAX_SAMPLE_BACKOFF_MS = 30_000

@@ -1,13 +1,14 @@
 export { GpuProber, hasToolFailure, offerableGpus, VANISHED_PROBLEM } from './gpu-prober.js'
 export { resolveProbeExecutables, type ProbeExecutables, type ProbeExecutablesConfig } from './executables.js'
 export { loadGpuClasses, parseGpuClasses, GpuClassTable, DEFAULT_GPU_CLASSES_FILE, UNKNOWN_CLASS } from './gpu-classes.js'
-export { parseNvidiaQuery, parseNvidiaList, parseComputeApps, parseRemappedRows, parseInvalidFields } from './nvidia-smi.js'
-export { parseAmdSmi, parseRocmSmi } from './amd-smi.js'
+export { GpuSampler, type GpuSamplerOptions, type ReadGpus, type SamplerGpu } from './gpu-sampler.js'
+export { parseNvidiaQuery, parseNvidiaList, parseComputeApps, parseRemappedRows, parseInvalidFields, parseNvidiaReadings } from './nvidia-smi.js'
+export { parseAmdSmi, parseAmdSmiReadings, parseRocmSmi } from './amd-smi.js'
 export { judgeGpu, type HealthOptions, type HealthVerdict } from './health.js'
 export { runTool, type RunToolOptions, type ToolOutput } from './run-tool.js'
 export { ProbeToolError, GpuClassesError } from './errors.js'
-export { DEFAULT_PROBE_TIMEOUT_MS, DEFAULT_MAX_TEMPERATURE_C, NVIDIA_QUERY_FIELDS } from './constants.js'
+export { DEFAULT_PROBE_TIMEOUT_MS, DEFAULT_MAX_TEMPERATURE_C, DEFAULT_SAMPLE_CACHE_MS, DEFAULT_SAMPLE_TIMEOUT_MS, NVIDIA_QUERY_FIELDS, NVIDIA_SAMPLE_FIELDS } from './constants.js'
 export type {
-  GpuInfo, GpuClassSpec, GpuProcess, GpuSource, GpuVendor, HostInfo, MigDevice, ProbeIssue, ProbeIssueCode,
+  GpuInfo, GpuClassSpec, GpuReading, GpuProcess, GpuSource, GpuVendor, HostInfo, MigDevice, ProbeIssue, ProbeIssueCode,
   ProbeLogger, ProbeOptions, ProbeResult, RawGpu, SimulatedGpuSpec
 } from './types.js'

@@ -1,6 +1,6 @@
 // Pure parsers for nvidia-smi output. No I/O: they take text and give values and issues.
 import { cellBoolean, cellInteger, cellNumber, cellText } from './values.js'
-import type { GpuProcess, MigDevice, ProbeIssue, RawGpu } from './types.js'
+import type { GpuProcess, GpuReading, MigDevice, ProbeIssue, RawGpu } from './types.js'
 
 export interface NvidiaQueryParse {
   gpus: RawGpu[]
@@ -78,6 +78,32 @@ export function parseNvidiaQuery (text: string, fields: readonly string[]): Nvid
     })
   }
   return { gpus, issues }
+}
+
+/**
+ * Parses the light per-tick query `nvidia-smi --query-gpu=uuid,utilization.gpu,memory.used,power.draw
+ * --format=csv,noheader,nounits` (`NVIDIA_SAMPLE_FIELDS`): readings by GPU UUID, missing values null.
+ * Lines that are not such a row (messages, "Unable to determine the device handle") are counted in `skipped`.
+ */
+export function parseNvidiaReadings (text: string): { readings: Map<string, GpuReading>, skipped: number } {
+  const readings = new Map<string, GpuReading>()
+  let skipped = 0
+  for (const line of text.split(/\r?\n/)) {
+    if (isBlankOrComment(line)) continue
+    const cells = splitCsvLine(line)
+    const uuid = cellText(cells[0])
+    if (cells.length !== 4 || uuid == null || !/^GPU-[0-9A-Za-z-]+$/.test(uuid)) {
+      skipped++
+      continue
+    }
+    readings.set(uuid, {
+      uuid,
+      utilizationPercent: cellNumber(cells[1]),
+      memoryUsedMiB: cellNumber(cells[2]),
+      powerDrawW: cellNumber(cells[3])
+    })
+  }
+  return { readings, skipped }
 }
 
 /** The fields nvidia-smi rejected as "not a valid field to query" (old drivers). */

@@ -119,6 +119,14 @@ export interface ProbeResult {
   probedAt: number
 }
 
+/** One live reading of one GPU for metering; null where the tool does not say. */
+export interface GpuReading {
+  uuid: string
+  utilizationPercent: number | null
+  memoryUsedMiB: number | null
+  powerDrawW: number | null
+}
+
 /** A pino-compatible logger; only these methods are used. */
 export interface ProbeLogger {
   debug: (obj: object, msg?: string) => void
