@@ -9,7 +9,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { create } from 'tar'
 import { request, type GpumeshNode } from '@gpumesh/net'
 import {
-  LEASE_PROTOCOL, ZERO_ADDRESS, decodeLeaseDecision, encodeLeaseProposal, marketDomain, type Bytes32, type JobSpec, type LeaseTerms
+  LEASE_PROTOCOL, ZERO_ADDRESS, decodeLeaseDecision, encodeLeaseProposal, marketDomain, type Address, type Bytes32, type JobSpec, type LeaseTerms
 } from '@gpumesh/protocol'
 import type { ConfigLayer } from '@gpumesh/provider'
 import type { JobClientOptions } from '@gpumesh/renter'
@@ -51,13 +51,16 @@ export async function leaseFrom (client: GpumeshNode, providerAddresses: string[
   return decision.terms
 }
 
-/** The job client's options for a lease (off-chain: vouchers under the zero-address settlement domain). */
-export function clientOptions (node: GpumeshNode, wallet: BaseWallet, terms: LeaseTerms, budget = 10n ** 12n): JobClientOptions {
+/**
+ * The job client's options for a lease: vouchers under the settlement domain (`escrow`, default the zero
+ * address: off-chain), everything else under the market domain.
+ */
+export function clientOptions (node: GpumeshNode, wallet: BaseWallet, terms: LeaseTerms, budget = 10n ** 12n, escrow: Address = ZERO_ADDRESS): JobClientOptions {
   return {
     node,
     wallet,
     terms,
-    settlementDomain: { chainId: CHAIN_ID, verifyingContract: ZERO_ADDRESS },
+    settlementDomain: { chainId: CHAIN_ID, verifyingContract: escrow },
     marketDomain: marketDomain(CHAIN_ID),
     budget
   }

@@ -12,9 +12,13 @@ export interface RecoveryComponents {
   runner: JobRunner | null
   /** Takes over re-attached jobs (metering, events, vouchers). */
   jobs: JobManager
-  /** Signs the final usage report of a lease closed because its job is gone. */
+  /** Signs the final usage report of a lease closed because its job is gone (market domain). */
   paymentKey: PaymentKey
-  verifyingContract: Address
+  /**
+   * @deprecated Ignored: usage reports are signed under the market domain, never the settlement
+   * contract. Kept so existing callers compile; drop it at the call site.
+   */
+  verifyingContract?: Address
 }
 
 /**
@@ -25,8 +29,8 @@ export interface RecoveryComponents {
  * Returns the ids of the leases it handled.
  */
 export async function recoverRunningLeases (components: RecoveryComponents): Promise<string[]> {
-  const { ledger, logger, runner, jobs, paymentKey, verifyingContract } = components
-  const result = await recoverLeases(ledger, runner, { jobs, paymentKey, verifyingContract, logger })
+  const { ledger, logger, runner, jobs, paymentKey } = components
+  const result = await recoverLeases(ledger, runner, { jobs, paymentKey, logger })
   if (result.reattached.length > 0) logger.info({ leases: result.reattached }, 're-attached to jobs that outlived the previous daemon')
   if (result.failed.length > 0) logger.warn({ leases: result.failed }, 'jobs gone while the daemon was down: leases failed, billed to their last sample')
   return [...result.reattached, ...result.failed.map((f) => f.leaseId)]

@@ -21,7 +21,7 @@ export interface JobManagerComponents {
   runner: JobRunner | null
   clock: Clock
   sampleGpus: SampleGpus
-  /** The provider's payment key: signs usage reports. */
+  /** The provider's payment key: signs usage reports (market domain). */
   paymentKey: PaymentKey
   logger?: JobsLogger
 }
@@ -29,7 +29,10 @@ export interface JobManagerComponents {
 export interface JobManagerOptions {
   /** Where job directories live: `<dataDir>/jobs`. */
   jobsDir: string
-  /** The escrow contract, or the zero address off-chain (default). */
+  /**
+   * The escrow contract, or the zero address off-chain (default): the settlement domain vouchers are
+   * checked under. Usage reports are signed under the market domain, whatever this is.
+   */
   verifyingContract?: Address
   /** runner.stopGraceSec in ms. */
   stopGraceMs: number
@@ -276,7 +279,6 @@ export class JobManager {
         lease,
         {
           paymentKey: this.#c.paymentKey,
-          verifyingContract: this.#o.verifyingContract,
           resumeOffsetMs,
           ...(this.#o.sampleIntervalMs > 0 ? { sampleIntervalMs: this.#o.sampleIntervalMs } : {}),
           onReport: (report: SignedUsageReport) => { events.append(clock.now(), { kind: 'usage', report }) },

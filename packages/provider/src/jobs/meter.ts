@@ -1,5 +1,5 @@
-import { cumulativeAmount, jsonReplacer, signUsageReport } from '@gpumesh/protocol'
-import type { Address, Bytes32, PaymentKey, SignedUsageReport, UsageReport } from '@gpumesh/protocol'
+import { cumulativeAmount, jsonReplacer, marketDomain, signUsageReport } from '@gpumesh/protocol'
+import type { Bytes32, PaymentKey, SignedUsageReport, UsageReport } from '@gpumesh/protocol'
 import type { LeaseRecord, Ledger, UsageSample } from '@gpumesh/ledger'
 import { repeatingTask, type RepeatingTask } from './repeating-task.js'
 import { silentLogger, type Clock, type JobsLogger, type SampleGpus } from './types.js'
@@ -9,11 +9,13 @@ export type MeteredLease = Pick<LeaseRecord,
   'leaseId' | 'provider' | 'renter' | 'token' | 'chainId' | 'pricePerGpuHour' | 'gpus' | 'durationSec' |
   'billingIntervalSec' | 'paymentGraceSec'>
 
-/** Everything needed to sign usage reports for a lease. */
+/**
+ * Everything needed to sign usage reports for a lease. Reports are signed under the market domain
+ * (`marketDomain(lease.chainId)`, verifying contract zero), on-chain or not, as renters verify them;
+ * only vouchers use the settlement domain (the escrow).
+ */
 export interface ReportSigning {
   paymentKey: PaymentKey
-  /** The escrow contract, or the zero address off-chain. */
-  verifyingContract: Address
 }
 
 /**
@@ -48,7 +50,7 @@ export function closeUsagePeriod (
     energyMilliJoules: stats.energyMilliJoules,
     final: period.final
   }
-  const signature = signUsageReport(report, signing.paymentKey, { chainId: lease.chainId, verifyingContract: signing.verifyingContract })
+  const signature = signUsageReport(report, signing.paymentKey, marketDomain(lease.chainId))
   const signed: SignedUsageReport = { report, signature }
   ledger.appendUsagePeriod({
     leaseId: lease.leaseId,

@@ -1,5 +1,4 @@
-import type { Address, PaymentKey } from '@gpumesh/protocol'
-import { ZERO_ADDRESS } from '@gpumesh/protocol'
+import type { PaymentKey } from '@gpumesh/protocol'
 import type { LeaseRecord, Ledger } from '@gpumesh/ledger'
 import { pathsFromJobDir, type JobManager } from './job-manager.js'
 import { closeUsagePeriod } from './meter.js'
@@ -10,9 +9,8 @@ import { silentLogger, type JobsLogger } from './types.js'
 export interface RecoverLeasesOptions {
   /** Takes over re-attached jobs; without it they are only reported (and left running). */
   jobs?: JobManager
-  /** Signs the final report of a lease closed as failed. */
+  /** Signs the final report of a lease closed as failed (under the market domain, like every report). */
   paymentKey: PaymentKey
-  verifyingContract?: Address
   logger?: JobsLogger
 }
 
@@ -55,7 +53,7 @@ async function closeLostLease (ledger: Ledger, lease: LeaseRecord, options: Reco
   const sample = ledger.lastSample(lease.leaseId)
   const billedTo = Math.min(sample?.offsetMs ?? 0, lease.durationSec * 1000)
   if (last?.final !== true && billedTo > lastEnd) {
-    closeUsagePeriod(ledger, lease, { paymentKey: options.paymentKey, verifyingContract: options.verifyingContract ?? ZERO_ADDRESS }, {
+    closeUsagePeriod(ledger, lease, { paymentKey: options.paymentKey }, {
       index: last === null ? 0 : last.periodIndex + 1,
       startOffsetMs: lastEnd,
       endOffsetMs: billedTo,

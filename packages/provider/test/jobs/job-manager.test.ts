@@ -2,7 +2,9 @@ import { createHash } from 'node:crypto'
 import { readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { ZERO_ADDRESS, encodeJobEvent, signVoucher, type Bytes32, type JobEvent, type JobSpec, type Voucher } from '@gpumesh/protocol'
+import {
+  ZERO_ADDRESS, encodeJobEvent, marketDomain, signVoucher, verifyUsageReport, type Address, type Bytes32, type JobEvent, type JobSpec, type Voucher
+} from '@gpumesh/protocol'
 import { JobManager, ProcessRunner, extractBundle, simulatedGpuSampler, systemClock, type LeaseEndedEvent } from '../../src/jobs/index.js'
 import { CHAIN_ID, FIXTURES, PROVIDER, PROVIDER_KEY, RENTER, RENTER_KEY, TOKEN, chunks, makeLease, rawTarGz, tempDir, testLedger, type TestLedger } from './helpers.js'
 
@@ -33,9 +35,9 @@ describe('JobManager with the process runner', () => {
     rmSync(jobsDir, { recursive: true, force: true })
   })
 
-  const voucherFor = (leaseId: Bytes32, amount: bigint, sequence: bigint): Voucher => {
+  const voucherFor = (leaseId: Bytes32, amount: bigint, sequence: bigint, verifyingContract: Address = ZERO_ADDRESS): Voucher => {
     const fields = { leaseId, provider: PROVIDER, renter: RENTER, token: TOKEN, cumulativeAmount: amount, sequence }
-    const domain = { chainId: CHAIN_ID, verifyingContract: ZERO_ADDRESS }
+    const domain = { chainId: CHAIN_ID, verifyingContract }
     return { type: 'voucher', ...fields, ...domain, signature: signVoucher(fields, RENTER_KEY, domain) }
   }
 
@@ -77,6 +79,38 @@ describe('JobManager with the process runner', () => {
     } finally {
       rmSync(out, { recursive: true, force: true })
     }
+  })
+
+  it('with an escrow contract: reports are signed under the market domain, vouchers checked under the settlement domain', async () => {
+    const escrow = '0x5fbdb2315678afecb367f032d93f642f64180aa3' as Address
+    await manager.stop()
+    manager = new JobManager({
+      ledger: t.ledger, clock: systemClock, sampleGpus: simulatedGpuSampler(), paymentKey: PROVIDER_KEY,
+      runner: new ProcessRunner({ stopGraceMs: 2000, path: process.env.PATH ?? '/usr/bin:/bin' })
+    }, { jobsDir, verifyingContract: escrow, stopGraceMs: 2000, maxBundleBytes: 1 << 20, artifactRetentionSec: 3600, logPollMs: 50, sampleIntervalMs: 250 })
+    manager.start()
+    const leaseId = makeLease(t.ledger, { billingIntervalSec: 1, paymentGraceSec: 30 })
+    const job = await manager.createJob(leaseId, spec('train.mjs', { TRAIN_STEPS: '15', TRAIN_STEP_MS: '100' }), null)
+    const signers: string[] = []
+    const refused: string[] = []
+    let sequence = 0n
+    // Listeners run inside the meter: record, assert after.
+    const attempt = (v: Voucher): void => { try { manager.acceptVoucher(leaseId, v) } catch (err) { refused.push((err as { code: string }).code) } }
+    job.subscribe(0, (e) => {
+      if (e.kind !== 'usage' || e.report === undefined) return
+      // What the renter's PaymentPolicy checks: the provider's signature under marketDomain(chainId).
+      try { signers.push(verifyUsageReport(e.report, marketDomain(CHAIN_ID))) } catch { signers.push('invalid') }
+      const amount = e.report.report.cumulativeAmount
+      attempt(voucherFor(leaseId, amount, sequence + 1n, ZERO_ADDRESS))
+      attempt(voucherFor(leaseId, amount, ++sequence, escrow))
+    })
+    expect(await job.done).toMatchObject({ state: 'completed', reason: 'EXIT_0' })
+    const periods = t.ledger.usagePeriods(leaseId)
+    expect(periods.length).toBeGreaterThanOrEqual(2)
+    // Every report verifies; a voucher under the market domain is refused, the escrow's accepted and paid in full.
+    expect(signers).toEqual(periods.map(() => PROVIDER))
+    expect(refused).toEqual(periods.map(() => 'WRONG_DOMAIN'))
+    expect(t.ledger.latestVoucher(leaseId)?.cumulativeAmount).toBe(periods.at(-1)?.cumulativeAmount)
   })
 
   it('ends a lease failed with the exit code when the job fails', async () => {

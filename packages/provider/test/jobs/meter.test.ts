@@ -24,7 +24,7 @@ describe('LeaseMeter (fake timers, injected clock)', () => {
     if (lease === null) throw new Error('no lease')
     const reports: SignedUsageReport[] = []
     const m = new LeaseMeter({ ledger: t.ledger, clock, sampleGpus: simulatedGpuSampler() }, lease, {
-      paymentKey: PROVIDER_KEY, verifyingContract: ZERO_ADDRESS,
+      paymentKey: PROVIDER_KEY,
       onReport: (r) => { reports.push(r) },
       onUnpaid: overrides.onUnpaid ?? (() => {}),
       ...(overrides.onDurationReached !== undefined ? { onDurationReached: overrides.onDurationReached } : {})
@@ -93,7 +93,7 @@ describe('LeaseMeter (fake timers, injected clock)', () => {
     if (lease === null) throw new Error('no lease')
     let sequence = 0n
     const m = new LeaseMeter({ ledger: t.ledger, clock, sampleGpus: simulatedGpuSampler() }, lease, {
-      paymentKey: PROVIDER_KEY, verifyingContract: ZERO_ADDRESS,
+      paymentKey: PROVIDER_KEY,
       onReport: (r) => {
         const fields = { leaseId, provider: PROVIDER, renter: RENTER, token: TOKEN, cumulativeAmount: r.report.cumulativeAmount, sequence: ++sequence }
         const voucher: Voucher = { type: 'voucher', ...fields, chainId: CHAIN_ID, verifyingContract: ZERO_ADDRESS, signature: signVoucher(fields, RENTER_KEY, { chainId: CHAIN_ID, verifyingContract: ZERO_ADDRESS }) }

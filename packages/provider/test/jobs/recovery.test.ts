@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { openLedger } from '@gpumesh/ledger'
 import { JobManager, ProcessRunner, closeUsagePeriod, jobPaths, makeJobDirs, recoverLeases, simulatedGpuSampler, systemClock } from '../../src/jobs/index.js'
 import { FIXTURES, PROVIDER_KEY, makeLease, tempDir, testLedger, type TestLedger } from './helpers.js'
-import { ZERO_ADDRESS, cumulativeAmount } from '@gpumesh/protocol'
+import { cumulativeAmount } from '@gpumesh/protocol'
 
 describe('recoverLeases (real ledger file, real processes)', () => {
   let t: TestLedger
@@ -18,7 +18,7 @@ describe('recoverLeases (real ledger file, real processes)', () => {
     const leaseId = makeLease(t.ledger, { running: true, gpuCount: 2, pricePerGpuHour: 3_600_000n })
     const lease = t.ledger.getLease(leaseId)
     if (lease === null) throw new Error('no lease')
-    closeUsagePeriod(t.ledger, lease, { paymentKey: PROVIDER_KEY, verifyingContract: ZERO_ADDRESS },
+    closeUsagePeriod(t.ledger, lease, { paymentKey: PROVIDER_KEY },
       { index: 0, startOffsetMs: 0, endOffsetMs: 1000, final: false, previousCumulative: 0n })
     t.ledger.appendUsageSamples([1000, 1500, 1700].map((offsetMs) => ({ leaseId, offsetMs, at: Date.now(), gpuUuid: 'GPU-sim-0', utilizationPercent: 50, memoryUsedMiB: 1, powerW: 100 })))
     // A pid that is certainly not this job any more: our own, with a wrong start time.

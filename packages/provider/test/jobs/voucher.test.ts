@@ -14,7 +14,7 @@ describe('voucher acceptance', () => {
     const lease = t.ledger.getLease(leaseId)
     if (lease === null) throw new Error('no lease')
     // Report 10 s on 2 GPUs at 3.6 units/GPU-hour·1e6 → 20_000 base units.
-    closeUsagePeriod(t.ledger, lease, { paymentKey: PROVIDER_KEY, verifyingContract: ZERO_ADDRESS },
+    closeUsagePeriod(t.ledger, lease, { paymentKey: PROVIDER_KEY },
       { index: 0, startOffsetMs: 0, endOffsetMs: 10_000, final: false, previousCumulative: 0n })
   })
   afterEach(() => { t.cleanup() })
