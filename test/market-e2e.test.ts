@@ -80,7 +80,7 @@ describe('gpumesh market end to end', () => {
     return (JSON.parse(run.stdout) as { address: string }).address
   }
 
-  /** Peer ids in a matcher's book, simulated offers included (`gpumesh offers` lists real GPUs only). */
+  /** Peer ids in a matcher's book, simulated offers included, read in process (fast enough to poll). */
   const book = async (addresses: string[]): Promise<string[]> => {
     const query = encodeBookQuery({
       type: 'book-query', offset: 0, limit: 100,
@@ -175,9 +175,17 @@ describe('gpumesh market end to end', () => {
   })
 
   it('two matchers see the same offers', async () => {
-    const [a, b] = await Promise.all([book(matcherAddr.a), book(matcherAddr.b)])
-    expect(a).toHaveLength(3)
-    expect(b).toEqual(a)
+    // What an operator runs: `gpumesh offers` against each matcher (the providers' GPUs are simulated).
+    const offers = async (addresses: string[]): Promise<Array<{ peerId: string, simulated: boolean }>> => {
+      const run = await gpumesh(['offers', '--matcher', addresses[0] ?? '', '--json', '--include-simulated'])
+      expect(run.code, run.stderr).toBe(0)
+      return JSON.parse(run.stdout) as Array<{ peerId: string, simulated: boolean }>
+    }
+    const [a, b] = await Promise.all([offers(matcherAddr.a), offers(matcherAddr.b)])
+    const peers = (list: Array<{ peerId: string }>): string[] => list.map((o) => o.peerId).sort()
+    expect(peers(a)).toEqual(Object.values(provider).map((p) => p.peerId).sort())
+    expect(peers(b)).toEqual(peers(a))
+    expect(a.every((o) => o.simulated)).toBe(true)
   })
 
   it('leases the cheapest fitting provider, runs the job, and brings the artifacts back', async () => {

@@ -1,5 +1,6 @@
 // Runs the built CLI (build first: npx tsc -b): `gpumesh matcher start` as a child process, a provider
-// node in this process publishing a signed offer to it, and `gpumesh offers` reading its book.
+// node in this process publishing a signed offer to it (and one with simulated GPUs only), and `gpumesh offers`
+// reading its book, with and without --include-simulated.
 import { execFile, spawn } from 'node:child_process'
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -19,6 +20,7 @@ const cli = join(root, 'packages/cli/bin/gpumesh.js')
 let home: string
 let child: ChildProcess | null = null
 let provider: GpumeshNode | null = null
+let simulatedProvider: GpumeshNode | null = null
 let stderr = ''
 let stdout = ''
 
@@ -26,6 +28,7 @@ beforeAll(async () => { home = await mkdtemp(join(tmpdir(), 'gpumesh-cli-matcher
 afterAll(async () => {
   child?.kill('SIGKILL')
   await provider?.stop()
+  await simulatedProvider?.stop()
   await rm(home, { recursive: true, force: true })
 })
 
@@ -103,6 +106,38 @@ describe('gpumesh matcher start and gpumesh offers', () => {
     expect(table.stdout).not.toContain('L4-24GB')
     expect((await gpumesh(['offers', '--max-price', '0.4'])).stdout).toContain('No offers match.')
     expect((await gpumesh(['offers', '--max-price', 'cheap'])).code).toBe(2)
+
+    // A provider with only simulated GPUs: left out unless --include-simulated, and marked when listed.
+    const simKey = Wallet.createRandom().privateKey
+    const simPayment = paymentKeyAddress(simKey)
+    simulatedProvider = await createNode({ listen: ['/ip4/127.0.0.1/tcp/0'], loopback: true, bootstrap: info.addresses })
+    const simNode = simulatedProvider
+    const simPeerId = simNode.peerId.toString()
+    await until(() => simNode.services.pubsub.getSubscribers(OFFERS_TOPIC).map(String).includes(info.peerId))
+    const simBody: OfferBody = {
+      ...body,
+      peerId: simPeerId,
+      binding: { peerId: simPeerId, payment: simPayment, proof: signPeerBinding({ peerId: simPeerId, payment: simPayment }, simKey, domain) },
+      addresses: simNode.getMultiaddrs().map(String),
+      gpus: [{ class: 'RTX-4090', vendor: 'nvidia', memoryMiB: 24_564, computeCapability: '8.9', countFree: 2, countTotal: 2, pricePerGpuHour: 400_000n, simulated: true }]
+    }
+    await publish(simNode, OFFERS_TOPIC, encodeOffer({ ...simBody, signature: signOffer(simBody, simKey, domain) }))
+    let withSimulated: Array<{ peerId: string, simulated: boolean, gpus: Array<{ simulated: boolean }> }> = []
+    await until(async () => {
+      const r = await gpumesh(['offers', '--json', '--include-simulated'])
+      withSimulated = r.code === 0 ? JSON.parse(r.stdout) as typeof withSimulated : []
+      return withSimulated.length === 2
+    })
+    expect(withSimulated.map((o) => [o.peerId, o.simulated, o.gpus.map((g) => g.simulated)]))
+      .toEqual([[simPeerId, true, [true]], [peerId, false, [false, false]]]) // cheapest first
+    const withoutSimulated = await gpumesh(['offers', '--json'])
+    expect((JSON.parse(withoutSimulated.stdout) as Array<{ peerId: string }>).map((o) => o.peerId)).toEqual([peerId])
+    const plain = await gpumesh(['offers'])
+    expect(plain.stdout).not.toContain('RTX-4090')
+    const marked = await gpumesh(['offers', '--include-simulated'])
+    expect(marked.stdout).toMatch(/RTX-4090 \(simulated\)\s+2\/2\s+24 GiB\s+0\.40/)
+    expect(marked.stdout).toMatch(/H100-SXM-80GB\s+4\/8/)
+    expect(marked.stdout).not.toContain('H100-SXM-80GB (simulated)')
 
     const exited = new Promise<number | null>((resolve) => child?.on('exit', (code) => { resolve(code) }))
     child.kill('SIGTERM')

@@ -19,7 +19,7 @@ const MAX_PAGES = 20
 export const offersCommand: Command = {
   name: 'offers',
   summary: 'List the offers in a matcher\'s book, cheapest first, with signatures checked.',
-  usage: 'offers [--matcher ADDR] [--json] [--class C] [--min-gpus N] [--max-price P] [--region R] [--decimals D] [--data-dir DIR]',
+  usage: 'offers [--matcher ADDR] [--json] [--class C] [--min-gpus N] [--max-price P] [--region R] [--include-simulated] [--decimals D] [--data-dir DIR]',
   async run (argv, ctx) {
     const { values } = parseArgs({
       args: argv,
@@ -30,6 +30,7 @@ export const offersCommand: Command = {
         'min-gpus': { type: 'string' },
         'max-price': { type: 'string' },
         region: { type: 'string' },
+        'include-simulated': { type: 'boolean', default: false },
         decimals: { type: 'string', default: '6' },
         'data-dir': { type: 'string' }
       },
@@ -55,7 +56,7 @@ export const offersCommand: Command = {
       maxPricePerGpuHour: maxPrice,
       region: values.region ?? null,
       operator: null,
-      includeSimulated: false
+      includeSimulated: values['include-simulated']
     }
     const addresses = values.matcher != null ? [values.matcher] : await runningMatcher(resolveDataDir(values['data-dir'], ctx))
     let targets
@@ -94,7 +95,8 @@ export const offersCommand: Command = {
     }
     if (invalid > 0) ctx.stderr(`gpumesh: left out ${invalid} offer${invalid === 1 ? '' : 's'} whose signature did not verify.\n`)
     if (values.json) {
-      ctx.stdout(JSON.stringify(offers, jsonReplacer, 2) + '\n')
+      // `simulated` is not part of the signed offer: true when any of its GPUs is simulated (each GPU says too).
+      ctx.stdout(JSON.stringify(offers.map((o) => ({ ...o, simulated: o.gpus.some((g) => g.simulated) })), jsonReplacer, 2) + '\n')
     } else {
       ctx.stdout(renderTable(offers, filters, decimals))
     }
@@ -125,7 +127,7 @@ function renderTable (offers: Offer[], filters: BookFilters, decimals: number): 
       if (g.simulated && !filters.includeSimulated) continue
       rows.push([
         `…${offer.peerId.slice(-10)}`,
-        g.class,
+        g.simulated ? `${g.class} (simulated)` : g.class,
         `${g.countFree}/${g.countTotal}`,
         `${Math.round(g.memoryMiB / 1024)} GiB`,
         formatAmount(g.pricePerGpuHour, decimals),
