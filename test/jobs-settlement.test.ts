@@ -30,7 +30,7 @@ describe('job payment with a settlement contract', () => {
     const run = async (escrow: Address): Promise<JobOutcome & { leaseId: string }> => {
       const wallet = Wallet.createRandom()
       const terms = await leaseFrom(client, daemon.provider.addresses(), wallet, bundle.sha256)
-      return await submitJob({ ...clientOptions(client, wallet, terms, 10n ** 12n, escrow), spec: trainSpec(15, 100), bundle: bundle.bytes, bundleSize: bundle.bytes.length })
+      return await submitJob({ ...clientOptions(client, wallet, terms, 10n ** 12n, escrow), spec: trainSpec(25, 100), bundle: bundle.bytes, bundleSize: bundle.bytes.length })
         .then((outcome) => ({ ...outcome, leaseId: terms.leaseId }))
     }
     const paid = await run(ESCROW)
