@@ -1,7 +1,9 @@
 /**
- * kill -9 of a real `gpumesh provider start` in the middle of a paid job, then a restart: the ledger's
- * usage periods and vouchers are intact, the lease is closed (re-attached and then ended), and what is
- * billed is at most what the job really ran, plus one sample. Runs the built CLI (`npx tsc -b` first).
+ * kill -9 of a real `gpumesh provider start` in the middle of a paid job, then a restart: the restarted
+ * daemon re-attaches to the job, the renter attaches again from the last event it saw and pays on, and
+ * the job completes. Event sequences and log lines carry on across the two daemons without a gap or a
+ * repeat, every period is paid, the ledger's periods and vouchers are intact, and what is billed is at
+ * most what the job really ran, plus one sample. Runs the built CLI (`npx tsc -b` first).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, readdirSync, statSync } from 'node:fs'
@@ -14,7 +16,8 @@ import { Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openLedger } from '@gpumesh/ledger'
 import type { GpumeshNode } from '@gpumesh/net'
-import { submitJob } from '@gpumesh/renter'
+import type { JobEvent } from '@gpumesh/protocol'
+import { attachJob, submitJob } from '@gpumesh/renter'
 import { startClient, tempDir, until } from './provider-helpers.js'
 import { clientOptions, leaseFrom, trainSpec, trainingBundle } from './jobs-helpers.js'
 
@@ -64,7 +67,8 @@ describe('kill -9 of the daemon during a job', () => {
       '  perGpuHour: { H100-SXM-80GB: "2.00" }',
       'billing:',
       '  intervalSec: 1',
-      '  paymentGraceSec: 2',
+      // Room for the restart: the renter attaches only once the new daemon listens.
+      '  paymentGraceSec: 5',
       'runner:',
       '  kind: process',
       '  stopGraceSec: 2',
@@ -79,58 +83,74 @@ describe('kill -9 of the daemon during a job', () => {
     await remove?.()
   })
 
-  it('keeps periods and vouchers, closes the lease, and bills no more than the job ran', async () => {
+  it('re-attaches the job and the renter: it completes, paid in full, its events and logs whole, billed no more than it ran', async () => {
     const first = await start(null)
     const wallet = Wallet.createRandom()
     const bundle = await trainingBundle()
     const terms = await leaseFrom(client, first.info.addresses, wallet, bundle.sha256)
+    const steps = 100
 
-    let usage = 0
+    const seen: JobEvent[] = []
     const vouchersSent: bigint[] = []
     const job = submitJob({
       ...clientOptions(client, wallet, terms),
-      // ~6 s of training; the daemon dies about 2.5 s in.
-      spec: trainSpec(60, 100),
+      // ~10 s of training; the daemon dies about 2.5 s in and is back a few seconds later.
+      spec: trainSpec(steps, 100),
       bundle: bundle.bytes,
       bundleSize: bundle.bytes.length,
-      onEvent: (e) => { if (e.kind === 'usage') usage++ },
+      onEvent: (e) => { seen.push(e) },
       onVoucher: (v) => { vouchersSent.push(v.cumulativeAmount) }
     }).catch((err: unknown) => err)
-    await until(() => usage >= 2 && vouchersSent.length >= 2, 15_000)
+    await until(() => seen.filter((e) => e.kind === 'usage').length >= 2 && vouchersSent.length >= 2, 15_000)
     await new Promise((resolve) => setTimeout(resolve, 300)) // let the last voucher land
     first.child.kill('SIGKILL')
     await new Promise((resolve) => first.child.once('exit', resolve))
     expect(await job).toMatchObject({ name: 'JobClientError' })
+    const firstSession = [...seen]
+    const lastSeen = firstSession.at(-1)?.sequence ?? 0
 
     const second = await start(first.info.pid)
-    // Re-attached, the job runs on; unpaid now (nobody re-attached the renter) it is stopped, or it completes.
-    await until(async () => {
-      const ledger = openLedger(join(dataDir, 'ledger.sqlite'))
-      try {
-        const state = ledger.getLease(terms.leaseId)?.state
-        return state === 'completed' || state === 'terminated' || state === 'failed'
-      } finally {
-        ledger.close()
-      }
-    }, 15_000)
+    // The renter attaches again from the last event it saw and pays on until the job ends. (The new
+    // daemon listens on another port; a renter learns it from the provider's offers.)
+    const moved = { ...terms, providerAddresses: second.info.addresses }
+    const outcome = await attachJob({ ...clientOptions(client, wallet, moved), fromSequence: lastSeen, onEvent: (e) => { seen.push(e) } })
+    expect(outcome).toMatchObject({ state: 'completed', exitCode: 0 })
+    expect(outcome.paymentStopped).toBeUndefined()
+    expect(outcome.voucherRefused).toBeUndefined()
     second.child.kill('SIGTERM')
     expect(await new Promise((resolve) => second.child.once('exit', resolve))).toBe(0)
+
+    // One event stream across both daemons: sequences 1, 2, 3, ... , picked up right after the last one seen.
+    expect(seen[firstSession.length]?.sequence).toBe(lastSeen + 1)
+    expect(seen.map((e) => e.sequence)).toEqual(seen.map((_, i) => i + 1))
+    expect(seen.filter((e) => e.kind === 'started')).toHaveLength(1)
+    expect(seen.at(-1)).toMatchObject({ kind: 'exit', state: 'completed', exitCode: 0 })
+    // Every log line the job printed, once and in order, across the two sessions.
+    expect(seen.filter((e) => e.kind === 'log' && e.stream === 'stdout').map((e) => e.text)).toEqual([
+      'training on GPUs GPU-sim-H100-SXM-80GB-0',
+      ...Array.from({ length: steps }, (_, i) => expect.stringMatching(new RegExp(`^step ${i + 1} loss `))),
+      'done'
+    ])
+    // Every usage period reached the renter once, in order.
+    const reported = seen.flatMap((e) => (e.kind === 'usage' && e.report !== undefined ? [e.report.report.periodIndex] : []))
 
     const ledger = openLedger(join(dataDir, 'ledger.sqlite'))
     try {
       const lease = ledger.getLease(terms.leaseId)
-      // The job outlived the daemon, so the restarted one re-attached to it: it ended by itself or unpaid, never JOB_LOST.
-      expect(lease?.stateReason).toMatch(/^(EXIT_0|UNPAID)$/)
+      expect(lease).toMatchObject({ state: 'completed', stateReason: 'EXIT_0' })
       const periods = ledger.usagePeriods(terms.leaseId)
+      expect(reported).toEqual(periods.map((p) => p.periodIndex))
       // Periods tile the run without a gap or an overlap, across the crash; the last is final.
       periods.forEach((p, i) => {
         expect(p.periodIndex).toBe(i)
         expect(p.startOffsetMs).toBe(i === 0 ? 0 : periods[i - 1]?.endOffsetMs)
       })
       expect(periods.at(-1)?.final).toBe(true)
-      // Every voucher the renter sent before the crash is there.
+      // Every voucher the renter sent before the crash is there, and the last one pays every period.
       const stored = ledger.vouchers(terms.leaseId).map((v) => v.cumulativeAmount)
       expect(stored.slice(0, vouchersSent.length)).toEqual(vouchersSent)
+      expect(ledger.latestVoucher(terms.leaseId)?.cumulativeAmount).toBe(periods.at(-1)?.cumulativeAmount)
+      expect(outcome.paid).toBe(periods.at(-1)?.cumulativeAmount)
       // Billed time ≤ the job's real run time (start → its last checkpoint, written at its end) + one sample.
       const billedMs = periods.at(-1)?.endOffsetMs ?? 0
       const checkpoints = join(dataDir, 'jobs', terms.leaseId, 'checkpoints')

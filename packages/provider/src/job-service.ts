@@ -27,10 +27,8 @@ export const JOB_SERVICE_DEFAULTS = {
   keepAliveMs: 10_000,
   /** After the job's last event, how long the provider waits for the renter's final voucher. */
   finalVoucherWaitMs: 10_000,
-  /** Events queued for one slow renter before its stream is dropped (it can attach again). */
+  /** Live events queued for one slow renter before its stream is dropped (it can attach again). */
   maxQueuedEvents: 5_000,
-  /** Ended jobs whose event logs stay in memory for renters that attach after the end. */
-  finishedLogs: 256,
   /** Frames in the event loop that are neither vouchers nor terminates before the stream is dropped. */
   maxBadFrames: 16,
   maxInboundStreams: 32
@@ -52,7 +50,6 @@ export interface JobServiceOptions {
   keepAliveMs?: number
   finalVoucherWaitMs?: number
   maxQueuedEvents?: number
-  finishedLogs?: number
 }
 
 export interface JobServiceComponents {
@@ -104,8 +101,6 @@ export class JobService {
   readonly #log: Logger
   readonly #active = new Set<AbortController>()
   readonly #submitting = new Set<string>()
-  readonly #finished = new Map<string, JobEventLog>()
-  #unsubscribeEnded: (() => void) | null = null
   #started = false
 
   constructor (components: JobServiceComponents, options: JobServiceOptions) {
@@ -117,16 +112,6 @@ export class JobService {
   async start (): Promise<void> {
     if (this.#started) return
     this.#started = true
-    // Keep the event log of every job that ends, so a renter that attaches after the end still gets it.
-    this.#unsubscribeEnded = this.#c.jobs.onLeaseEnded((e) => {
-      const job = this.#c.jobs.get(e.leaseId)
-      if (job === undefined) return
-      this.#finished.set(job.leaseId, job.events)
-      if (this.#finished.size > this.#o.finishedLogs) {
-        const oldest = this.#finished.keys().next().value
-        if (oldest !== undefined) this.#finished.delete(oldest)
-      }
-    })
     await handleFrameStreams(this.#c.node, JOB_PROTOCOL, async (stream, ctx) => { await this.#handle(stream, ctx) }, {
       maxFrameBytes: JOB_MAX_FRAME_BYTES,
       // Reads and sends below carry their own deadlines; the event loop waits on the job, not the renter.
@@ -139,8 +124,6 @@ export class JobService {
   async stop (): Promise<void> {
     if (!this.#started) return
     this.#started = false
-    this.#unsubscribeEnded?.()
-    this.#unsubscribeEnded = null
     await this.#c.node.unhandle(JOB_PROTOCOL).catch(() => {})
     for (const controller of this.#active) controller.abort(new Refusal('SHUTTING_DOWN', 'the provider is stopping'))
     this.#active.clear()
@@ -292,40 +275,30 @@ export class JobService {
 
   async #attach (request: JobAttach, stream: FrameStream, peer: string, send: Send, signal: AbortSignal): Promise<void> {
     let log: JobEventLog | null = null
-    let lease: LeaseRecord | null = null
     const ok = await this.#respond(send, 'attach', async () => {
-      lease = this.#authorizeJob(request.auth, peer)
-      log = this.#c.jobs.get(lease.leaseId)?.events ?? this.#finished.get(lease.leaseId) ?? null
-      if (log === null && !(lease.startedAt !== null && ['completed', 'failed', 'terminated'].includes(lease.state))) {
-        throw new Refusal('WRONG_STATE', `the lease is ${lease.state} and has no job to attach to`)
-      }
+      const lease = this.#authorizeJob(request.auth, peer)
+      // A running job's log, or an ended one's from its event file (ended before or after this daemon started).
+      log = this.#c.jobs.get(lease.leaseId)?.events ?? await this.#c.jobs.endedEvents(lease.leaseId)
+      if (log === null) throw new Refusal('WRONG_STATE', `the lease is ${lease.state} and has no job to attach to`)
     })
-    if (!ok || lease === null) return
-    const ended = lease as LeaseRecord
-    if (log !== null) {
-      await this.#eventLoop(stream, send, ended.leaseId, log, request.fromSequence, signal)
-      return
-    }
-    // Ended before this daemon started: only the ending is known (from the ledger).
-    const at = ended.endedAt ?? this.#c.clock.now()
-    const base = { type: 'job-event' as const, leaseId: ended.leaseId, sequence: request.fromSequence + 1, at }
-    const last: JobEvent = ended.state === 'terminated'
-      ? { ...base, kind: 'terminated', state: ended.state, reason: ended.stateReason.slice(0, 128) || 'UNKNOWN' }
-      : { ...base, kind: 'exit', exitCode: ended.exitCode, state: ended.state }
-    await send(encodeJobEvent(last))
+    if (!ok || log === null) return
+    const events = log as JobEventLog
+    await this.#eventLoop(stream, send, events.leaseId, events, request.fromSequence, signal)
   }
 
   /**
-   * Streams a job's events after `fromSequence` (history first) and takes vouchers and terminates on
-   * the same stream, until the job's last event was sent and its final voucher came (or did not, in
-   * time), or the renter went away.
+   * Streams a job's events after `fromSequence` (history first, from memory or the job's event file,
+   * paced by the renter) and takes vouchers and terminates on the same stream, until the job's last
+   * event was sent and its final voucher came (or did not, in time), or the renter went away.
    */
   async #eventLoop (stream: FrameStream, send: Send, leaseId: Bytes32, log: JobEventLog, fromSequence: number, signal: AbortSignal): Promise<void> {
     const queue: JobEvent[] = []
     let overflow = false
     let wake: (() => void) | null = null
     const poke = (): void => { const w = wake; wake = null; w?.() }
-    const unsubscribe = log.subscribe(fromSequence, (event) => {
+    // Live events from here on are queued while the history up to here is sent.
+    const replayTo = log.lastSequence
+    const unsubscribe = log.listen((event) => {
       if (queue.length >= this.#o.maxQueuedEvents) overflow = true
       else queue.push(event)
       poke()
@@ -337,9 +310,21 @@ export class JobService {
     try {
       let terminal = false
       let sinceSend = 0
+      for await (const event of log.read(fromSequence, replayTo, loopSignal)) {
+        if (readerDone) break
+        await send(encodeJobEvent(event))
+        terminal = event.kind === 'exit' || event.kind === 'terminated'
+        if (terminal) break
+      }
+      // A renter that has seen everything of an ended job is told again how it ended.
+      if (!terminal && !readerDone && log.ended && queue.length === 0) {
+        await send(encodeJobEvent(log.last as JobEvent))
+        terminal = true
+      }
       while (!signal.aborted && !terminal) {
         while (queue.length > 0 && !terminal) {
           const event = queue.shift() as JobEvent
+          if (event.sequence <= fromSequence) continue
           await send(encodeJobEvent(event))
           sinceSend = 0
           terminal = event.kind === 'exit' || event.kind === 'terminated'

@@ -1,15 +1,17 @@
+import { existsSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
-import { dirname } from 'node:path'
+import { dirname, join } from 'node:path'
 import type { Readable } from 'node:stream'
 import type { Address, Bytes32, JobSpec, PaymentKey, SignedUsageReport, Voucher } from '@gpumesh/protocol'
-import { ZERO_ADDRESS } from '@gpumesh/protocol'
+import { ZERO_ADDRESS, validateSignedUsageReport } from '@gpumesh/protocol'
 import type { LeaseRecord, Ledger } from '@gpumesh/ledger'
 import { artifactStream, cleanupArtifacts } from './artifacts.js'
 import { extractBundle } from './bundle.js'
 import { BundleError, JobError } from './errors.js'
-import { JobEventLog, type JobEventListener, type JobOutcome } from './job.js'
+import { EVENTS_FILE } from './event-file.js'
+import { DEFAULT_EVENT_HISTORY, JobEventLog, type EventLogState, type JobEventListener, type JobOutcome } from './job.js'
 import { jobPaths, makeJobDirs, type JobPaths } from './job-dir.js'
-import { JobLogTailer } from './log-tailer.js'
+import { JobLogTailer, type TailStart } from './log-tailer.js'
 import { LeaseMeter } from './meter.js'
 import type { GpuVendorKind, JobExit, JobRunner, RunningJob } from './runner.js'
 import { silentLogger, type Clock, type JobsLogger, type SampleGpus } from './types.js'
@@ -46,7 +48,14 @@ export interface JobManagerOptions {
   logPollMs?: number
   /** GPU sampling period; default the billing interval in steps of at most 5 s. */
   sampleIntervalMs?: number
+  /** Events of a running job held in memory (older ones are read back from its event file). */
+  maxEventHistory?: number
+  /** Ended leases whose event logs (a few events each; the rest stays in the file) are kept open. */
+  endedLogs?: number
 }
+
+/** Events of an ended lease held in memory; the rest is read from its event file on demand. */
+const ENDED_LOG_HISTORY = 16
 
 /** Lease-ending reasons the job side writes. */
 export type TerminationReason = 'UNPAID' | 'RENTER_CANCEL' | 'MAX_RUNTIME' | 'PROVIDER_SHUTDOWN' | (string & {})
@@ -99,6 +108,7 @@ export class Job {
     this.#meter.stop()
     this.#tailer.stop()
     this.#running.detach()
+    this.events.close()
   }
   get stopReason (): TerminationReason | null { return this.#stopReason }
   get meter (): LeaseMeter { return this.#meter }
@@ -128,6 +138,8 @@ export class JobManager {
   readonly #logger: JobsLogger
   readonly #jobs = new Map<string, Job>()
   readonly #ended = new Set<(e: LeaseEndedEvent) => void>()
+  /** Event logs of ended leases, loaded on demand (oldest dropped first). */
+  readonly #endedLogs = new Map<string, Promise<JobEventLog | null>>()
   #controller: AbortController | null = null
 
   constructor (components: JobManagerComponents, options: JobManagerOptions) {
@@ -138,6 +150,8 @@ export class JobManager {
       maxBundleUncompressedBytes: options.maxBundleBytes * 4,
       logPollMs: 200,
       sampleIntervalMs: 0,
+      maxEventHistory: DEFAULT_EVENT_HISTORY,
+      endedLogs: 256,
       ...options
     }
   }
@@ -224,14 +238,109 @@ export class JobManager {
     }
     const started = this.#c.ledger.transitionLease(lease.leaseId, 'running', 'JOB_STARTED', { pid: running.pid, runner: runner.kind })
     this.#c.ledger.setLeaseJob(lease.leaseId, { pid: running.pid, pidStartTime: running.pidStartTime, jobDir: paths.root })
-    return this.#track(started, running, 0)
+    // A fresh event file: nothing from an earlier attempt at this lease (there is none: it was `accepted`).
+    await rm(join(paths.root, EVENTS_FILE), { force: true })
+    const events = this.#newLog(started.leaseId, join(paths.root, EVENTS_FILE))
+    events.append(this.#c.clock.now(), { kind: 'started' })
+    return this.#track(started, running, events, 0, {})
   }
 
-  /** Takes over a job that recovery re-attached to after a restart. Metering resumes where the ledger stops. */
-  resume (lease: LeaseRecord, running: RunningJob): Job {
+  /**
+   * Takes over a job that recovery re-attached to after a restart. Its event log is loaded from its
+   * event file (same sequence numbers, numbering on); usage periods the ledger has but the file lacks
+   * (the daemon died between the two writes) are sent first, in order; log tailing resumes just after
+   * the last line sent; metering resumes where the ledger stops.
+   */
+  async resume (lease: LeaseRecord, running: RunningJob): Promise<Job> {
     const lastPeriod = this.#c.ledger.lastUsagePeriod(lease.leaseId)?.endOffsetMs ?? 0
     const lastSample = this.#c.ledger.lastSample(lease.leaseId)?.offsetMs ?? 0
-    return this.#track(lease, running, Math.max(lastPeriod, lastSample))
+    const { log, state } = await JobEventLog.load(lease.leaseId, join(running.paths.root, EVENTS_FILE), {
+      maxHistory: this.#o.maxEventHistory, onWriteError: this.#writeError(lease.leaseId)
+    })
+    if (log.lastSequence === 0) log.append(lease.startedAt ?? this.#c.clock.now(), { kind: 'started' })
+    this.#appendMissingPeriods(log, state)
+    return this.#track(lease, running, log, Math.max(lastPeriod, lastSample), {
+      stdout: state.logEnd.stdout, stderr: state.logEnd.stderr, checkpoints: state.checkpoints
+    })
+  }
+
+  /**
+   * The event log of a lease whose job ended (before or after this daemon started), read from its event
+   * file: what a renter attaching after the end replays. Completed from the ledger where the file falls
+   * short (usage periods it lacks, the ending). Null when the lease never ran a job or is not ended.
+   * A handful of events stay in memory; the rest is read from the file on demand.
+   */
+  async endedEvents (leaseId: string): Promise<JobEventLog | null> {
+    const lease = this.#c.ledger.getLease(leaseId)
+    if (lease === null || lease.startedAt === null || !['completed', 'failed', 'terminated'].includes(lease.state)) return null
+    const key = lease.leaseId.toLowerCase()
+    let loading = this.#endedLogs.get(key)
+    if (loading === undefined) {
+      loading = this.#loadEnded(lease)
+      this.#endedLogs.set(key, loading)
+      loading.catch(() => { this.#endedLogs.delete(key) })
+      if (this.#endedLogs.size > this.#o.endedLogs) {
+        const oldest = this.#endedLogs.keys().next().value
+        if (oldest !== undefined) this.#endedLogs.delete(oldest)
+      }
+    }
+    return await loading
+  }
+
+  async #loadEnded (lease: LeaseRecord): Promise<JobEventLog | null> {
+    const root = lease.jobDir ?? jobPaths(this.#o.jobsDir, lease.leaseId).root
+    const file = join(root, EVENTS_FILE)
+    // The directory may be gone (artifact retention): then the log is rebuilt from the ledger, in memory.
+    const stored = existsSync(root)
+    const { log, state } = stored
+      ? await JobEventLog.load(lease.leaseId, file, { maxHistory: ENDED_LOG_HISTORY, onWriteError: this.#writeError(lease.leaseId) })
+      : { log: new JobEventLog(lease.leaseId, { file: null }), state: null }
+    if (log.lastSequence === 0) log.append(lease.startedAt ?? lease.endedAt ?? this.#c.clock.now(), { kind: 'started' })
+    this.#appendMissingPeriods(log, state)
+    if (!log.ended) this.#appendEnding(log, lease)
+    log.close()
+    return log
+  }
+
+  /** Usage periods in the ledger after the last one the log sent, in order, as usage events. */
+  #appendMissingPeriods (log: JobEventLog, state: EventLogState | null): void {
+    const sent = state?.lastPeriodIndex ?? -1
+    const last = this.#c.ledger.lastUsagePeriod(log.leaseId)
+    if (last === null || last.periodIndex <= sent) return
+    for (const period of this.#c.ledger.usagePeriods(log.leaseId)) {
+      if (period.periodIndex <= sent) continue
+      let report: SignedUsageReport
+      try {
+        report = validateSignedUsageReport(JSON.parse(period.report))
+      } catch (err) {
+        this.#logger.error({ err, leaseId: log.leaseId, periodIndex: period.periodIndex }, 'a stored usage report does not parse')
+        return
+      }
+      log.append(this.#c.clock.now(), { kind: 'usage', report })
+    }
+  }
+
+  /** The lease's ending, as recorded in the ledger, as the log's last event. */
+  #appendEnding (log: JobEventLog, lease: LeaseRecord): void {
+    const at = lease.endedAt ?? this.#c.clock.now()
+    if (lease.state === 'terminated') {
+      log.append(at, { kind: 'terminated', state: lease.state, reason: lease.stateReason.slice(0, 128) || 'UNKNOWN' })
+    } else {
+      log.append(at, { kind: 'exit', exitCode: lease.exitCode, state: lease.state })
+    }
+  }
+
+  #newLog (leaseId: Bytes32, file: string): JobEventLog {
+    return new JobEventLog(leaseId, { file, maxHistory: this.#o.maxEventHistory, onWriteError: this.#writeError(leaseId) })
+  }
+
+  #writeError (leaseId: string): (err: unknown) => void {
+    let logged = false
+    return (err) => {
+      if (logged) return
+      logged = true
+      this.#logger.error({ err, leaseId }, 'could not write the job\'s event file: its events are in memory only')
+    }
   }
 
   /** Checks and stores a voucher; clears the payment deadlines it covers. Throws VoucherRefusedError. */
@@ -266,10 +375,8 @@ export class JobManager {
     return 'simulated'
   }
 
-  #track (lease: LeaseRecord, running: RunningJob, resumeOffsetMs: number): Job {
+  #track (lease: LeaseRecord, running: RunningJob, events: JobEventLog, resumeOffsetMs: number, tailFrom: TailStart): Job {
     const { clock } = this.#c
-    const events = new JobEventLog(lease.leaseId)
-    events.append(clock.now(), { kind: 'started' })
     const job: Job = new Job({
       lease,
       running,
@@ -286,9 +393,9 @@ export class JobManager {
           onDurationReached: () => { void j.stop('MAX_RUNTIME') }
         }),
       tailer: (_j) => new JobLogTailer(running.paths, {
-        line: (stream, text) => { events.append(clock.now(), { kind: 'log', stream, text }) },
+        line: (stream, text, end) => { events.append(clock.now(), { kind: 'log', stream, text }, end) },
         checkpoint: (name) => { events.append(clock.now(), { kind: 'checkpoint', text: name }) }
-      }, this.#o.logPollMs),
+      }, this.#o.logPollMs, tailFrom),
       finish: async (j, exit) => await this.#finish(j, exit)
     })
     this.#jobs.set(lease.leaseId, job)
@@ -321,6 +428,7 @@ export class JobManager {
     } else {
       job.events.append(clock.now(), { kind: 'exit', exitCode: exit.exitCode, state })
     }
+    job.events.close()
     this.#jobs.delete(job.leaseId)
     return { leaseId: job.leaseId, state, reason, exitCode: exit.exitCode, finalReport }
   }

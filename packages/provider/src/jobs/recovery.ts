@@ -37,7 +37,7 @@ export async function recoverLeases (ledger: Ledger, runner: JobRunner | null, o
       ? await runner.attach({ leaseId: lease.leaseId, pid: lease.jobPid, pidStartTime: lease.jobPidStartTime, paths: pathsFromJobDir(lease.jobDir, lease.leaseId) })
       : null
     if (running !== null) {
-      if (options.jobs !== undefined) options.jobs.resume(lease, running)
+      if (options.jobs !== undefined) await options.jobs.resume(lease, running)
       result.reattached.push(lease.leaseId)
       logger.info({ leaseId: lease.leaseId, pid: lease.jobPid }, 're-attached to a job that outlived the daemon')
       continue

@@ -1,10 +1,12 @@
-import { rmSync } from 'node:fs'
+import { appendFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { openLedger } from '@gpumesh/ledger'
-import { JobManager, ProcessRunner, closeUsagePeriod, jobPaths, makeJobDirs, recoverLeases, simulatedGpuSampler, systemClock } from '../../src/jobs/index.js'
-import { FIXTURES, PROVIDER_KEY, makeLease, tempDir, testLedger, type TestLedger } from './helpers.js'
-import { cumulativeAmount } from '@gpumesh/protocol'
+import {
+  EVENTS_FILE, JobManager, ProcessRunner, closeUsagePeriod, jobPaths, makeJobDirs, recoverLeases, simulatedGpuSampler, systemClock
+} from '../../src/jobs/index.js'
+import { CHAIN_ID, FIXTURES, PROVIDER, PROVIDER_KEY, makeLease, tempDir, testLedger, type TestLedger } from './helpers.js'
+import { cumulativeAmount, marketDomain, verifyUsageReport, type JobEvent } from '@gpumesh/protocol'
 
 describe('recoverLeases (real ledger file, real processes)', () => {
   let t: TestLedger
@@ -66,5 +68,93 @@ describe('recoverLeases (real ledger file, real processes)', () => {
     expect(periods.length).toBeGreaterThan(periodsBefore)
     for (let i = 1; i < periods.length; i++) expect(periods[i]?.startOffsetMs).toBe(periods[i - 1]?.endOffsetMs)
     await second.stop()
+  })
+
+  it('a re-attached job keeps its event log: same sequences, no log line lost or repeated, missing periods sent first', async () => {
+    const leaseId = makeLease(t.ledger, { billingIntervalSec: 1, paymentGraceSec: 60 })
+    const components = { ledger: t.ledger, runner, clock: systemClock, sampleGpus: simulatedGpuSampler(), paymentKey: PROVIDER_KEY }
+    const options = { jobsDir, stopGraceMs: 500, maxBundleBytes: 1 << 20, artifactRetentionSec: 60, logPollMs: 50, sampleIntervalMs: 200 }
+    const first = new JobManager(components, options)
+    first.start()
+    const job = await first.createJob(leaseId, {
+      command: process.execPath, args: [join(FIXTURES, 'train.mjs')], env: { TRAIN_STEPS: '25', TRAIN_STEP_MS: '100' }, image: null, maxRunTimeSec: 60
+    }, null)
+    const before: JobEvent[] = []
+    job.subscribe(0, (e) => { before.push(e) })
+    await new Promise((resolve) => setTimeout(resolve, 1300))
+    await first.stop({ jobs: 'detach' }) // the daemon "dies"; the job keeps running
+    // It died after writing a period to the ledger and before its event, mid-way through writing another event.
+    const lease = t.ledger.getLease(leaseId)
+    const last = t.ledger.lastUsagePeriod(leaseId)
+    if (lease === null || last === null) throw new Error('no lease or period')
+    closeUsagePeriod(t.ledger, lease, { paymentKey: PROVIDER_KEY }, {
+      index: last.periodIndex + 1, startOffsetMs: last.endOffsetMs, endOffsetMs: last.endOffsetMs + 100, final: false, previousCumulative: last.cumulativeAmount
+    })
+    appendFileSync(join(jobPaths(jobsDir, leaseId).root, EVENTS_FILE), '{"type":"job-event","leaseId":"0x')
+
+    const second = new JobManager(components, { ...options, maxEventHistory: 5 })
+    second.start()
+    expect(await recoverLeases(t.ledger, runner, { jobs: second, paymentKey: PROVIDER_KEY })).toEqual({ reattached: [leaseId], failed: [] })
+    const resumed = second.get(leaseId)
+    if (resumed === undefined) throw new Error('not resumed')
+    const after: JobEvent[] = []
+    resumed.subscribe(resumed.events.lastSequence, (e) => { after.push(e) })
+    expect(await resumed.done).toMatchObject({ state: 'completed', reason: 'EXIT_0' })
+    // The whole log, read back beyond the 5 events held in memory: the first daemon's events, then the second's.
+    const all: JobEvent[] = []
+    for await (const e of resumed.events.read(0)) all.push(e)
+    expect(all.slice(0, before.length)).toEqual(before)
+    expect(all.slice(-after.length)).toEqual(after)
+    expect(all.map((e) => e.sequence)).toEqual(all.map((_, i) => i + 1))
+    expect(all.filter((e) => e.kind === 'started')).toHaveLength(1)
+    // Every period once, in order, each verifiable; the one the file lacked comes first after the restart.
+    const reports = all.flatMap((e) => (e.kind === 'usage' && e.report !== undefined ? [e.report] : []))
+    expect(reports.map((r) => r.report.periodIndex)).toEqual(t.ledger.usagePeriods(leaseId).map((p) => p.periodIndex))
+    expect(reports.map((r) => r.report.periodIndex)).toEqual(reports.map((_, i) => i))
+    for (const r of reports) expect(verifyUsageReport(r, marketDomain(CHAIN_ID))).toBe(PROVIDER)
+    const lastBefore = before.at(-1)?.sequence ?? 0
+    expect(all.find((e) => e.kind === 'usage' && e.sequence > lastBefore)?.report?.report.periodIndex).toBe(last.periodIndex + 1)
+    // Log lines across the two daemons: every step once, in order.
+    const lines = all.filter((e) => e.kind === 'log').map((e) => e.text)
+    expect(lines).toEqual(['training on GPUs GPU-sim-0,GPU-sim-1', ...Array.from({ length: 25 }, (_, i) => expect.stringMatching(new RegExp(`^step ${i + 1} loss `))), 'done'])
+    const checkpoints = all.filter((e) => e.kind === 'checkpoint').map((e) => e.text)
+    expect(new Set(checkpoints).size).toBe(checkpoints.length)
+    expect(all.at(-1)).toMatchObject({ kind: 'exit', state: 'completed', exitCode: 0 })
+    await second.stop()
+
+    // A third daemon, after the end: a renter attaching replays the same log from the file.
+    const third = new JobManager(components, options)
+    const ended = await third.endedEvents(leaseId)
+    const replayed: JobEvent[] = []
+    for await (const e of ended?.read(0) ?? []) replayed.push(e)
+    expect(replayed).toEqual(all)
+  })
+
+  it('a lease closed JOB_LOST replays its stored events, then the final period and the ending from the ledger', async () => {
+    const leaseId = makeLease(t.ledger, { billingIntervalSec: 1, paymentGraceSec: 60 })
+    const components = { ledger: t.ledger, runner, clock: systemClock, sampleGpus: simulatedGpuSampler(), paymentKey: PROVIDER_KEY }
+    const options = { jobsDir, stopGraceMs: 500, maxBundleBytes: 1 << 20, artifactRetentionSec: 60, logPollMs: 50, sampleIntervalMs: 200 }
+    const first = new JobManager(components, options)
+    first.start()
+    const job = await first.createJob(leaseId, { command: process.execPath, args: [join(FIXTURES, 'sleep.mjs')], env: {}, image: null, maxRunTimeSec: 60 }, null)
+    await new Promise((resolve) => setTimeout(resolve, 1300))
+    const before = job.events.history()
+    await first.stop({ jobs: 'detach' })
+    process.kill(-job.pid, 'SIGKILL') // the job dies with the daemon
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    const second = new JobManager(components, options)
+    const result = await recoverLeases(t.ledger, runner, { jobs: second, paymentKey: PROVIDER_KEY })
+    expect(result.failed.map((f) => f.leaseId)).toEqual([leaseId])
+    const log = await second.endedEvents(leaseId)
+    const replayed: JobEvent[] = []
+    for await (const e of log?.read(0) ?? []) replayed.push(e)
+    expect(replayed.slice(0, before.length)).toEqual(before)
+    expect(replayed.map((e) => e.sequence)).toEqual(replayed.map((_, i) => i + 1))
+    const periods = t.ledger.usagePeriods(leaseId)
+    expect(replayed.filter((e) => e.kind === 'usage').map((e) => e.report?.report.periodIndex)).toEqual(periods.map((p) => p.periodIndex))
+    expect(replayed.at(-1)).toMatchObject({ kind: 'exit', state: 'failed' })
+    // Asked again (another renter, another attach): the same log, nothing appended twice.
+    const again = await new JobManager(components, options).endedEvents(leaseId)
+    expect(again?.lastSequence).toBe(replayed.length)
   })
 })
