@@ -171,8 +171,10 @@ describe('concurrency and hostile input', () => {
     const before = toJson({ leases: ledger.listLeases(), gpus: ledger.listGpus().map((g) => [g.uuid, g.state]), rejections: ledger.listRejections().length })
     const client = clients[0] as GpumeshNode
     for (let i = 0; i < 40; i++) {
-      const bytes = randomBytes(1 + Math.floor(Math.random() * 4000))
-      if (i % 4 === 0) bytes.set(new TextEncoder().encode('{"type":"lease-proposal",'))
+      // Every fourth starts like a proposal, so the JSON parser gets past the first byte.
+      const prefix = i % 4 === 0 ? new TextEncoder().encode('{"type":"lease-proposal",') : new Uint8Array(0)
+      const bytes = randomBytes(prefix.length + 1 + Math.floor(Math.random() * 4000))
+      bytes.set(prefix)
       const decision = await send(client, daemon, bytes)
       expect(rejected(decision)).toBe('MALFORMED')
     }

@@ -3,14 +3,21 @@ export const DEFAULT_MAX_TEMPERATURE_C = 90
 /** Largest stdout/stderr kept from one tool run. */
 export const MAX_TOOL_OUTPUT_BYTES = 4 * 1024 * 1024
 
-/** Fields asked of `nvidia-smi --query-gpu`. Parsing is by name, so the order is free. */
+/**
+ * Fields asked of `nvidia-smi --query-gpu`. Parsing is by name, so the order is free; it is the
+ * common capture layout (the one GPU-FACTS lists and the shared captures use), so that a capture
+ * replayed as is by a stand-in nvidia-smi lines up with what was asked.
+ */
 export const NVIDIA_QUERY_FIELDS = [
   'index', 'uuid', 'name', 'pci.bus_id', 'driver_version', 'compute_cap',
-  'memory.total', 'memory.used', 'utilization.gpu', 'temperature.gpu', 'power.draw', 'power.limit',
-  'mig.mode.current', 'ecc.mode.current',
-  'ecc.errors.corrected.volatile.total', 'ecc.errors.uncorrected.volatile.total',
-  'retired_pages.pending'
+  'memory.total', 'memory.used', 'memory.free', 'utilization.gpu', 'utilization.memory',
+  'temperature.gpu', 'temperature.memory', 'power.draw', 'power.limit', 'clocks.sm', 'clocks.max.sm',
+  'fan.speed', 'pstate', 'persistence_mode', 'mig.mode.current', 'ecc.mode.current',
+  'ecc.errors.corrected.volatile.total', 'ecc.errors.uncorrected.volatile.total'
 ] as const
+
+/** Retired pages (pre-Ampere ECC health), asked separately so the main query keeps the common layout. */
+export const NVIDIA_RETIRED_FIELDS = ['uuid', 'retired_pages.pending'] as const
 
 /** Fields nvidia-smi must answer; others may be dropped when an old driver rejects them. */
 export const NVIDIA_REQUIRED_FIELDS: readonly string[] = ['index', 'uuid', 'name']

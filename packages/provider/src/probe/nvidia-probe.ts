@@ -1,7 +1,7 @@
 // Runs nvidia-smi and turns its answers into GPUs and issues. Parsing lives in nvidia-smi.ts.
-import { NVIDIA_APPS_FIELDS, NVIDIA_QUERY_FIELDS, NVIDIA_REMAP_FIELDS, NVIDIA_REQUIRED_FIELDS } from './constants.js'
+import { NVIDIA_APPS_FIELDS, NVIDIA_QUERY_FIELDS, NVIDIA_REMAP_FIELDS, NVIDIA_REQUIRED_FIELDS, NVIDIA_RETIRED_FIELDS } from './constants.js'
 import { ProbeToolError } from './errors.js'
-import { parseComputeApps, parseInvalidFields, parseNvidiaList, parseNvidiaQuery, parseRemappedRows } from './nvidia-smi.js'
+import { parseComputeApps, parseInvalidFields, parseNvidiaList, parseNvidiaQuery, parseRemappedRows, parseRetiredPages } from './nvidia-smi.js'
 import { runTool, type ToolOutput } from './run-tool.js'
 import type { ProbeIssue, ProbeLogger, RawGpu } from './types.js'
 
@@ -71,11 +71,15 @@ export async function probeNvidia (options: NvidiaProbeOptions): Promise<ToolPro
 
   const byUuid = new Map(gpus.map((g) => [g.uuid, g]))
   const wantMig = gpus.some((g) => g.migEnabled === true)
-  const wantRemap = gpus.some((g) => g.eccErrors.uncorrected != null)
-  const [apps, list, remap] = await Promise.allSettled([
+  // Memory health (row remapping on Ampere and later, retired pages before) matters where ECC reports.
+  const wantMemoryHealth = gpus.some((g) => g.eccErrors.uncorrected != null)
+  const [apps, list, remap, retired] = await Promise.allSettled([
     run([`--query-compute-apps=${NVIDIA_APPS_FIELDS.join(',')}`, '--format=csv,noheader,nounits']),
     wantMig ? run(['-L']) : Promise.resolve(null),
-    wantRemap ? run([`--query-remapped-rows=${NVIDIA_REMAP_FIELDS.join(',')}`, '--format=csv,noheader,nounits']) : Promise.resolve(null)
+    wantMemoryHealth ? run([`--query-remapped-rows=${NVIDIA_REMAP_FIELDS.join(',')}`, '--format=csv,noheader,nounits']) : Promise.resolve(null),
+    wantMemoryHealth && !options.rejectedFields.has('retired_pages.pending')
+      ? run([`--query-gpu=${NVIDIA_RETIRED_FIELDS.join(',')}`, '--format=csv,noheader,nounits'])
+      : Promise.resolve(null)
   ])
 
   const appsOut = settledOutput(apps, 'list the processes using the GPUs', issues)
@@ -99,11 +103,29 @@ export async function probeNvidia (options: NvidiaProbeOptions): Promise<ToolPro
       }
     }
   } else if (remap.status === 'rejected') {
-    const e = remap.reason as Error
-    if (e instanceof ProbeToolError && e.code === 'TOOL_TIMEOUT') issues.push({ source: SOURCE, code: e.code, message: e.message })
-    options.logger?.debug({ err: e.message }, 'nvidia-smi --query-remapped-rows gave no answer')
+    sideQueryFailed(remap.reason, '--query-remapped-rows', issues, options)
+  }
+  // Retired pages exist before Ampere; a driver that rejects the field is not asked again.
+  if (retired.status === 'fulfilled' && retired.value != null) {
+    if (retired.value.exitCode === 0) {
+      for (const [uuid, pending] of parseRetiredPages(retired.value.stdout)) {
+        const g = byUuid.get(uuid)
+        if (g != null && pending != null) g.retiredPagesPending = pending
+      }
+    } else if (parseInvalidFields(retired.value.stdout + retired.value.stderr).includes('retired_pages.pending')) {
+      options.rejectedFields.add('retired_pages.pending')
+    }
+  } else if (retired.status === 'rejected') {
+    sideQueryFailed(retired.reason, '--query-gpu=retired_pages.pending', issues, options)
   }
   return { found: true, gpus, issues }
+}
+
+/** A memory-health query that gave no answer: only a hang is worth an issue (the driver may be stuck). */
+function sideQueryFailed (reason: unknown, query: string, issues: ProbeIssue[], options: NvidiaProbeOptions): void {
+  const e = reason as Error
+  if (e instanceof ProbeToolError && e.code === 'TOOL_TIMEOUT') issues.push({ source: SOURCE, code: e.code, message: e.message })
+  options.logger?.debug({ err: e.message }, `nvidia-smi ${query} gave no answer`)
 }
 
 function settledOutput (r: PromiseSettledResult<ToolOutput | null>, what: string, issues: ProbeIssue[]): string | null {

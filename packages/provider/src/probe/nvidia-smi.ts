@@ -1,4 +1,5 @@
 // Pure parsers for nvidia-smi output. No I/O: they take text and give values and issues.
+import { NVIDIA_RETIRED_FIELDS, NVIDIA_SAMPLE_FIELDS } from './constants.js'
 import { cellBoolean, cellInteger, cellNumber, cellText } from './values.js'
 import type { GpuProcess, GpuReading, MigDevice, ProbeIssue, RawGpu } from './types.js'
 
@@ -7,6 +8,7 @@ export interface NvidiaQueryParse {
   issues: ProbeIssue[]
 }
 
+const GPU_UUID = /^GPU-[0-9A-Za-z-]+$/
 const DEVICE_HANDLE = /^Unable to determine the device handle for GPU ?([0-9A-Fa-f:.]+)?:? ?(.*)$/
 
 function splitCsvLine (line: string): string[] {
@@ -18,12 +20,46 @@ function isBlankOrComment (line: string): boolean {
   return t === '' || t.startsWith('#')
 }
 
+const DECLARED_QUERY = /^#.*--query-gpu=([A-Za-z0-9_.,]+)/
+
+/**
+ * The field list a replayed capture declares in a `# nvidia-smi --query-gpu=<fields> …` comment line
+ * (captures carry one; real nvidia-smi prints no comments), or null. Output that declares its columns
+ * is read by them rather than by the list asked for.
+ */
+export function declaredQueryFields (text: string): string[] | null {
+  for (const line of text.split(/\r?\n/, 20)) {
+    const m = DECLARED_QUERY.exec(line.trim())
+    if (m?.[1] != null) return m[1].split(',').filter((f) => f !== '')
+  }
+  return null
+}
+
+/**
+ * Rows of `--query-gpu` output as maps from field name to cell, read by the declared or the asked
+ * fields; lines that are blank, comments or of another width are counted in `skipped`.
+ */
+function queryRows (text: string, asked: readonly string[]): { rows: Array<Map<string, string>>, skipped: number } {
+  const fields = declaredQueryFields(text) ?? asked
+  const rows: Array<Map<string, string>> = []
+  let skipped = 0
+  for (const line of text.split(/\r?\n/)) {
+    if (isBlankOrComment(line)) continue
+    const cells = splitCsvLine(line)
+    if (cells.length !== fields.length) { skipped++; continue }
+    rows.push(new Map(fields.map((f, k) => [f, cells[k] ?? ''])))
+  }
+  return { rows, skipped }
+}
+
 /**
  * Parses `nvidia-smi --query-gpu=<fields> --format=csv,noheader,nounits`. `fields` is the list asked
- * for, in order. A row with the wrong number of cells or without a UUID is skipped with a BAD_OUTPUT
- * issue; "Unable to determine the device handle" lines give GPU_LOST issues.
+ * for, in order (unless the output declares its own, see `declaredQueryFields`). A row with the wrong
+ * number of cells or without a UUID is skipped with a BAD_OUTPUT issue; "Unable to determine the
+ * device handle" lines give GPU_LOST issues.
  */
-export function parseNvidiaQuery (text: string, fields: readonly string[]): NvidiaQueryParse {
+export function parseNvidiaQuery (text: string, asked: readonly string[]): NvidiaQueryParse {
+  const fields = declaredQueryFields(text) ?? asked
   const gpus: RawGpu[] = []
   const issues: ProbeIssue[] = []
   const lines = text.split(/\r?\n/)
@@ -45,7 +81,7 @@ export function parseNvidiaQuery (text: string, fields: readonly string[]): Nvid
     fields.forEach((f, k) => row.set(f, cells[k] ?? ''))
     const uuid = cellText(row.get('uuid'))
     const name = cellText(row.get('name'))
-    if (uuid == null || !/^GPU-[0-9A-Za-z-]+$/.test(uuid) || name == null) {
+    if (uuid == null || !GPU_UUID.test(uuid) || name == null) {
       issues.push({ source: 'nvidia-smi', code: 'BAD_OUTPUT', message: `nvidia-smi printed a line without a GPU UUID and name: "${truncate(line)}"` })
       continue
     }
@@ -82,28 +118,35 @@ export function parseNvidiaQuery (text: string, fields: readonly string[]): Nvid
 
 /**
  * Parses the light per-tick query `nvidia-smi --query-gpu=uuid,utilization.gpu,memory.used,power.draw
- * --format=csv,noheader,nounits` (`NVIDIA_SAMPLE_FIELDS`): readings by GPU UUID, missing values null.
- * Lines that are not such a row (messages, "Unable to determine the device handle") are counted in `skipped`.
+ * --format=csv,noheader,nounits` (`NVIDIA_SAMPLE_FIELDS`, or the fields the output declares): readings
+ * by GPU UUID, missing values null. Lines that are not such a row (messages, "Unable to determine the
+ * device handle") are counted in `skipped`.
  */
 export function parseNvidiaReadings (text: string): { readings: Map<string, GpuReading>, skipped: number } {
   const readings = new Map<string, GpuReading>()
-  let skipped = 0
-  for (const line of text.split(/\r?\n/)) {
-    if (isBlankOrComment(line)) continue
-    const cells = splitCsvLine(line)
-    const uuid = cellText(cells[0])
-    if (cells.length !== 4 || uuid == null || !/^GPU-[0-9A-Za-z-]+$/.test(uuid)) {
-      skipped++
-      continue
-    }
+  const parsed = queryRows(text, NVIDIA_SAMPLE_FIELDS)
+  let skipped = parsed.skipped
+  for (const row of parsed.rows) {
+    const uuid = cellText(row.get('uuid'))
+    if (uuid == null || !GPU_UUID.test(uuid)) { skipped++; continue }
     readings.set(uuid, {
       uuid,
-      utilizationPercent: cellNumber(cells[1]),
-      memoryUsedMiB: cellNumber(cells[2]),
-      powerDrawW: cellNumber(cells[3])
+      utilizationPercent: cellNumber(row.get('utilization.gpu')),
+      memoryUsedMiB: cellNumber(row.get('memory.used')),
+      powerDrawW: cellNumber(row.get('power.draw'))
     })
   }
   return { readings, skipped }
+}
+
+/** Parses `--query-gpu=uuid,retired_pages.pending` (or the fields the output declares): by GPU UUID. */
+export function parseRetiredPages (text: string): Map<string, boolean | null> {
+  const out = new Map<string, boolean | null>()
+  for (const row of queryRows(text, NVIDIA_RETIRED_FIELDS).rows) {
+    const uuid = cellText(row.get('uuid'))
+    if (uuid != null && GPU_UUID.test(uuid) && row.has('retired_pages.pending')) out.set(uuid, cellBoolean(row.get('retired_pages.pending')))
+  }
+  return out
 }
 
 /** The fields nvidia-smi rejected as "not a valid field to query" (old drivers). */

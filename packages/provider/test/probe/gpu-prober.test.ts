@@ -1,8 +1,8 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { describe, expect, it } from 'vitest'
-import { GpuProber, hasToolFailure, offerableGpus, resolveProbeExecutables, runTool, VANISHED_PROBLEM } from '../../src/probe/index.js'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { GpuProber, GpuSampler, hasToolFailure, offerableGpus, resolveProbeExecutables, runTool, VANISHED_PROBLEM } from '../../src/probe/index.js'
 import { bin, fixtures, standInProber } from './helpers.js'
 
 describe('GpuProber against the stand-in nvidia-smi', () => {
@@ -163,6 +163,40 @@ describe('GpuProber against the stand-in nvidia-smi', () => {
     delete env.FAKE_SMI_MODE
     const third = await prober.probe()
     expect(third.gpus[0]).toMatchObject({ healthy: true, problems: [] })
+  })
+})
+
+describe('a stand-in that prints a capture whatever it is asked', () => {
+  let dir: string
+  beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), 'gpumesh-replay-')) })
+  afterAll(async () => { await rm(dir, { recursive: true, force: true }) })
+
+  /** A shell script replaying `capture` as is (`cat`) or without its comment lines (`grep`). */
+  const replay = async (capture: string, how: 'cat' | 'grep'): Promise<string> => {
+    const file = join(dir, `${how}-${capture}`)
+    const body = how === 'cat' ? `cat '${fixtures}nvidia-smi/${capture}'` : `grep -v '^#' '${fixtures}nvidia-smi/${capture}'`
+    await writeFile(file, `#!/bin/sh\n${body}\n`, { mode: 0o755 })
+    return file
+  }
+
+  it.each([
+    ['h100x8.csv', 8, 'H100-SXM-80GB', 81559],
+    ['a100x4.csv', 4, 'A100-SXM4-80GB', 81920],
+    ['rtx4090x1.csv', 1, 'RTX-4090', 24564]
+  ])('reads %s printed with or without its query line', async (capture, count, gpuClass, memory) => {
+    for (const how of ['cat', 'grep'] as const) {
+      const result = await new GpuProber({ nvidiaSmi: await replay(capture, how), dataDir: fixtures, hostFacts: false, systemInformationFallback: false }).probe()
+      expect(result.errors, how).toEqual([])
+      expect(result.gpus, how).toHaveLength(count)
+      expect(result.gpus.every((g) => g.class === gpuClass && g.memoryTotalMiB === memory && g.healthy && !g.busy), how).toBe(true)
+      expect(result.gpus[0]?.driverVersion, how).toMatch(/^5\d\d\./)
+    }
+  })
+
+  it('gives the sampler readings from a capture that declares its columns', async () => {
+    const sampler = new GpuSampler({ nvidiaSmi: await replay('h100x8.csv', 'cat') })
+    const readings = await sampler.sample(['GPU-b42dd28e-ffdd-8720-1df0-98bd8cdc05b1'])
+    expect(readings).toEqual([{ uuid: 'GPU-b42dd28e-ffdd-8720-1df0-98bd8cdc05b1', utilizationPercent: 0, memoryUsedMiB: 1, powerDrawW: 100.89 }])
   })
 })
 
