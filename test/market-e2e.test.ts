@@ -186,6 +186,10 @@ describe('gpumesh market end to end', () => {
     expect(peers(a)).toEqual(Object.values(provider).map((p) => p.peerId).sort())
     expect(peers(b)).toEqual(peers(a))
     expect(a.every((o) => o.simulated)).toBe(true)
+    // Without --include-simulated the table is empty, and says why.
+    const plain = await gpumesh(['offers', '--matcher', matcherAddr.a[0] ?? ''])
+    expect(plain.code, plain.stderr).toBe(0)
+    expect(plain.stdout).toBe('No offers match.\n3 offers of simulated GPUs are hidden; add --include-simulated to list them.\n')
   })
 
   it('leases the cheapest fitting provider, runs the job, and brings the artifacts back', async () => {

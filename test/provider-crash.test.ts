@@ -127,5 +127,7 @@ describe('provider daemon as a process', () => {
     const afterStop = await gpumesh('leases', '--data-dir', dataDir)
     expect(afterStop.code).toBe(0)
     expect(afterStop.stdout).toContain('accepted')
+    // Prices in token units, as the config quotes them.
+    expect(afterStop.stdout).toMatch(/accepted\s+1\s+H100-SXM-80GB\s+2\.00\s/)
   }, 60_000)
 })

@@ -128,3 +128,23 @@ describe('offer sequence and reconciliation across restarts', () => {
     }
   })
 })
+
+describe('a peer that subscribes after the offer went out', () => {
+  it('gets the offer within seconds, not at the next round', async () => {
+    // Rounds ten minutes apart: only the publication prompted by the new subscriber can arrive in time.
+    const daemon = await startProvider({ gpus: 2, config: { offers: { republishSec: 600, ttlSec: 1200 } } })
+    const late = await startClient()
+    try {
+      await until(() => daemon.provider.publisher?.state.offer != null, 5_000)
+      const first = daemon.provider.publisher?.state.offer as Offer
+      const offers = listen(late)
+      await dialProvider(late, daemon.provider)
+      await until(() => offers.length > 0, 10_000)
+      expect(offers[0]?.peerId).toBe(daemon.provider.peerId)
+      expect(offers[0]?.sequence).toBeGreaterThan(first.sequence)
+    } finally {
+      await late.stop()
+      await daemon.stop()
+    }
+  }, 20_000)
+})

@@ -77,7 +77,7 @@ export const CONFIG_KEY_DOCS: Record<string, string> = {
   'leases.proposalsPerMinutePerPeer': 'Proposals one peer may send per minute (RATE_LIMITED beyond).',
   'billing.intervalSec': 'Length of a usage period: a signed usage report is sent at the end of each.',
   'billing.paymentGraceSec': 'A job whose renter sends no voucher this long after a report is stopped (UNPAID).',
-  'offers.republishSec': 'Offers are signed and gossiped again this often, and at once when capacity changes.',
+  'offers.republishSec': 'Offers are signed and gossiped again this often, at once when capacity changes, and within 5 s when a peer (a new matcher) subscribes.',
   'offers.ttlSec': 'Offers expire this long after publication.',
   'offers.region': 'A region label renters can filter on, e.g. eu-west.',
   'runner.kind': 'none (accept no jobs), process (runs renters\' code on this host as this user: only for renters you trust) or docker.',

@@ -6,6 +6,8 @@ export const EXPIRY_SWEEP_INTERVAL_MS = 5_000
 export const SEEN_ORDERS_PRUNE_INTERVAL_MS = 10 * 60_000
 /** A capacity change is published after this pause, so a burst of changes makes one offer. */
 export const REPUBLISH_DEBOUNCE_MS = 50
+/** Least time between publications prompted by peers subscribing to the offers topic. */
+export const NEW_PEER_REPUBLISH_GAP_MS = 5_000
 /** The rate-limit window of `leases.proposalsPerMinutePerPeer`. */
 export const PROPOSAL_RATE_WINDOW_MS = 60_000
 /** Peers whose proposal counts are remembered at once; the oldest window is forgotten beyond it. */

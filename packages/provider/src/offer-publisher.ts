@@ -3,7 +3,7 @@ import { OFFERS_TOPIC, encodeOffer, jsonReplacer, marketDomain, signOffer } from
 import type { Ledger } from '@gpumesh/ledger'
 import type { Offer, PaymentKey, PeerBinding } from '@gpumesh/protocol'
 import type { Logger } from 'pino'
-import { OFFER_SEQUENCE_KEY, REPUBLISH_DEBOUNCE_MS } from './constants.js'
+import { NEW_PEER_REPUBLISH_GAP_MS, OFFER_SEQUENCE_KEY, REPUBLISH_DEBOUNCE_MS } from './constants.js'
 import { buildOffer } from './offer-builder.js'
 import { RepeatingTask } from './repeating-task.js'
 import type { Clock } from './clock.js'
@@ -39,7 +39,8 @@ export interface OfferState {
 
 /**
  * Publishes the signed offer on `/gpumesh/offers/1`: at start, every `offers.republishSec` (before the
- * `offers.ttlSec` expiry), and soon after `requestPublish()` (capacity changed). Publications are
+ * `offers.ttlSec` expiry), soon after `requestPublish()` (capacity changed) and soon after a peer
+ * subscribes to the topic (so a matcher that just started has the offer in seconds). Publications are
  * serialised; the sequence is persisted before each so it increases across restarts
  * (`max(last + 1, now)`). The encoded offer is size-checked (protocol cap, then gossip cap) before it
  * leaves.
@@ -50,6 +51,7 @@ export class OfferPublisher {
   readonly #task: RepeatingTask
   #chain: Promise<void> = Promise.resolve()
   #debounce: ReturnType<typeof setTimeout> | null = null
+  #debounceAt = 0
   #started = false
   #state: OfferState = { offer: null, publishedAt: null, reason: 'not published yet', notes: [], bytes: null }
   #lastReasonLogged: string | null = null
@@ -72,12 +74,26 @@ export class OfferPublisher {
   start (): void {
     if (this.#started) return
     this.#started = true
+    this.#c.node.services.pubsub.addEventListener('subscription-change', this.#onSubscriptionChange)
     this.#task.start()
+  }
+
+  /**
+   * A peer (a matcher that just started, a provider that just joined) subscribed to the offers topic:
+   * publish soon so it need not wait for the next round. At most one such publication per
+   * `NEW_PEER_REPUBLISH_GAP_MS`, however many peers arrive.
+   */
+  readonly #onSubscriptionChange = (evt: CustomEvent<{ subscriptions: Array<{ topic: string, subscribe: boolean }> }>): void => {
+    if (!this.#started) return
+    if (!evt.detail.subscriptions.some((s) => s.topic === OFFERS_TOPIC && s.subscribe)) return
+    const since = this.#c.clock.now() - (this.#state.publishedAt ?? Number.NEGATIVE_INFINITY)
+    this.#schedule(Math.max(REPUBLISH_DEBOUNCE_MS, NEW_PEER_REPUBLISH_GAP_MS - since))
   }
 
   async stop (): Promise<void> {
     if (!this.#started) return
     this.#started = false
+    this.#c.node.services.pubsub.removeEventListener('subscription-change', this.#onSubscriptionChange)
     if (this.#debounce != null) clearTimeout(this.#debounce)
     this.#debounce = null
     await this.#task.stop()
@@ -86,11 +102,22 @@ export class OfferPublisher {
 
   /** Capacity changed: publish soon (a burst of changes makes one offer). */
   requestPublish (): void {
-    if (!this.#started || this.#debounce != null) return
+    if (!this.#started) return
+    this.#schedule(REPUBLISH_DEBOUNCE_MS)
+  }
+
+  /** Publishes in `delayMs`, unless a publication is already due no later than that. */
+  #schedule (delayMs: number): void {
+    const at = this.#c.clock.monotonicNow() + delayMs
+    if (this.#debounce != null) {
+      if (this.#debounceAt <= at) return
+      clearTimeout(this.#debounce)
+    }
+    this.#debounceAt = at
     this.#debounce = setTimeout(() => {
       this.#debounce = null
       this.publishNow().catch(() => {})
-    }, REPUBLISH_DEBOUNCE_MS)
+    }, delayMs)
   }
 
   /** Builds, signs and publishes an offer now (after any publication in progress). */

@@ -175,7 +175,7 @@ function report (s: LeaseSummary, o: { ctx: CommandContext, json: boolean, decim
       `GPU time   ${s.gpuSeconds.toFixed(1)} GPU-seconds`,
       `paid       ${formatAmount(s.paid, decimals)} (budget ${formatAmount(o.budget, decimals)})`,
       s.artifactsDir != null
-        ? `artifacts  ${s.artifactsDir} (${s.artifacts?.files ?? 0} files)`
+        ? `artifacts  ${s.artifactsDir} (${s.artifacts?.files ?? 0} file${s.artifacts?.files === 1 ? '' : 's'})`
         : `artifacts  none${s.artifactsError != null ? `: ${s.artifactsError}` : ''}`,
       s.lastCheckpoint != null ? `checkpoint ${s.lastCheckpoint}` : null
     ].filter((l) => l != null).join('\n') + '\n')

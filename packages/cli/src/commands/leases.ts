@@ -3,8 +3,10 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { LEDGER_FILE } from '@gpumesh/provider'
 import { Ledger, isLeaseState, type LeaseRecord, type RejectionRecord } from '@gpumesh/ledger'
+import { formatAmount } from '@gpumesh/protocol'
 import { resolveDataDir } from '../data-dir.js'
 import { CliError, EXIT } from '../errors.js'
+import { loadProviderConfig } from './provider-config.js'
 import type { Command } from '../context.js'
 
 const bigintAsText = (_key: string, v: unknown): unknown => (typeof v === 'bigint' ? v.toString() : v)
@@ -52,8 +54,11 @@ export const leasesCommand: Command = {
       ctx.stdout(state == null ? 'No leases yet.\n' : `No ${state} leases.\n`)
       return EXIT.OK
     }
-    const header = ['LEASE', 'STATE', 'GPUS', 'CLASS', 'PRICE/GPU-H', 'RENTER', 'CREATED']
-    const rows = leases.map((l) => [l.leaseId.slice(0, 18) + '…', l.state, String(l.gpus.length), l.gpuClass, l.pricePerGpuHour.toString(), l.renter, new Date(l.createdAt).toISOString()])
+    // Prices in token units by the configured decimals; base units when the config cannot be read.
+    const decimals = await loadProviderConfig(ctx, { dataDir: values['data-dir'] }).then((c) => c.pricing.tokenDecimals, () => null)
+    const price = (amount: bigint): string => decimals == null ? amount.toString() : formatAmount(amount, decimals)
+    const header = ['LEASE', 'STATE', 'GPUS', 'CLASS', decimals == null ? 'PRICE/GPU-H (BASE UNITS)' : 'PRICE/GPU-H', 'RENTER', 'CREATED']
+    const rows = leases.map((l) => [l.leaseId.slice(0, 18) + '…', l.state, String(l.gpus.length), l.gpuClass, price(l.pricePerGpuHour), l.renter, new Date(l.createdAt).toISOString()])
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]?.length ?? 0)))
     for (const r of [header, ...rows]) ctx.stdout(r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd() + '\n')
     return EXIT.OK

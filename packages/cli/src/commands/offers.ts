@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { multiaddr } from '@multiformats/multiaddr'
-import { createNode, request } from '@gpumesh/net'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { createNode, request, type GpumeshNode } from '@gpumesh/net'
 import {
   BOOK_PROTOCOL, LIMITS, decodeBookPage, encodeBookQuery, formatAmount, jsonReplacer, marketDomain, parseAmount,
   verifyOffer
@@ -67,28 +67,14 @@ export const offersCommand: Command = {
     }
 
     const node = await createNode({ listen: [], connectionMonitor: { enabled: false } })
-    const offers: Offer[] = []
-    let invalid = 0
+    let offers: Offer[]
+    let invalid: number
+    let hiddenSimulated = 0
     try {
-      let offset: number | null = 0
-      for (let i = 0; i < MAX_PAGES && offset != null; i++) {
-        const query = encodeBookQuery({ type: 'book-query', filters, offset, limit: LIMITS.bookPage })
-        let bytes: Uint8Array
-        try {
-          bytes = await request(node, targets, BOOK_PROTOCOL, query, { signal: ctx.signal })
-        } catch (err) {
-          throw new CliError('MATCHER_UNREACHABLE', `Could not read the book of ${addresses.join(', ')}: ${(err as Error).message}.`, { cause: err })
-        }
-        const page = decodeBookPage(bytes)
-        for (const offer of page.offers) {
-          try {
-            verifyOffer(offer, marketDomain(offer.chainId))
-            offers.push(offer)
-          } catch {
-            invalid++
-          }
-        }
-        offset = page.nextOffset
+      ({ offers, invalid } = await readBook(node, targets, filters, ctx.signal, addresses))
+      // An empty answer may only mean every offer is simulated: say so rather than "nothing".
+      if (offers.length === 0 && !filters.includeSimulated && !values.json) {
+        hiddenSimulated = (await readBook(node, targets, { ...filters, includeSimulated: true }, ctx.signal, addresses)).offers.length
       }
     } finally {
       await node.stop()
@@ -99,9 +85,39 @@ export const offersCommand: Command = {
       ctx.stdout(JSON.stringify(offers.map((o) => ({ ...o, simulated: o.gpus.some((g) => g.simulated) })), jsonReplacer, 2) + '\n')
     } else {
       ctx.stdout(renderTable(offers, filters, decimals))
+      if (hiddenSimulated > 0) {
+        ctx.stdout(`${hiddenSimulated} offer${hiddenSimulated === 1 ? '' : 's'} of simulated GPUs ${hiddenSimulated === 1 ? 'is' : 'are'} hidden; add --include-simulated to list ${hiddenSimulated === 1 ? 'it' : 'them'}.\n`)
+      }
     }
     return EXIT.OK
   }
+}
+
+/** Every page of a matcher's book for `filters`, each offer's signature checked (failures counted). */
+async function readBook (node: GpumeshNode, targets: Multiaddr[], filters: BookFilters, signal: AbortSignal, addresses: string[]): Promise<{ offers: Offer[], invalid: number }> {
+  const offers: Offer[] = []
+  let invalid = 0
+  let offset: number | null = 0
+  for (let i = 0; i < MAX_PAGES && offset != null; i++) {
+    const query = encodeBookQuery({ type: 'book-query', filters, offset, limit: LIMITS.bookPage })
+    let bytes: Uint8Array
+    try {
+      bytes = await request(node, targets, BOOK_PROTOCOL, query, { signal })
+    } catch (err) {
+      throw new CliError('MATCHER_UNREACHABLE', `Could not read the book of ${addresses.join(', ')}: ${(err as Error).message}.`, { cause: err })
+    }
+    const page = decodeBookPage(bytes)
+    for (const offer of page.offers) {
+      try {
+        verifyOffer(offer, marketDomain(offer.chainId))
+        offers.push(offer)
+      } catch {
+        invalid++
+      }
+    }
+    offset = page.nextOffset
+  }
+  return { offers, invalid }
 }
 
 async function runningMatcher (dataDir: string): Promise<string[]> {
