@@ -97,6 +97,12 @@ describe('provider daemon as a process', () => {
     expect(parsed.gpus).toHaveLength(4)
     expect(parsed.gpus.every((g) => g.simulated)).toBe(true)
 
+    // A second daemon on the same data directory would reserve the same GPUs: it is refused, in words.
+    const twin = await gpumesh('provider', 'start', '--data-dir', dataDir)
+    expect(twin.code).toBe(1)
+    expect(twin.stderr).toContain(`gpumesh: Another gpumesh provider (pid ${first.info.pid}) is running from ${dataDir}.`)
+    expect(twin.stderr).not.toMatch(/\n\s+at /)
+
     const decisions = [await propose(first.info, 1), await propose(first.info, 2)]
     const accepted = decisions.map((d) => { if (!d.accepted) throw new Error(`rejected: ${d.code} ${d.message}`); return d.terms })
 

@@ -1,4 +1,5 @@
 import { CliError, EXIT } from './errors.js'
+import { isOperatorError } from '@gpumesh/provider'
 import { initCommand } from './commands/init.js'
 import { gpusCommand } from './commands/gpus.js'
 import { matcherStartCommand } from './commands/matcher-start.js'
@@ -81,7 +82,7 @@ export async function main (argv: string[], ctx: CommandContext = processContext
 
 /** Prints an error as a sentence; the stack goes to stderr only with GPUMESH_DEBUG=1. */
 export function reportError (err: unknown, ctx: CommandContext): number {
-  if (err instanceof CliError || (err as Error)?.name === 'ConfigError') {
+  if (err instanceof CliError || isOperatorError(err)) {
     ctx.stderr(`gpumesh: ${(err as Error).message}\n`)
   } else if ((err as { code?: string })?.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || (err as { code?: string })?.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' || (err as { code?: string })?.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
     ctx.stderr(`gpumesh: ${(err as Error).message.split('\n')[0] ?? 'bad option'}. Run with --help for the options.\n`)

@@ -115,3 +115,28 @@ export class PeerKeyError extends Error {
     super(message, { cause: options.cause })
   }
 }
+
+/** The node could not listen on one or more of its configured addresses. */
+export class ListenError extends Error {
+  static override name = 'ListenError'
+  override name = 'ListenError'
+  readonly code = 'LISTEN_FAILED'
+  /** Each address that failed and why, in plain words. */
+  readonly failures: ReadonlyArray<{ address: string, reason: string }>
+
+  constructor (failures: Array<{ address: string, reason: string }>, options: { cause?: unknown } = {}) {
+    const list = failures.map((f) => `${f.address} (${f.reason})`).join(', ')
+    super(`Cannot listen on ${list === '' ? 'the configured addresses' : list}. Change the listen addresses (network.listen or --listen; /ip4/0.0.0.0/tcp/0 takes any free port) or stop what holds them.`, { cause: options.cause })
+    this.failures = failures
+  }
+}
+
+/** Plain words for a socket error code met when listening. */
+export function listenReason (code: string | undefined, fallback: string): string {
+  switch (code) {
+    case 'EADDRINUSE': return 'the port is already in use, perhaps by another gpumesh process'
+    case 'EADDRNOTAVAIL': return 'this machine has no such IP address'
+    case 'EACCES': return 'permission denied: ports below 1024 need privileges'
+    default: return fallback
+  }
+}

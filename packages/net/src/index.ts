@@ -39,6 +39,8 @@ export type { ResponseEnvelope } from './frame-codec.js'
 export {
   FrameStreamError,
   HandlerError,
+  ListenError,
+  listenReason,
   PeerKeyError,
   PublishError,
   RequestError

@@ -17,6 +17,7 @@ import {
   LOOPBACK_ALLOW_LIST
 } from './constants.js'
 import { setGossipMaxMessageBytes } from './gossip.js'
+import { ListenError, listenReason } from './errors.js'
 import { generatePeerKey } from './keys.js'
 import type { GossipSub, GossipsubOpts } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
@@ -195,7 +196,7 @@ export async function createNode (options: CreateNodeOptions = {}): Promise<Gpum
       await node.start()
     } catch (err) {
       await node.stop()
-      throw err
+      throw asListenError(err) ?? err
     }
     log('started %p on %a', node.peerId, node.getMultiaddrs())
   }
@@ -211,4 +212,19 @@ function dialOnDiscovery (node: GpumeshNode): void {
       log('dial of discovered peer %p failed - %e', peer.id, err)
     })
   })
+}
+
+/**
+ * libp2p's UnsupportedListenAddressesError lists each failed address on a line of its message
+ * ("  /ip4/…/tcp/4001: Error: listen EADDRINUSE: …"); turns it into a ListenError in plain words.
+ */
+function asListenError (err: unknown): ListenError | null {
+  if ((err as Error)?.name !== 'UnsupportedListenAddressesError') return null
+  const failures: Array<{ address: string, reason: string }> = []
+  for (const m of ((err as Error).message ?? '').matchAll(/^\s+(\/\S+): (?:\w*Error: )?(.*)$/gm)) {
+    const said = m[2] ?? ''
+    const code = /\b(E[A-Z]+)\b/.exec(said)?.[1]
+    failures.push({ address: m[1] ?? '', reason: listenReason(code, said) })
+  }
+  return new ListenError(failures, { cause: err })
 }

@@ -1,4 +1,4 @@
-import { createNode } from '@gpumesh/net'
+import { ListenError, createNode } from '@gpumesh/net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { stopAll, until } from './nodes.js'
 import type { GpumeshNode } from '@gpumesh/net'
@@ -8,6 +8,16 @@ const local = { listen: ['/ip4/127.0.0.1/tcp/0'], loopback: true }
 describe('discovery', () => {
   const nodes: GpumeshNode[] = []
   afterEach(async () => { await stopAll(nodes) })
+
+  it('says in words which address it could not listen on and why', async () => {
+    const holder = await createNode(local)
+    nodes.push(holder)
+    const taken = holder.getMultiaddrs()[0]?.decapsulate('/p2p').toString() ?? ''
+    const err = await createNode({ ...local, listen: [taken] }).then(() => null, (e: unknown) => e)
+    expect(err).toBeInstanceOf(ListenError)
+    expect((err as ListenError).failures).toEqual([{ address: taken, reason: 'the port is already in use, perhaps by another gpumesh process' }])
+    expect((err as ListenError).message).toMatch(/^Cannot listen on \/ip4\/127\.0\.0\.1\/tcp\/\d+ \(the port is already in use/)
+  })
 
   it('connects to its bootstrap peers at start', async () => {
     const hub = await createNode(local)

@@ -2,6 +2,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { timingSafeEqual } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
+import { listenReason } from '@gpumesh/net'
+import { ProviderStartError } from './errors.js'
 
 /**
  * The local HTTP API: loopback only, every request carries the token from provider.json
@@ -34,9 +36,13 @@ export class ApiServer {
     server.headersTimeout = 10_000
     server.requestTimeout = 10_000
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
+      const failed = (err: NodeJS.ErrnoException): void => {
+        const where = `${this.options.host}:${this.options.port}`
+        reject(new ProviderStartError('API_LISTEN_FAILED', `The local API cannot listen on ${where}: ${listenReason(err.code, err.message)}. Set api.port (--api-port; 0 takes any free port) or api.enabled: false.`, { cause: err }))
+      }
+      server.once('error', failed)
       server.listen(this.options.port, this.options.host, () => {
-        server.off('error', reject)
+        server.off('error', failed)
         resolve()
       })
     })

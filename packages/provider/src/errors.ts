@@ -28,3 +28,21 @@ export class ConfigError extends Error {
     return `The configuration is invalid: ${lines.join('; ')}. Fix it and start again.`
   }
 }
+
+/** The daemon cannot start for a reason the operator can fix; the message says what and how. */
+export class ProviderStartError extends Error {
+  static override readonly name = 'ProviderStartError'
+  override readonly name = 'ProviderStartError'
+  readonly code: 'DATA_DIR_IN_USE' | 'API_LISTEN_FAILED'
+
+  constructor (code: ProviderStartError['code'], message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.code = code
+  }
+}
+
+/** Errors whose message is a sentence for the operator (no stack needed): bad config, busy ports, a taken data directory. */
+export function isOperatorError (err: unknown): boolean {
+  const name = (err as Error)?.name
+  return name === 'ConfigError' || name === 'ProviderStartError' || name === 'ListenError'
+}

@@ -1,4 +1,4 @@
-export { ConfigError, type ConfigIssue } from './errors.js'
+export { ConfigError, ProviderStartError, isOperatorError, type ConfigIssue } from './errors.js'
 export {
   configFromEnv, configKeys, envNameForKey, mergeLayers, parseProviderConfig, providerConfigSchema,
   type ConfigLayer, type ProviderConfig

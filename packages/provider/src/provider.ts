@@ -15,6 +15,8 @@ import { DockerRunner, JobManager, ProcessRunner, simulatedGpuSampler, type JobR
 import { LeaseHandler, type LeaseHandlerStats } from './lease-handler.js'
 import { ProviderMetrics } from './metrics.js'
 import { OfferPublisher, type OfferState } from './offer-publisher.js'
+import { lockDataDir, type DataDirLock } from './data-dir-lock.js'
+import { isOperatorError } from './errors.js'
 import { GpuProber, GpuSampler, resolveProbeExecutables, type ProbeIssue } from './probe/index.js'
 import { recoverRunningLeases } from './recovery.js'
 import { RepeatingTask } from './repeating-task.js'
@@ -170,6 +172,7 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
   let jobService: JobService | null = null
   let leases: LeaseHandler | null = null
   let publisher: OfferPublisher | null = null
+  let dataDirLock: DataDirLock | null = null
   let api: ApiServer | null = null
   let running = false
   let starting: Promise<void> | null = null
@@ -241,14 +244,17 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
       await node.stop()
       node = null
     }
-    // 5. The ledger last: everything above may still write to it.
+    // 5. The ledger last: everything above may still write to it; then the data directory is free.
     ledger.close()
+    await dataDirLock?.release()
+    dataDirLock = null
     if (running) log.info('provider stopped')
     running = false
   }
 
   const doStart = async (): Promise<void> => {
     try {
+      dataDirLock = await lockDataDir(config.dataDir)
       ledger.open()
       const expired = ledger.expireOverdueLeases(clock.now())
       if (expired.length > 0) log.info({ leases: expired }, 'leases past their start deadline while the daemon was down expired')
@@ -347,7 +353,9 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
         gpus: inventory.gpus().map((g) => ({ uuid: g.uuid, class: g.class, state: g.state, simulated: g.simulated }))
       }, 'provider started')
     } catch (err) {
-      log.error({ err }, 'provider failed to start; stopping what started')
+      // A cause the operator can fix is logged as its sentence; anything else with its stack.
+      if (isOperatorError(err)) log.error({ code: (err as { code: string }).code }, `provider failed to start: ${(err as Error).message}`)
+      else log.error({ err }, 'provider failed to start; stopping what started')
       starting = null
       await stop().catch((stopErr: unknown) => { log.error({ err: stopErr }, 'stopping after a failed start failed') })
       throw err

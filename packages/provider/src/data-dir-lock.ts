@@ -1,0 +1,70 @@
+import { mkdir, open, readFile, unlink } from 'node:fs/promises'
+import { join } from 'node:path'
+import { ProviderStartError } from './errors.js'
+import { isSameProcessAlive, readProcessStat } from './jobs/proc.js'
+
+/** The file in the data directory that says which process runs the daemon there. */
+export const LOCK_FILE = 'daemon.lock'
+
+export interface DataDirLock {
+  /** Removes the lock file if it is still this process's. */
+  release: () => Promise<void>
+}
+
+interface Holder { pid: number, startTime: number | null }
+
+/**
+ * Takes the data directory for this process: one daemon per ledger, or two would reserve the same GPUs.
+ * The lock file holds the pid and its start time; a lock whose process is gone (a crash, a kill -9)
+ * or whose pid now names another process is stale and taken over.
+ */
+export async function lockDataDir (dataDir: string): Promise<DataDirLock> {
+  await mkdir(dataDir, { recursive: true, mode: 0o700 })
+  const path = join(dataDir, LOCK_FILE)
+  const self: Holder = { pid: process.pid, startTime: (await readProcessStat(process.pid))?.startTime ?? null }
+  const body = JSON.stringify(self)
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const file = await open(path, 'wx', 0o600)
+      try {
+        await file.writeFile(body)
+        await file.sync()
+      } finally {
+        await file.close()
+      }
+      return {
+        release: async () => {
+          const now = await readFile(path, 'utf8').catch(() => null)
+          if (now === body) await unlink(path).catch(() => {})
+        }
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= 2) throw err
+    }
+    const holder = parseHolder(await readFile(path, 'utf8').catch(() => ''))
+    if (holder != null && await isAlive(holder)) {
+      throw new ProviderStartError('DATA_DIR_IN_USE', `Another gpumesh provider (pid ${holder.pid}) is running from ${dataDir}. Stop it first, or give this one its own data directory (--data-dir).`)
+    }
+    await unlink(path).catch(() => {}) // stale: its process is gone
+  }
+}
+
+function parseHolder (text: string): Holder | null {
+  try {
+    const raw = JSON.parse(text) as { pid?: unknown, startTime?: unknown }
+    if (!Number.isSafeInteger(raw.pid) || (raw.pid as number) <= 0) return null
+    return { pid: raw.pid as number, startTime: Number.isSafeInteger(raw.startTime) ? raw.startTime as number : null }
+  } catch {
+    return null
+  }
+}
+
+async function isAlive (holder: Holder): Promise<boolean> {
+  if (holder.startTime != null) return await isSameProcessAlive(holder.pid, holder.startTime)
+  try {
+    process.kill(holder.pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
