@@ -7,7 +7,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, readdirSync, statSync } from 'node:fs'
-import { readFile, writeFile } from 'node:fs/promises'
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { execFile } from 'node:child_process'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -24,6 +24,7 @@ import { clientOptions, leaseFrom, trainSpec, trainingBundle } from './jobs-help
 const run = promisify(execFile)
 const CLI = fileURLToPath(new URL('../packages/cli/bin/gpumesh.js', import.meta.url))
 const PASSWORD = 'correct horse battery staple'
+const TRAIN = fileURLToPath(new URL('../packages/provider/test/fixtures/jobs/train.mjs', import.meta.url))
 /** The meter samples every second at a 1 s billing interval. */
 const SAMPLE_MS = 1000
 
@@ -36,8 +37,8 @@ describe('kill -9 of the daemon during a job', () => {
   const children: ChildProcess[] = []
   const env = { ...process.env, GPUMESH_PASSWORD: PASSWORD, GPUMESH_HOME: '' }
 
-  const start = async (previousPid: number | null): Promise<{ child: ChildProcess, info: ProviderJson }> => {
-    const child = spawn(process.execPath, [CLI, 'provider', 'start', '--data-dir', dataDir, '--log-level', 'warn'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const start = async (previousPid: number | null, extra: string[] = []): Promise<{ child: ChildProcess, info: ProviderJson }> => {
+    const child = spawn(process.execPath, [CLI, 'provider', 'start', '--data-dir', dataDir, '--log-level', 'warn', ...extra], { env, stdio: ['ignore', 'pipe', 'pipe'] })
     children.push(child)
     let output = ''
     child.stdout?.on('data', (d: Buffer) => { output += d.toString() })
@@ -162,4 +163,70 @@ describe('kill -9 of the daemon during a job', () => {
       ledger.close()
     }
   }, 45_000)
+
+  it('tells a renter on the command line what was paid when the provider dies, and lease status catches up once it is back', async () => {
+    const first = await start(null)
+    const renterDir = join(dataDir, 'renter-home')
+    await run(process.execPath, [CLI, 'init', '--role', 'renter', '--data-dir', renterDir], { env, timeout: 20_000 })
+    const jobDir = join(dataDir, 'renter-job')
+    await mkdir(jobDir, { recursive: true })
+    await copyFile(TRAIN, join(jobDir, 'train.mjs'))
+    await writeFile(join(jobDir, 'job.yaml'), [
+      'gpus: { count: 1, classes: [H100-SXM-80GB] }',
+      'maxPricePerGpuHour: "2.00"',
+      'token: { decimals: 6, chainId: 31337 }',
+      'durationSec: 600',
+      `command: ${JSON.stringify(process.execPath)}`,
+      'args: [train.mjs]',
+      // ~12 s of training: the job outlives the daemon's restart, which re-attaches to it.
+      'env: { TRAIN_STEPS: 120, TRAIN_STEP_MS: 100 }',
+      'maxRunTimeSec: 120',
+      'files: [train.mjs]',
+      'allowSimulated: true',
+      ''
+    ].join('\n'))
+    const submit = spawn(process.execPath, [CLI, 'lease', 'submit', 'job.yaml', '--provider', first.info.addresses[0] ?? '', '--data-dir', renterDir], { env, cwd: jobDir, stdio: ['ignore', 'pipe', 'pipe'] })
+    children.push(submit)
+    let stderr = ''
+    submit.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+    const exited = new Promise<number | null>((resolve) => submit.on('exit', (code) => { resolve(code) }))
+    // Kill the daemon once the renter has paid for something (its lease record says so).
+    const records = join(renterDir, 'renter', 'leases')
+    const paidRecord = async (): Promise<{ leaseId: string, paid: string, state: string } | undefined> => {
+      const names = existsSync(records) ? readdirSync(records).filter((n) => n.endsWith('.json')) : []
+      const all = await Promise.all(names.map(async (n) => JSON.parse(await readFile(join(records, n), 'utf8')) as { leaseId: string, paid: string, state: string }))
+      return all.find((r) => BigInt(r.paid) > 0n)
+    }
+    await until(async () => (await paidRecord()) !== undefined, 20_000)
+    first.child.kill('SIGKILL')
+    await new Promise((resolve) => first.child.once('exit', resolve))
+
+    expect(await exited).toBe(1)
+    const said = /The provider stopped answering mid-job \(.+\)\. Paid (\d+\.\d+) for lease (0x[0-9a-f]{64}); (?:the last checkpoint the job reported: ckpt-\d+\.json|the job reported no checkpoint)\./.exec(stderr)
+    expect(said, stderr).not.toBeNull()
+    const leaseId = said?.[2] ?? ''
+    expect(Number(said?.[1])).toBeGreaterThan(0)
+    expect(stderr).not.toMatch(/\n\s+at /)
+
+    // The daemon comes back on the same address and re-attaches to the job; the renter's status call
+    // attaches too, pays the periods since, sees the end and brings the record up to date.
+    const port = /\/tcp\/(\d+)\//.exec(first.info.addresses[0] ?? '')?.[1] ?? '0'
+    const second = await start(first.info.pid, ['--listen', `/ip4/127.0.0.1/tcp/${port}`])
+    const status = await run(process.execPath, [CLI, 'lease', 'status', leaseId, '--wait', '30', '--data-dir', renterDir], { env, timeout: 40_000 })
+    expect(status.stdout).toMatch(/^state {6}completed \(exit code 0\)$/m)
+    expect(status.stdout).toMatch(/^provider {3}completed — exit code 0, paid \d+\.\d+$/m)
+    const record = JSON.parse(await readFile(join(records, `${leaseId}.json`), 'utf8')) as { paid: string, state: string, billedMs: number }
+    expect(record.state).toBe('completed')
+    expect(BigInt(record.paid)).toBeGreaterThan(BigInt(Math.round(Number(said?.[1]) * 1e6)))
+    expect(record.billedMs).toBeGreaterThan(0)
+    const ledger = openLedger(join(dataDir, 'ledger.sqlite'))
+    try {
+      expect(ledger.getLease(leaseId)?.state).toBe('completed')
+      expect(ledger.latestVoucher(leaseId)?.cumulativeAmount).toBe(BigInt(record.paid))
+    } finally {
+      ledger.close()
+    }
+    second.child.kill('SIGTERM')
+    await new Promise((resolve) => second.child.once('exit', resolve))
+  }, 60_000)
 })

@@ -259,7 +259,7 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
       const expired = ledger.expireOverdueLeases(clock.now())
       if (expired.length > 0) log.info({ leases: expired }, 'leases past their start deadline while the daemon was down expired')
       jobs.start()
-      await recoverRunningLeases({ ledger, logger: logger.child({ module: 'recovery' }), clock, runner, jobs, paymentKey, verifyingContract })
+      await recoverRunningLeases({ ledger, logger: logger.child({ module: 'recovery' }), clock, runner, jobs, paymentKey })
 
       await inventory.start()
 

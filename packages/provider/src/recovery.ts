@@ -1,5 +1,5 @@
 import type { Ledger } from '@gpumesh/ledger'
-import type { Address, PaymentKey } from '@gpumesh/protocol'
+import type { PaymentKey } from '@gpumesh/protocol'
 import type { Logger } from 'pino'
 import { recoverLeases, type JobManager, type JobRunner } from './jobs/index.js'
 import type { Clock } from './clock.js'
@@ -14,24 +14,21 @@ export interface RecoveryComponents {
   jobs: JobManager
   /** Signs the final usage report of a lease closed because its job is gone (market domain). */
   paymentKey: PaymentKey
-  /**
-   * @deprecated Ignored: usage reports are signed under the market domain, never the settlement
-   * contract. Kept so existing callers compile; drop it at the call site.
-   */
-  verifyingContract?: Address
 }
 
 /**
  * Leases found `running` when the daemon starts: their job outlived (or died with) the previous daemon.
  * A job still alive (same pid and process start time) is re-attached and metered on from the last
  * recorded offset (the time the daemon was down after its last sample is not billed); a job that is
- * gone closes its lease `failed`/`JOB_LOST`, billed up to its last recorded sample, never twice.
+ * gone closes its lease — `completed` when it exited 0 on its own, else `failed`/`JOB_LOST` — billed up
+ * to its last recorded sample, never twice.
  * Returns the ids of the leases it handled.
  */
 export async function recoverRunningLeases (components: RecoveryComponents): Promise<string[]> {
   const { ledger, logger, runner, jobs, paymentKey } = components
   const result = await recoverLeases(ledger, runner, { jobs, paymentKey, logger })
   if (result.reattached.length > 0) logger.info({ leases: result.reattached }, 're-attached to jobs that outlived the previous daemon')
+  if (result.completed.length > 0) logger.info({ leases: result.completed }, 'jobs finished while the daemon was down: leases completed, billed to their last sample')
   if (result.failed.length > 0) logger.warn({ leases: result.failed }, 'jobs gone while the daemon was down: leases failed, billed to their last sample')
-  return [...result.reattached, ...result.failed.map((f) => f.leaseId)]
+  return [...result.reattached, ...result.completed.map((c) => c.leaseId), ...result.failed.map((f) => f.leaseId)]
 }

@@ -5,7 +5,7 @@ import type { Wallet } from 'ethers'
 import type { GpumeshNode } from '@gpumesh/net'
 import {
   jsonReplacer, marketDomain, validateLeaseTerms, type Bytes32, type Eip712Domain, type JobEvent, type JobSpec,
-  type LeaseTerms, type PaymentSignature
+  type LeaseTerms, type PaymentSignature, type UsageReport
 } from '@gpumesh/protocol'
 import { extractArtifacts } from './bundle.js'
 import { DEFAULT_REATTACH_ATTEMPTS, REATTACH_DELAY_MS, RECORD_WRITE_INTERVAL_MS } from './constants.js'
@@ -38,6 +38,8 @@ export interface LeaseRecord {
   jobFile: string | null
   tokenDecimals: number
   budget: bigint
+  /** When this renter saw the job start, on its own clock; re-attaching bounds what it pays by it. */
+  startedAt: number | null
   /** Highest job event sequence seen. */
   lastSequence: number
   /** Cumulative amount of the newest voucher signed. */
@@ -101,6 +103,7 @@ export class LeaseStore {
       const raw = JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown> & { terms: unknown }
       return {
         ...(raw as unknown as LeaseRecord),
+        startedAt: typeof raw.startedAt === 'number' ? raw.startedAt : null,
         terms: validateLeaseTerms(raw.terms),
         budget: BigInt(raw.budget as string),
         paid: BigInt(raw.paid as string),
@@ -128,6 +131,7 @@ export function newLeaseRecord (lease: GrantedLease, fields: { jobFile: string |
     jobFile: fields.jobFile,
     tokenDecimals: fields.tokenDecimals,
     budget: fields.budget,
+    startedAt: null,
     lastSequence: 0,
     paid: 0n,
     voucherSequence: 0n,
@@ -237,12 +241,9 @@ export async function runLeasedJob (o: RunLeasedJobOptions): Promise<LeaseSummar
 
   const onEvent = (e: JobEvent): void => {
     record.lastSequence = Math.max(record.lastSequence, e.sequence)
-    if (e.kind === 'started') { record.state = 'running'; startedAt ??= now() }
+    if (e.kind === 'started') { record.state = 'running'; startedAt ??= now(); record.startedAt ??= startedAt }
     if (e.kind === 'checkpoint') record.lastCheckpoint = e.text ?? `checkpoint at event ${e.sequence}`
-    if (e.kind === 'usage' && e.report != null) {
-      record.billedMs = Math.max(record.billedMs, e.report.report.endOffsetMs)
-      record.gpuMilliseconds += e.report.report.gpuMilliseconds
-    }
+    if (e.kind === 'usage' && e.report != null) recordUsage(record, e.report.report)
     if (e.kind === 'exit') { record.exitCode = e.exitCode ?? null; endedAt = now() }
     if (e.kind === 'terminated') { record.reason = e.reason ?? null; endedAt = now() }
     persistSoon()
@@ -284,7 +285,7 @@ export async function runLeasedJob (o: RunLeasedJobOptions): Promise<LeaseSummar
   for (let i = 0; outcome == null && i < attempts && !isAbort(failure, o.signal) && !isRefusal(failure) && (record.state as LeaseRecordState) === 'running'; i++) {
     await sleep(REATTACH_DELAY_MS, o.signal)
     try {
-      outcome = await attachJob({ ...common, fromSequence: record.lastSequence })
+      outcome = await attachJob({ ...common, fromSequence: record.lastSequence, startedAt: attachStartedAt(record) })
     } catch (err) {
       failure = err
     }
@@ -305,11 +306,7 @@ export async function runLeasedJob (o: RunLeasedJobOptions): Promise<LeaseSummar
     throw new JobRunError('PROVIDER_GONE', `The provider stopped answering${record.lastSequence > 0 ? ' mid-job' : ''} (${(failure as Error)?.message ?? String(failure)}).`, { leaseId: terms.leaseId, paid: record.paid, lastCheckpoint: record.lastCheckpoint }, { cause: failure })
   }
 
-  record.paid = outcome.paid > record.paid ? outcome.paid : record.paid
-  record.lastSequence = Math.max(record.lastSequence, outcome.lastSequence)
-  record.exitCode = outcome.exitCode
-  record.reason = outcome.reason ?? record.reason
-  record.state = toRecordState(outcome.state)
+  applyOutcome(record, outcome)
   await persist(true)
 
   const summary: LeaseSummary = {
@@ -374,6 +371,38 @@ async function cancelled (o: RunLeasedJobOptions, record: LeaseRecord, persist: 
     artifactsError: null,
     paymentStopped: null
   }
+}
+
+/**
+ * Folds what following the job to its end learned into the record: the newest voucher, the last
+ * event, the exit and the final state. Used by the session and by later attaches (status, logs).
+ */
+export function applyOutcome (record: LeaseRecord, outcome: JobOutcome): void {
+  if (outcome.paid > record.paid) record.paid = outcome.paid
+  record.lastSequence = Math.max(record.lastSequence, outcome.lastSequence)
+  record.exitCode = outcome.exitCode
+  record.reason = outcome.reason ?? record.reason
+  record.state = toRecordState(outcome.state)
+}
+
+/**
+ * Folds a usage report into the record: periods tile the lease from offset 0, so the billed time is
+ * the newest report's end and the GPU time that end × the leased GPUs (the same report seen twice, on a
+ * replay, changes nothing).
+ */
+export function recordUsage (record: LeaseRecord, report: UsageReport): void {
+  record.billedMs = Math.max(record.billedMs, report.endOffsetMs)
+  const gpuMs = BigInt(report.endOffsetMs) * BigInt(record.terms.gpus.length)
+  if (gpuMs > record.gpuMilliseconds) record.gpuMilliseconds = gpuMs
+}
+
+/**
+ * The start time to measure reports against when attaching again: when this renter saw the job
+ * start, else when it was granted the lease (the job cannot have started before). Never the
+ * provider's own claim, which a dishonest provider could move back to bill more.
+ */
+export function attachStartedAt (record: LeaseRecord): number {
+  return record.startedAt ?? record.createdAt
 }
 
 function toRecordState (state: string): LeaseRecordState {

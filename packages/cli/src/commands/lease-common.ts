@@ -2,8 +2,8 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createNode, type GpumeshNode } from '@gpumesh/net'
 import { formatAmount } from '@gpumesh/protocol'
-import { LeaseStore } from '@gpumesh/renter'
-import type { JobFileError, JobRunError, OrderError } from '@gpumesh/renter'
+import { LeaseStore, applyOutcome } from '@gpumesh/renter'
+import type { JobFileError, JobOutcome, JobRunError, LeaseRecord, OrderError } from '@gpumesh/renter'
 import { CliError, EXIT } from '../errors.js'
 import { loadIdentity, type Identity } from '../identity.js'
 import { obtainPassword } from '../prompt.js'
@@ -15,6 +15,26 @@ import type { CommandContext } from '../context.js'
 /** Where a renter's lease records live inside the data directory. */
 export function leaseStore (dataDir: string): LeaseStore {
   return new LeaseStore(join(dataDir, 'renter', 'leases'))
+}
+
+/**
+ * Saves what a later attach (`lease status`, `lease logs`) learned — vouchers it signed, events, the
+ * job's end — into the stored record without undoing a newer write by a `lease submit` still running.
+ * Returns the record as saved.
+ */
+export async function saveAttachResult (store: LeaseStore, learned: LeaseRecord, outcome: JobOutcome | null): Promise<LeaseRecord> {
+  const current = await store.load(learned.leaseId).catch(() => learned)
+  if (learned.paid > current.paid) {
+    current.paid = learned.paid
+    current.voucherSequence = learned.voucherSequence
+  }
+  current.lastSequence = Math.max(current.lastSequence, learned.lastSequence)
+  current.billedMs = Math.max(current.billedMs, learned.billedMs)
+  if (learned.gpuMilliseconds > current.gpuMilliseconds) current.gpuMilliseconds = learned.gpuMilliseconds
+  if (outcome != null) applyOutcome(current, outcome)
+  current.updatedAt = Date.now()
+  await store.save(current)
+  return current
 }
 
 /** Unlocks the renter's keys (GPUMESH_PASSWORD, else asked at a terminal). */

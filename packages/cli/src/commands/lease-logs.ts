@@ -1,9 +1,9 @@
 import { parseArgs } from 'node:util'
 import { marketDomain } from '@gpumesh/protocol'
-import { attachJob } from '@gpumesh/renter'
+import { attachJob, attachStartedAt, recordUsage, type JobOutcome } from '@gpumesh/renter'
 import { resolveDataDir } from '../data-dir.js'
 import { EXIT } from '../errors.js'
-import { leaseStore, renterCliError, renterIdentity, renterNode } from './lease-common.js'
+import { leaseStore, renterCliError, renterIdentity, renterNode, saveAttachResult } from './lease-common.js'
 import { printEvent } from './lease-submit.js'
 import type { Command } from '../context.js'
 
@@ -27,7 +27,8 @@ export const leaseLogsCommand: Command = {
     })
     const dataDir = resolveDataDir(values['data-dir'], ctx)
     try {
-      const record = await leaseStore(dataDir).load(positionals[0] ?? '')
+      const store = leaseStore(dataDir)
+      const record = await store.load(positionals[0] ?? '')
       const identity = await renterIdentity(dataDir, ctx)
       const node = await renterNode(identity)
       const controller = new AbortController()
@@ -40,6 +41,7 @@ export const leaseLogsCommand: Command = {
         idle = setTimeout(stop, IDLE_MS)
       }
       touch()
+      let ended: JobOutcome | null = null
       try {
         const outcome = await attachJob({
           node,
@@ -50,16 +52,23 @@ export const leaseLogsCommand: Command = {
           budget: record.budget,
           signal: controller.signal,
           fromSequence: 0,
+          startedAt: attachStartedAt(record),
+          onVoucher: (v) => { record.paid = v.cumulativeAmount; record.voucherSequence = v.sequence },
           onEvent: (e) => {
             touch()
+            record.lastSequence = Math.max(record.lastSequence, e.sequence)
+            if (e.kind === 'usage' && e.report != null) recordUsage(record, e.report.report)
             if (values.json) ctx.stdout(JSON.stringify({ sequence: e.sequence, at: e.at, kind: e.kind, stream: e.stream ?? null, text: e.text ?? null }) + '\n')
             else printEvent(e, ctx, false)
           }
         })
+        ended = outcome
         if (!values.json) ctx.stderr(`gpumesh: the job ended ${outcome.state}${outcome.exitCode != null ? ` with exit code ${outcome.exitCode}` : ''}.\n`)
       } catch (err) {
         if (!controller.signal.aborted) throw err
       } finally {
+        // Attaching pays reports as a submit would: the record keeps the newest voucher and the end.
+        await saveAttachResult(store, record, ended)
         if (idle != null) clearTimeout(idle)
         ctx.signal.removeEventListener('abort', stop)
         await node.stop()

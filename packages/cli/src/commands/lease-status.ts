@@ -1,9 +1,9 @@
 import { parseArgs } from 'node:util'
 import { formatAmount, jsonReplacer, marketDomain } from '@gpumesh/protocol'
-import { FINAL_RECORD_STATES, attachJob, type LeaseRecord } from '@gpumesh/renter'
+import { FINAL_RECORD_STATES, attachJob, attachStartedAt, recordUsage, type JobOutcome, type LeaseRecord } from '@gpumesh/renter'
 import { resolveDataDir } from '../data-dir.js'
 import { EXIT } from '../errors.js'
-import { formatDuration, leaseStore, renterCliError, renterIdentity, renterNode } from './lease-common.js'
+import { formatDuration, leaseStore, renterCliError, renterIdentity, renterNode, saveAttachResult } from './lease-common.js'
 import type { Command } from '../context.js'
 
 /** How long `lease status` listens to the provider for a lease that is not over. */
@@ -39,10 +39,14 @@ export const leaseStatusCommand: Command = {
         }
         return EXIT.OK
       }
-      const record = await store.load(positionals[0] ?? '')
+      let record = await store.load(positionals[0] ?? '')
       let remote: { state: string, detail: string } | null = null
-      if (!values.local && !FINAL_RECORD_STATES.has(record.state)) {
-        remote = await providerView(record, Number(values.wait) * 1000, dataDir, ctx)
+      // A provider that went away mid-job may be back (a daemon restart re-attaches to jobs): ask it too.
+      if (!values.local && (!FINAL_RECORD_STATES.has(record.state) || record.state === 'provider-gone')) {
+        const view = await providerView(record, Number(values.wait) * 1000, dataDir, ctx)
+        remote = view.remote
+        // Attaching pays reports as a submit would, and may see the end: the record keeps up.
+        record = await saveAttachResult(store, record, view.outcome)
       }
       if (values.json) {
         ctx.stdout(JSON.stringify({ ...record, provider: remote }, jsonReplacer, 2) + '\n')
@@ -74,7 +78,7 @@ export function describe (r: LeaseRecord): string {
 }
 
 /** Attaches for a moment from the last event seen, to learn what the provider says now. */
-async function providerView (record: LeaseRecord, waitMs: number, dataDir: string, ctx: Parameters<Command['run']>[1]): Promise<{ state: string, detail: string }> {
+async function providerView (record: LeaseRecord, waitMs: number, dataDir: string, ctx: Parameters<Command['run']>[1]): Promise<{ remote: { state: string, detail: string }, outcome: JobOutcome | null }> {
   const identity = await renterIdentity(dataDir, ctx)
   const node = await renterNode(identity)
   const controller = new AbortController()
@@ -93,12 +97,19 @@ async function providerView (record: LeaseRecord, waitMs: number, dataDir: strin
       budget: record.budget,
       signal: controller.signal,
       fromSequence: record.lastSequence,
-      onEvent: (e) => { events++; last = e.kind }
+      startedAt: attachStartedAt(record),
+      onEvent: (e) => {
+        events++
+        last = e.kind
+        record.lastSequence = Math.max(record.lastSequence, e.sequence)
+        if (e.kind === 'usage' && e.report != null) recordUsage(record, e.report.report)
+      },
+      onVoucher: (v) => { record.paid = v.cumulativeAmount; record.voucherSequence = v.sequence }
     })
-    return { state: outcome.state, detail: `${outcome.exitCode != null ? `exit code ${outcome.exitCode}, ` : ''}paid ${formatAmount(outcome.paid, record.tokenDecimals)}` }
+    return { remote: { state: outcome.state, detail: `${outcome.exitCode != null ? `exit code ${outcome.exitCode}, ` : ''}paid ${formatAmount(outcome.paid, record.tokenDecimals)}` }, outcome }
   } catch (err) {
-    if (controller.signal.aborted) return { state: 'reachable, job running', detail: `${events} new event${events === 1 ? '' : 's'}${last !== '' ? `, last ${last}` : ''}` }
-    return { state: 'unreachable or refused', detail: (err as Error).message }
+    if (controller.signal.aborted) return { remote: { state: 'reachable, job running', detail: `${events} new event${events === 1 ? '' : 's'}${last !== '' ? `, last ${last}` : ''}` }, outcome: null }
+    return { remote: { state: 'unreachable or refused', detail: (err as Error).message }, outcome: null }
   } finally {
     clearTimeout(timer)
     ctx.signal.removeEventListener('abort', stopAll)

@@ -1,4 +1,5 @@
-import { open, readdir } from 'node:fs/promises'
+import { open, readdir, stat } from 'node:fs/promises'
+import { join } from 'node:path'
 import { LIMITS } from '@gpumesh/protocol'
 import { repeatingTask, type RepeatingTask } from './repeating-task.js'
 import type { JobPaths } from './job-dir.js'
@@ -131,9 +132,16 @@ export class JobLogTailer {
       for (const { text, end } of await this.#stdout.read(flush)) this.#events.line('stdout', text, end)
       for (const { text, end } of await this.#stderr.read(flush)) this.#events.line('stderr', text, end)
       let names: string[] = []
-      try { names = (await readdir(this.#paths.checkpoints)).sort() } catch { /* not yet */ }
-      for (const name of names) {
-        if (this.#checkpoints.has(name)) continue
+      try { names = await readdir(this.#paths.checkpoints) } catch { /* not yet */ }
+      // Several new files in one poll are reported in the order they were written (ckpt-8 before
+      // ckpt-10), so the last checkpoint notice names the newest.
+      const fresh = await Promise.all(names.filter((n) => !this.#checkpoints.has(n)).map(async (name) => {
+        const written = await stat(join(this.#paths.checkpoints, name)).then((st) => st.mtimeMs, () => null)
+        return { name, written }
+      }))
+      fresh.sort((a, b) => (a.written ?? 0) - (b.written ?? 0) || a.name.localeCompare(b.name, 'en', { numeric: true }))
+      for (const { name, written } of fresh) {
+        if (written === null) continue // gone again before it could be looked at
         this.#checkpoints.add(name)
         this.#events.checkpoint(name)
       }

@@ -18,20 +18,25 @@ export interface RecoveryResult {
   /** Leases whose job was still alive (same pid, same start time) and is metered again. */
   reattached: string[]
   /** Leases closed `failed` (JOB_LOST), billed up to their last recorded sample. */
-  failed: Array<{ leaseId: string, billedToOffsetMs: number, exitCode: number | null }>
+  failed: ClosedLease[]
+  /** Leases whose job ran to its end, exit status 0, while the daemon was down: `completed`, billed the same way. */
+  completed: ClosedLease[]
 }
+
+export interface ClosedLease { leaseId: string, billedToOffsetMs: number, exitCode: number | null }
 
 /**
  * On daemon start: reconciles running leases with reality. A job still alive — the pid recorded with
  * ledger.setLeaseJob, with the same process start time (/proc/<pid>/stat field 22), so a reused pid is
- * not mistaken for it — is re-attached and handed to `jobs`. Otherwise the lease is closed `failed`
- * with reason JOB_LOST, after a final period from the last billed offset to the last recorded sample
- * (bounded by the lease). Billing is never doubled: periods must extend the ledger's exactly, and a
+ * not mistaken for it — is re-attached and handed to `jobs`. Otherwise the lease is closed after a
+ * final period from the last billed offset to the last recorded sample (bounded by the lease):
+ * `completed` (EXIT_0) when the job's wrapper recorded exit status 0 — it ran to its end while the
+ * daemon was down, and its renter should hear that it succeeded — else `failed` with reason JOB_LOST. Billing is never doubled: periods must extend the ledger's exactly, and a
  * lease already closed with a final period only gets its state transition.
  */
 export async function recoverLeases (ledger: Ledger, runner: JobRunner | null, options: RecoverLeasesOptions): Promise<RecoveryResult> {
   const logger = options.logger ?? silentLogger
-  const result: RecoveryResult = { reattached: [], failed: [] }
+  const result: RecoveryResult = { reattached: [], failed: [], completed: [] }
   for (const lease of ledger.listLeases({ state: 'running' })) {
     const running = runner !== null && lease.jobPid !== null && lease.jobPidStartTime !== null && lease.jobDir !== null
       ? await runner.attach({ leaseId: lease.leaseId, pid: lease.jobPid, pidStartTime: lease.jobPidStartTime, paths: pathsFromJobDir(lease.jobDir, lease.leaseId) })
@@ -42,12 +47,14 @@ export async function recoverLeases (ledger: Ledger, runner: JobRunner | null, o
       logger.info({ leaseId: lease.leaseId, pid: lease.jobPid }, 're-attached to a job that outlived the daemon')
       continue
     }
-    result.failed.push(await closeLostLease(ledger, lease, options))
+    const closed = await closeLostLease(ledger, lease, options)
+    if (closed.exitCode === 0) result.completed.push(closed)
+    else result.failed.push(closed)
   }
   return result
 }
 
-async function closeLostLease (ledger: Ledger, lease: LeaseRecord, options: RecoverLeasesOptions): Promise<RecoveryResult['failed'][number]> {
+async function closeLostLease (ledger: Ledger, lease: LeaseRecord, options: RecoverLeasesOptions): Promise<ClosedLease> {
   const last = ledger.lastUsagePeriod(lease.leaseId)
   const lastEnd = last?.endOffsetMs ?? 0
   const sample = ledger.lastSample(lease.leaseId)
@@ -62,7 +69,13 @@ async function closeLostLease (ledger: Ledger, lease: LeaseRecord, options: Reco
     })
   }
   const exitCode = lease.jobDir === null ? null : await readExitCodeFile(pathsFromJobDir(lease.jobDir, lease.leaseId).exitCodeFile)
-  ledger.transitionLease(lease.leaseId, 'failed', 'JOB_LOST', { billedToOffsetMs: Math.max(billedTo, lastEnd), exitCode }, { exitCode })
-  ;(options.logger ?? silentLogger).warn({ leaseId: lease.leaseId, billedTo }, 'job gone after a restart: lease failed, billed to its last sample')
+  const logger = options.logger ?? silentLogger
+  if (exitCode === 0) {
+    ledger.transitionLease(lease.leaseId, 'completed', 'EXIT_0', { billedToOffsetMs: Math.max(billedTo, lastEnd), exitCode }, { exitCode })
+    logger.info({ leaseId: lease.leaseId, billedTo }, 'job finished (exit 0) while the daemon was down: lease completed, billed to its last sample')
+  } else {
+    ledger.transitionLease(lease.leaseId, 'failed', 'JOB_LOST', { billedToOffsetMs: Math.max(billedTo, lastEnd), exitCode }, { exitCode })
+    logger.warn({ leaseId: lease.leaseId, billedTo }, 'job gone after a restart: lease failed, billed to its last sample')
+  }
   return { leaseId: lease.leaseId, billedToOffsetMs: Math.max(billedTo, lastEnd), exitCode }
 }

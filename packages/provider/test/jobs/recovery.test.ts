@@ -1,4 +1,5 @@
 import { appendFileSync, rmSync } from 'node:fs'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { openLedger } from '@gpumesh/ledger'
@@ -33,14 +34,35 @@ describe('recoverLeases (real ledger file, real processes)', () => {
     const ledger = openLedger(path)
     t.ledger = ledger
     const result = await recoverLeases(ledger, runner, { paymentKey: PROVIDER_KEY })
-    expect(result).toEqual({ reattached: [], failed: [{ leaseId, billedToOffsetMs: 1700, exitCode: null }] })
+    expect(result).toEqual({ reattached: [], failed: [{ leaseId, billedToOffsetMs: 1700, exitCode: null }], completed: [] })
     expect(ledger.getLease(leaseId)).toMatchObject({ state: 'failed', stateReason: 'JOB_LOST' })
     const periods = ledger.usagePeriods(leaseId)
     expect(periods.map((p) => [p.startOffsetMs, p.endOffsetMs, p.final])).toEqual([[0, 1000, false], [1000, 1700, true]])
     expect(periods.at(-1)?.cumulativeAmount).toBe(cumulativeAmount(3_600_000n, 1700n * 2n))
     // A second recovery finds nothing to do and bills nothing more.
-    expect(await recoverLeases(ledger, runner, { paymentKey: PROVIDER_KEY })).toEqual({ reattached: [], failed: [] })
+    expect(await recoverLeases(ledger, runner, { paymentKey: PROVIDER_KEY })).toEqual({ reattached: [], failed: [], completed: [] })
     expect(ledger.usagePeriods(leaseId)).toHaveLength(2)
+  })
+
+  it('closes a lease whose job exited 0 while the daemon was down as completed, billed the same way', async () => {
+    const leaseId = makeLease(t.ledger, { running: true, gpuCount: 1, pricePerGpuHour: 3_600_000n })
+    t.ledger.appendUsageSamples([0, 1000, 2000].map((offsetMs) => ({ leaseId, offsetMs, at: Date.now(), gpuUuid: 'GPU-sim-0', utilizationPercent: 90, memoryUsedMiB: 1, powerW: 300 })))
+    const paths = jobPaths(jobsDir, leaseId)
+    await makeJobDirs(paths)
+    await writeFile(paths.exitCodeFile, '0\n') // what the job's wrapper writes when it exits
+    t.ledger.setLeaseJob(leaseId, { pid: process.pid, pidStartTime: 1, jobDir: paths.root })
+    const result = await recoverLeases(t.ledger, runner, { paymentKey: PROVIDER_KEY })
+    expect(result).toEqual({ reattached: [], failed: [], completed: [{ leaseId, billedToOffsetMs: 2000, exitCode: 0 }] })
+    expect(t.ledger.getLease(leaseId)).toMatchObject({ state: 'completed', stateReason: 'EXIT_0' })
+    expect(t.ledger.usagePeriods(leaseId).map((p) => [p.startOffsetMs, p.endOffsetMs, p.final])).toEqual([[0, 2000, true]])
+    // A job that exited non-zero while the daemon was down stays a failure.
+    const other = makeLease(t.ledger, { running: true })
+    const otherPaths = jobPaths(jobsDir, other)
+    await makeJobDirs(otherPaths)
+    await writeFile(otherPaths.exitCodeFile, '1\n')
+    t.ledger.setLeaseJob(other, { pid: process.pid, pidStartTime: 1, jobDir: otherPaths.root })
+    expect((await recoverLeases(t.ledger, runner, { paymentKey: PROVIDER_KEY })).failed).toEqual([{ leaseId: other, billedToOffsetMs: 0, exitCode: 1 }])
+    expect(t.ledger.getLease(other)).toMatchObject({ state: 'failed', stateReason: 'JOB_LOST' })
   })
 
   it('re-attaches to a job that outlived the daemon and meters it on', async () => {
@@ -58,7 +80,7 @@ describe('recoverLeases (real ledger file, real processes)', () => {
     const second = new JobManager(components, options)
     second.start()
     const result = await recoverLeases(t.ledger, runner, { jobs: second, paymentKey: PROVIDER_KEY })
-    expect(result).toEqual({ reattached: [leaseId], failed: [] })
+    expect(result).toEqual({ reattached: [leaseId], failed: [], completed: [] })
     const resumed = second.get(leaseId)
     expect(resumed?.pid).toBe(job.pid)
     await new Promise((resolve) => setTimeout(resolve, 1200))
@@ -94,7 +116,7 @@ describe('recoverLeases (real ledger file, real processes)', () => {
 
     const second = new JobManager(components, { ...options, maxEventHistory: 5 })
     second.start()
-    expect(await recoverLeases(t.ledger, runner, { jobs: second, paymentKey: PROVIDER_KEY })).toEqual({ reattached: [leaseId], failed: [] })
+    expect(await recoverLeases(t.ledger, runner, { jobs: second, paymentKey: PROVIDER_KEY })).toEqual({ reattached: [leaseId], failed: [], completed: [] })
     const resumed = second.get(leaseId)
     if (resumed === undefined) throw new Error('not resumed')
     const after: JobEvent[] = []
