@@ -1,4 +1,4 @@
-import { decodeOffer, marketDomain, verifyOffer, OFFERS_TOPIC, type Offer } from '@gpumesh/protocol'
+import { decodeOffer, encodeOffer, marketDomain, signOffer, signPeerBinding, verifyOffer, OFFERS_TOPIC, type Offer } from '@gpumesh/protocol'
 import { generatePeerKey, type GpumeshNode } from '@gpumesh/net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Wallet } from 'ethers'
@@ -147,4 +147,55 @@ describe('a peer that subscribes after the offer went out', () => {
       await daemon.stop()
     }
   }, 20_000)
+})
+
+describe('relaying other providers\' offers', () => {
+  it('passes genuine offers on and drops forged ones: a listener behind the provider never sees them', async () => {
+    // hostile ─ provider ─ listener, and an honest provider behind the provider too; no other links.
+    const relay = await startProvider({ gpus: 1 })
+    const honest = await startProvider({ gpus: 1 })
+    const hostile = await startClient()
+    const listener = await startClient()
+    const received: Array<{ author: string, offer: Offer | null }> = []
+    listener.services.pubsub.subscribe(OFFERS_TOPIC)
+    listener.services.pubsub.addEventListener('message', (evt) => {
+      if (evt.detail.topic !== OFFERS_TOPIC || evt.detail.type !== 'signed') return
+      let offer: Offer | null = null
+      try { offer = decodeOffer(evt.detail.data, { now: Date.now() }) } catch { offer = null }
+      received.push({ author: evt.detail.from.toString(), offer })
+    })
+    hostile.services.pubsub.subscribe(OFFERS_TOPIC)
+    const genuine: Offer[] = []
+    hostile.services.pubsub.addEventListener('message', (evt) => {
+      if (evt.detail.topic === OFFERS_TOPIC) genuine.push(decodeOffer(evt.detail.data, { now: Date.now() }))
+    })
+    try {
+      for (const node of [listener, hostile, honest.provider.node as GpumeshNode]) await dialProvider(node, relay.provider)
+      const fromHonest = (): number => received.filter((r) => r.author === honest.provider.peerId).length
+      // The honest offer crosses the relay (once the meshes have formed).
+      await until(async () => { await honest.provider.publisher?.publishNow(); return fromHonest() > 0 && genuine.length > 0 }, 15_000)
+
+      // What a hostile peer sends: someone else's genuine offer replayed, and that provider's payment
+      // address bound by the hostile peer's own key (the binding proof does not verify).
+      const victim = genuine.find((o) => o.peerId === honest.provider.peerId) ?? genuine[0] as Offer
+      const hostileKey = Wallet.createRandom().privateKey
+      const hostileId = hostile.peerId.toString()
+      const body = { ...victim, peerId: hostileId, binding: { peerId: hostileId, payment: victim.binding.payment, proof: signPeerBinding({ peerId: hostileId, payment: victim.binding.payment }, hostileKey, marketDomain(31337n)) } }
+      const { signature: _old, ...unsigned } = body
+      const selfBound: Offer = { ...unsigned, signature: signOffer(unsigned, hostileKey, marketDomain(31337n)) }
+      for (const offer of [victim, selfBound]) await hostile.services.pubsub.publish(OFFERS_TOPIC, encodeOffer(offer))
+
+      // Honest traffic keeps flowing through the relay meanwhile; the hostile messages never do.
+      const before = fromHonest()
+      await until(async () => { await honest.provider.publisher?.publishNow(); return fromHonest() > before }, 10_000)
+      await new Promise((resolve) => setTimeout(resolve, 500))
+      expect(received.filter((r) => r.author === hostileId)).toEqual([])
+      expect(received.every((r) => r.offer != null && r.author === r.offer.peerId)).toBe(true)
+    } finally {
+      await listener.stop()
+      await hostile.stop()
+      await honest.stop()
+      await relay.stop()
+    }
+  }, 40_000)
 })

@@ -7,10 +7,12 @@ export const DEFAULT_MAX_PROPOSALS = 3
 export const DEFAULT_PROPOSAL_TIMEOUT_MS = 5_000
 /** How often expired offers leave the book and finished orders are forgotten. */
 export const DEFAULT_PRUNE_INTERVAL_MS = 5_000
-/** Offers claiming to live longer than this are ignored (a provider re-publishes well before expiry). */
-export const DEFAULT_MAX_OFFER_LIFETIME_MS = 24 * 60 * 60 * 1000
-/** An offer issued further in the future than this is ignored (clock skew allowance). */
-export const DEFAULT_MAX_CLOCK_SKEW_MS = 60_000
+/**
+ * Offers claiming to live longer than DEFAULT_MAX_OFFER_LIFETIME_MS (24 h) are ignored, and so are
+ * offers issued more than DEFAULT_MAX_CLOCK_SKEW_MS (60 s) in the future: the gossip judgement's own
+ * defaults, shared with every relaying node.
+ */
+export { DEFAULT_MAX_CLOCK_SKEW_MS, DEFAULT_MAX_OFFER_LIFETIME_MS } from '@gpumesh/protocol'
 /** Providers the book holds at most; offers of new providers are ignored beyond it. */
 export const DEFAULT_MAX_OFFERS = 100_000
 /** Orders being matched at once; more are answered `BUSY`. */

@@ -5,9 +5,7 @@
  * that sent it to us; `ignore` (expired, older than what the book holds, implausible times) drops it
  * without penalty; `accept` forwards it.
  */
-import {
-  OFFERS_TOPIC, decodeOffer, isProtocolError, marketDomain, verifyOffer
-} from '@gpumesh/protocol'
+import { OFFERS_TOPIC, judgeOfferGossip, type OfferGossipReason, type OfferJudgement } from '@gpumesh/protocol'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { GossipSub, GossipsubMessage } from '@libp2p/gossipsub'
 import type { Offer } from '@gpumesh/protocol'
@@ -15,13 +13,10 @@ import type { Logger } from 'pino'
 import type { Clock } from './clock.js'
 import type { OrderBook } from './order-book.js'
 
-export type OfferJudgement = 'accept' | 'reject' | 'ignore'
+export type { OfferJudgement }
 
-/** Why an offer was rejected or ignored. */
-export type OfferVerdictReason =
-  | 'ADDED' | 'REPLACED'
-  | 'NOT_SIGNED' | 'MALFORMED' | 'INVALID_FIELD' | 'TOO_LARGE' | 'BAD_SIGNATURE' | 'NOT_AUTHOR'
-  | 'EXPIRED' | 'STALE' | 'FROM_THE_FUTURE' | 'LIFETIME_TOO_LONG' | 'BOOK_FULL'
+/** Why an offer was accepted, rejected or ignored: the gossip judgement, then what the book did. */
+export type OfferVerdictReason = Exclude<OfferGossipReason, 'VALID'> | 'ADDED' | 'REPLACED' | 'STALE' | 'BOOK_FULL'
 
 export interface OfferVerdict {
   judgement: OfferJudgement
@@ -61,35 +56,14 @@ export interface OfferIntakeComponents {
   onVerdict?: (verdict: OfferVerdict) => void
 }
 
-/** The author-independent part of the judgement: decode, expiry, signatures, plausibility. */
+/**
+ * The author-independent part of the judgement: decode, expiry, signatures, plausibility — the same
+ * judgement every relaying node makes (`judgeOfferGossip`), with an accepted offer called ADDED until
+ * the book says more.
+ */
 export function judgeOffer (data: Uint8Array, author: string | null, now: number, options: OfferIntakeOptions): OfferVerdict {
-  const verdict = (judgement: OfferJudgement, reason: OfferVerdictReason, offer: Offer | null = null): OfferVerdict =>
-    ({ judgement, reason, author, offer })
-  if (author == null) return verdict('reject', 'NOT_SIGNED')
-  let offer: Offer
-  try {
-    offer = decodeOffer(data, { now })
-  } catch (err) {
-    if (isProtocolError(err)) {
-      // Late, not forged: gossip can take a while, and a clock can be a little off.
-      if (err.code === 'EXPIRED') return verdict('ignore', 'EXPIRED')
-      return verdict('reject', err.code === 'TOO_LARGE' ? 'TOO_LARGE' : err.code === 'MALFORMED' ? 'MALFORMED' : 'INVALID_FIELD')
-    }
-    throw err
-  }
-  // Only the provider itself may publish its offer: a relay keeps the author, a replay does not.
-  // The schema already ties binding.peerId (and fleet.peerId) to offer.peerId.
-  if (offer.peerId !== author) return verdict('reject', 'NOT_AUTHOR', offer)
-  try {
-    // Binding proof by binding.payment, fleet proof by the operator, offer signed by binding.payment.
-    verifyOffer(offer, marketDomain(offer.chainId))
-  } catch (err) {
-    if (isProtocolError(err)) return verdict('reject', 'BAD_SIGNATURE', offer)
-    throw err
-  }
-  if (offer.issuedAt > now + options.maxClockSkewMs) return verdict('ignore', 'FROM_THE_FUTURE', offer)
-  if (offer.expiresAt - now > options.maxOfferLifetimeMs) return verdict('ignore', 'LIFETIME_TOO_LONG', offer)
-  return verdict('accept', 'ADDED', offer)
+  const v = judgeOfferGossip(data, author, now, options)
+  return { ...v, reason: v.reason === 'VALID' ? 'ADDED' : v.reason }
 }
 
 export class OfferIntake {

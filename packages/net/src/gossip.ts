@@ -1,3 +1,4 @@
+import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { DEFAULT_GOSSIP_MAX_MESSAGE_BYTES } from './constants.js'
 import { PublishError } from './errors.js'
 import type { GossipSub, PublishResult } from '@libp2p/gossipsub'
@@ -43,4 +44,29 @@ export async function publish (node: GossipHost, topic: string, data: Uint8Array
     if (message.includes('Uninitialized')) throw new PublishError('NOT_STARTED', 'gossipsub is not started', { cause: err })
     throw new PublishError('FAILED', `publishing on ${topic} failed`, { cause: err })
   }
+}
+
+/** A relaying node's verdict on a gossip message: deliver and relay, drop and penalise the sender, or drop. */
+export type GossipJudgement = 'accept' | 'reject' | 'ignore'
+
+const RESULTS: Record<GossipJudgement, TopicValidatorResult> = {
+  accept: TopicValidatorResult.Accept,
+  reject: TopicValidatorResult.Reject,
+  ignore: TopicValidatorResult.Ignore
+}
+
+/**
+ * Judges every message on `topic` before this node delivers or relays it: a node that relays gossip
+ * unchecked spreads whatever a hostile peer sends, and is penalised for it by the peers it relays to.
+ * `judge` gets the payload and its author (the signer of the gossip message; null if unsigned). A
+ * judge that throws counts as `ignore`.
+ */
+export function validateTopic (node: GossipHost, topic: string, judge: (data: Uint8Array, author: string | null) => GossipJudgement): void {
+  node.services.pubsub.topicValidators.set(topic, (_peer, message) => {
+    try {
+      return RESULTS[judge(message.data, message.type === 'signed' ? message.from.toString() : null)]
+    } catch {
+      return TopicValidatorResult.Ignore
+    }
+  })
 }

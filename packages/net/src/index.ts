@@ -12,8 +12,8 @@ export type {
   GpumeshServices,
   MdnsOptions
 } from './node.js'
-export { publish, gossipMaxMessageBytes } from './gossip.js'
-export type { GossipHost, PublishOptions } from './gossip.js'
+export { publish, gossipMaxMessageBytes, validateTopic } from './gossip.js'
+export type { GossipHost, GossipJudgement, PublishOptions } from './gossip.js'
 export { generatePeerKey, peerKeyFromBytes, peerKeyToBytes } from './keys.js'
 export { handle, request } from './request-response.js'
 export type {

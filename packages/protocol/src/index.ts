@@ -40,3 +40,7 @@ export {
   verifyUsageReport, verifyVoucher
 } from './signing.js'
 export type { PaymentKey } from './signing.js'
+export {
+  DEFAULT_MAX_CLOCK_SKEW_MS, DEFAULT_MAX_OFFER_LIFETIME_MS, judgeOfferGossip,
+  type OfferGossipOptions, type OfferGossipReason, type OfferGossipVerdict, type OfferJudgement
+} from './offer-gossip.js'

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { Ledger } from '@gpumesh/ledger'
-import { createNode, type CreateNodeOptions, type GpumeshNode } from '@gpumesh/net'
-import { OFFERS_TOPIC, ZERO_ADDRESS, marketDomain, paymentKeyAddress, signPeerBinding } from '@gpumesh/protocol'
+import { createNode, validateTopic, type CreateNodeOptions, type GpumeshNode } from '@gpumesh/net'
+import { OFFERS_TOPIC, ZERO_ADDRESS, judgeOfferGossip, marketDomain, paymentKeyAddress, signPeerBinding } from '@gpumesh/protocol'
 import type { LeaseRecord } from '@gpumesh/ledger'
 import type { Address, PaymentKey, PeerBinding } from '@gpumesh/protocol'
 import type { Logger } from 'pino'
@@ -274,6 +274,9 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
       })
       const id = node.peerId.toString()
       peerId = id
+      // In the offers mesh this daemon relays others' offers: only genuine ones (forged or malformed
+      // ones are dropped and their sender penalised), so it neither spreads spam nor is blamed for it.
+      validateTopic(node, OFFERS_TOPIC, (data, author) => judgeOfferGossip(data, author, clock.now()).judgement)
       node.services.pubsub.subscribe(OFFERS_TOPIC)
       const binding: PeerBinding = {
         peerId: id,
