@@ -6,15 +6,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { openLedger } from '@gpumesh/ledger'
-import { ZERO_ADDRESS, paymentKeyAddress } from '@gpumesh/protocol'
-
-// The jobs API is exported from the package face once the daemon's index re-exports it; until then
-// the built module is loaded directly.
-async function loadJobs () {
-  const pkg = await import('@gpumesh/provider')
-  if (typeof pkg.LeaseMeter === 'function') return pkg
-  return await import(new URL('../../packages/provider/dist/jobs/index.js', import.meta.url).href)
-}
+import { LeaseMeter, simulatedGpuSampler, systemClock } from '@gpumesh/provider'
+import { paymentKeyAddress } from '@gpumesh/protocol'
 
 const LEASES = 1000
 const RUN_MS = 10_000
@@ -22,7 +15,6 @@ const KEY = '0x' + '11'.repeat(32)
 const hex = (s) => `0x${Buffer.from(s).toString('hex').padStart(64, '0').slice(-64)}`
 
 export async function run () {
-  const { LeaseMeter, simulatedGpuSampler, systemClock } = await loadJobs()
   const dir = mkdtempSync(join(tmpdir(), 'gpumesh-bench-meter-'))
   const ledger = openLedger(join(dir, 'ledger.db'))
   try {
@@ -45,7 +37,7 @@ export async function run () {
     const sampler = simulatedGpuSampler()
     let reports = 0
     const meters = leases.map((lease) => new LeaseMeter({ ledger, clock: systemClock, sampleGpus: sampler }, lease, {
-      paymentKey: KEY, verifyingContract: ZERO_ADDRESS, sampleIntervalMs: 1000,
+      paymentKey: KEY, sampleIntervalMs: 1000,
       onReport: () => { reports++ }, onUnpaid: () => {}
     }))
     const cpu0 = process.cpuUsage()

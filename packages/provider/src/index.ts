@@ -27,3 +27,7 @@ export {
   createProvider, type LeaseSummary, type Provider, type ProviderComponents, type ProviderIdentity, type ProviderStatus,
   type RecentError
 } from './provider.js'
+export {
+  LeaseMeter, closeUsagePeriod, simulatedGpuSampler,
+  type LeaseMeterComponents, type LeaseMeterOptions, type MeteredLease
+} from './jobs/index.js'

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process'
 import type { JobRunner, RecordedJob, RunningJob, RunRequest } from './runner.js'
-import { controlledJob, pollUntilGone, spawnWrapped, startTimeOf } from './process-runner.js'
+import { controlledJob, pollUntilGone, spawnWrapped } from './process-runner.js'
 import { isSameProcessAlive } from './proc.js'
 import { JobError } from './errors.js'
 
@@ -84,12 +84,11 @@ export class DockerRunner implements JobRunner {
     const args = dockerRunArgs(request, this.#options, user)
     const env = { PATH: this.#options.path, HOME: request.paths.root }
     const spawned = await spawnWrapped(request.paths, this.#options.binary, args, env, request.paths.root)
-    const pidStartTime = await startTimeOf(spawned.pid)
     return controlledJob({
       leaseId: request.leaseId,
       paths: request.paths,
       pid: spawned.pid,
-      pidStartTime,
+      pidStartTime: spawned.startTime,
       ended: spawned.ended,
       defaultGraceMs: this.#options.stopGraceMs,
       maxRunTimeMs: request.maxRunTimeMs,

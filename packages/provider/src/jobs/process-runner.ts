@@ -63,6 +63,11 @@ export async function readExitCodeFile (path: string): Promise<number | null> {
 
 interface Spawned {
   pid: number
+  /**
+   * /proc/<pid>/stat field 22, read the moment the process started (before Node can reap it); 0 for a
+   * job that was already over by then (it is never re-attached, so its start time is never compared).
+   */
+  startTime: number
   /** Resolves when the wrapper exits. */
   ended: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
 }
@@ -85,15 +90,20 @@ export async function spawnWrapped (
     const child = spawn('/bin/sh', wrapperArgs(paths.exitCodeFile, command, args), {
       cwd, env, detached: true, stdio: ['ignore', out.fd, err.fd]
     })
+    let exited = false
     const ended = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve) => {
-      child.once('exit', (code, signal) => { resolve({ code, signal }) })
+      child.once('exit', (code, signal) => { exited = true; resolve({ code, signal }) })
     })
     const pid = await new Promise<number>((resolve, reject) => {
       child.once('spawn', () => { resolve(child.pid as number) })
       child.once('error', (e) => { reject(new JobError('SPAWN_FAILED', `cannot start the job: ${e.message}`, { cause: e })) })
     })
     child.unref()
-    return { pid, ended }
+    // A job that ends at once (a bad command, `exit 3`) may be reaped before its stat is read.
+    const stat = await readProcessStat(pid)
+    if (stat === null && !exited) await Promise.race([ended, new Promise((resolve) => { setTimeout(resolve, 1000).unref() })])
+    if (stat === null && !exited) throw new JobError('SPAWN_FAILED', `process ${pid} vanished right after starting`)
+    return { pid, startTime: stat?.startTime ?? 0, ended }
   } finally {
     await out.close()
     await err.close()
@@ -171,13 +181,6 @@ export async function pollUntilGone (pid: number, startTime: number, intervalMs:
   }
 }
 
-/** Start time of a process we just spawned (it exists until we reap it). */
-export async function startTimeOf (pid: number): Promise<number> {
-  const stat = await readProcessStat(pid)
-  if (stat === null) throw new JobError('SPAWN_FAILED', `process ${pid} vanished right after starting`)
-  return stat.startTime
-}
-
 /**
  * Runs renters' code directly on this host, as the daemon's user, in its own process group. It
  * isolates nothing but the GPUs' visibility and the environment: enable it (`runner.kind: process`)
@@ -195,12 +198,11 @@ export class ProcessRunner implements JobRunner {
     const { paths } = request
     const env = jobEnvironment(request, this.#options.path, { output: paths.output, checkpoints: paths.checkpoints, home: paths.work })
     const spawned = await spawnWrapped(paths, request.spec.command, request.spec.args, env, paths.work)
-    const pidStartTime = await startTimeOf(spawned.pid)
     return controlledJob({
       leaseId: request.leaseId,
       paths,
       pid: spawned.pid,
-      pidStartTime,
+      pidStartTime: spawned.startTime,
       ended: spawned.ended,
       defaultGraceMs: this.#options.stopGraceMs,
       maxRunTimeMs: request.maxRunTimeMs,

@@ -32,6 +32,17 @@ describe('ProcessRunner (real child processes)', () => {
     return job
   }
 
+  it('reports the exit code of jobs that end at once, even when they are gone before their start is read', async () => {
+    // Node reaps a child as soon as it exits; a job that fails at once can be gone before /proc is read.
+    const jobs = await Promise.all(Array.from({ length: 30 }, async (_, i) => {
+      const p = jobPaths(join(dir, 'jobs'), hex32(`at-once-${i}`))
+      await makeJobDirs(p)
+      return await runner.start({ leaseId: hex32(`at-once-${i}`), paths: p, gpus: [], vendor: 'simulated', spec: { command: '/bin/sh', args: ['-c', `exit ${i % 5 + 1}`], env: {}, image: null, maxRunTimeSec: 60 }, maxRunTimeMs: 60_000 })
+    }))
+    const exits = await Promise.all(jobs.map(async (j) => await j.exited))
+    expect(exits.map((e) => e.exitCode)).toEqual(Array.from({ length: 30 }, (_, i) => i % 5 + 1))
+  })
+
   it('gives the job only its GPUs, its directories and none of the daemon environment', async () => {
     process.env.SECRET = 'daemon-secret'
     try {
