@@ -1,9 +1,12 @@
-import { decodeOffer, encodeOffer, marketDomain, signOffer, signPeerBinding, verifyOffer, OFFERS_TOPIC, type Offer } from '@gpumesh/protocol'
+import { decodeOffer, encodeOffer, marketDomain, signFleetMembership, signOffer, signPeerBinding, verifyOffer, OFFERS_TOPIC, type Address, type FleetMembership, type Offer } from '@gpumesh/protocol'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { generatePeerKey, type GpumeshNode } from '@gpumesh/net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Wallet } from 'ethers'
 import {
-  dialProvider, newRenter, proposal, signedOrder, startClient, startProvider, StandInProber, tempDir, until,
+  dialProvider, newRenter, proposal, requirements, signedOrder, startClient, startProvider, StandInProber, tempDir, until,
   type TestProvider
 } from './provider-helpers.js'
 import { LEASE_PROTOCOL, decodeLeaseDecision, encodeLeaseProposal } from '@gpumesh/protocol'
@@ -198,4 +201,47 @@ describe('relaying other providers\' offers', () => {
       await relay.stop()
     }
   }, 40_000)
+})
+
+describe('a fleet member', () => {
+  it('carries its operator\'s signed membership in offers and takes orders for that operator only', async () => {
+    const temp = await tempDir()
+    const peerKey = await generatePeerKey()
+    const peerId = peerIdFromPrivateKey(peerKey).toString()
+    const payment = Wallet.createRandom()
+    const operator = Wallet.createRandom()
+    const membership = (forPeer: string): FleetMembership => {
+      const fields = { operator: operator.address as Address, member: payment.address as Address, peerId: forPeer, expiresAt: Date.now() + 86_400_000 }
+      return { ...fields, proof: signFleetMembership(fields, operator.privateKey, marketDomain(31337n)) }
+    }
+    await writeFile(join(temp.dir, 'fleet.json'), JSON.stringify(membership(peerId)))
+    const client = await startClient()
+    const offers = listen(client)
+    const daemon = await startProvider({ dataDir: temp.dir, peerKey, paymentKey: payment.privateKey, gpus: 2, config: { offers: { fleetMembership: 'fleet.json' } } })
+    try {
+      await dialProvider(client, daemon.provider)
+      await until(async () => { await daemon.provider.publisher?.publishNow(); return offers.length > 0 }, 10_000)
+      const offer = offers.at(-1) as Offer
+      expect(offer.fleet).toMatchObject({ operator: operator.address, member: payment.address, peerId })
+      expect(verifyOffer(offer, marketDomain(31337n))).toBe(payment.address) // the fleet proof verified with it
+
+      const decide = async (operators: Address[]): Promise<string> => {
+        const order = signedOrder(newRenter(), client.peerId.toString(), { requirements: requirements({ operators }) })
+        const d = decodeLeaseDecision(await request(client, (daemon.provider.node as GpumeshNode).peerId, LEASE_PROTOCOL, encodeLeaseProposal(proposal(order))))
+        return d.accepted ? 'ACCEPTED' : `${d.code}: ${d.message}`
+      }
+      expect(await decide([Wallet.createRandom().address as Address])).toBe(`UNSUPPORTED_REQUIREMENTS: this provider's fleet operator ${operator.address} is not one the order accepts`)
+      expect(await decide([operator.address as Address])).toBe('ACCEPTED')
+    } finally {
+      await client.stop()
+      await daemon.stop()
+    }
+
+    // A membership for another node stops the start, in words.
+    await writeFile(join(temp.dir, 'fleet.json'), JSON.stringify(membership(client.peerId.toString())))
+    const err = await startProvider({ dataDir: temp.dir, peerKey, paymentKey: payment.privateKey, gpus: 2, config: { offers: { fleetMembership: 'fleet.json' } } }).then(() => null, (e: unknown) => e)
+    expect(err).toMatchObject({ name: 'ProviderStartError', code: 'BAD_FLEET_MEMBERSHIP' })
+    expect((err as Error).message).toContain(`Ask the operator to sign one with --peer-id ${peerId} --member ${payment.address}.`)
+    await temp.remove()
+  }, 30_000)
 })

@@ -11,6 +11,7 @@ import { leaseSubmitCommand } from './commands/lease-submit.js'
 import { leaseStatusCommand } from './commands/lease-status.js'
 import { leaseLogsCommand } from './commands/lease-logs.js'
 import { leaseCancelCommand } from './commands/lease-cancel.js'
+import { fleetSignCommand } from './commands/fleet-sign.js'
 import type { Command, CommandContext } from './context.js'
 
 export { CliError, EXIT } from './errors.js'
@@ -31,7 +32,8 @@ export const COMMANDS: readonly Command[] = [
   leaseSubmitCommand,
   leaseStatusCommand,
   leaseLogsCommand,
-  leaseCancelCommand
+  leaseCancelCommand,
+  fleetSignCommand
 ]
 
 function usage (commands: readonly Command[]): string {

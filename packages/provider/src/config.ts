@@ -81,7 +81,9 @@ const billingSchema = z.object({
 const offersSchema = z.object({
   republishSec: seconds.default(30),
   ttlSec: seconds.default(120),
-  region: z.string().min(1).max(64).nullable().default(null)
+  region: z.string().min(1).max(64).nullable().default(null),
+  /** A fleet operator's signed membership for this node (`gpumesh fleet sign`), carried in offers; relative to the data directory. */
+  fleetMembership: z.string().min(1).nullable().default(null)
 }).strict()
 
 const runnerSchema = z.object({

@@ -31,3 +31,4 @@ export {
   LeaseMeter, closeUsagePeriod, simulatedGpuSampler,
   type LeaseMeterComponents, type LeaseMeterOptions, type MeteredLease
 } from './jobs/index.js'
+export { activeOperator, loadFleetMembership } from './fleet.js'

@@ -5,12 +5,13 @@ import {
   jsonReplacer, marketDomain, signLeaseTerms, verifyOrder
 } from '@gpumesh/protocol'
 import type { Ledger } from '@gpumesh/ledger'
-import type { Address, Bytes32, LeaseDecision, LeaseProposal, LeaseRejectCode, LeaseTerms, PaymentKey } from '@gpumesh/protocol'
+import type { Address, Bytes32, FleetMembership, LeaseDecision, LeaseProposal, LeaseRejectCode, LeaseTerms, PaymentKey } from '@gpumesh/protocol'
 import type { Logger } from 'pino'
 import {
   LEASE_HANDLER_TIMEOUT_MS, LEASE_MAX_INBOUND_STREAMS, LEASE_NET_RATE_LIMIT, PROPOSAL_RATE_MAX_PEERS, PROPOSAL_RATE_WINDOW_MS
 } from './constants.js'
 import { pricingPolicy, utilisation } from './offer-builder.js'
+import { activeOperator } from './fleet.js'
 import { askPrice } from './pricing.js'
 import {
   checkConsistent, checkExpiry, checkMatcher, checkPrice, checkRenter, checkRequirements, fittingGpus, type Rejection
@@ -32,6 +33,8 @@ export interface LeaseHandlerComponents {
   addresses: () => string[]
   clock: Clock
   logger: Logger
+  /** This node's fleet membership (orders may ask for its operator); none by default. */
+  fleet?: FleetMembership | null
   /** A lease was accepted (capacity changed). */
   onAccepted?: (leaseId: string) => void
   onError?: (message: string) => void
@@ -133,7 +136,8 @@ export class LeaseHandler {
 
       const gpus = this.#c.inventory.gpus()
       const floor = askPrice(proposal.gpuClass, pricingPolicy(this.#config), utilisation(gpus))
-      const second = checkPrice(proposal, floor) ?? checkRequirements(proposal, this.#config, gpus, floor != null)
+      const second = checkPrice(proposal, floor) ??
+        checkRequirements(proposal, this.#config, gpus, floor != null, activeOperator(this.#c.fleet ?? null, now))
       if (second != null) return this.#reject(second, proposal, orderId, proposerPeerId)
 
       const count = order.requirements.gpuCount

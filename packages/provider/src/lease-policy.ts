@@ -1,4 +1,4 @@
-import type { LeaseProposal, LeaseRejectCode, Order } from '@gpumesh/protocol'
+import type { Address, LeaseProposal, LeaseRejectCode, Order } from '@gpumesh/protocol'
 import type { InventoryGpu } from './inventory.js'
 import type { ProviderConfig } from './config.js'
 
@@ -72,7 +72,7 @@ export function fittingGpus (proposal: LeaseProposal, gpus: readonly InventoryGp
 }
 
 /** Terms this provider never agrees to, and requirements its GPUs can never meet. */
-export function checkRequirements (proposal: LeaseProposal, config: ProviderConfig, gpus: readonly InventoryGpu[], priced: boolean): Rejection | null {
+export function checkRequirements (proposal: LeaseProposal, config: ProviderConfig, gpus: readonly InventoryGpu[], priced: boolean, operator: Address | null = null): Rejection | null {
   const { order } = proposal
   const r = order.requirements
   const no = (message: string): Rejection => reject('UNSUPPORTED_REQUIREMENTS', message)
@@ -85,7 +85,10 @@ export function checkRequirements (proposal: LeaseProposal, config: ProviderConf
   if (!gpus.some((g) => g.class === proposal.gpuClass)) return no(`this provider has no ${proposal.gpuClass} GPUs`)
   if (!priced) return no(`class ${proposal.gpuClass} is not for sale here`)
   if (r.region != null && r.region !== config.offers.region) return no(`region ${r.region} is not this provider's (${config.offers.region ?? 'none'})`)
-  if (r.operators.length > 0) return no('this provider belongs to no fleet operator')
+  if (r.operators.length > 0) {
+    if (operator == null) return no('this provider belongs to no fleet operator')
+    if (!r.operators.some((o) => sameAddress(o, operator))) return no(`this provider's fleet operator ${operator} is not one the order accepts`)
+  }
   const fitting = fittingGpus(proposal, gpus)
   if (fitting.length < r.gpuCount) {
     return no(`${r.gpuCount} ${proposal.gpuClass} GPU(s) meeting the requirements wanted, this provider has ${fitting.length}` +

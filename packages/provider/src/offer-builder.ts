@@ -1,5 +1,5 @@
 import { LIMITS } from '@gpumesh/protocol'
-import type { Address, HostSummary, OfferBody, OfferedGpus, PeerBinding } from '@gpumesh/protocol'
+import type { Address, FleetMembership, HostSummary, OfferBody, OfferedGpus, PeerBinding } from '@gpumesh/protocol'
 import { askPrice, type PricingPolicy, type Utilisation } from './pricing.js'
 import type { InventoryGpu } from './inventory.js'
 import type { HostInfo } from './probe/index.js'
@@ -13,6 +13,8 @@ export interface OfferInput {
   peerId: string
   binding: PeerBinding
   addresses: readonly string[]
+  /** The node's fleet membership, carried while it outlives the offer. */
+  fleet?: FleetMembership | null
   sequence: number
   now: number
 }
@@ -102,12 +104,18 @@ export function buildOffer (input: OfferInput): OfferBuild {
   }
   offered.sort((a, b) => a.class.localeCompare(b.class) || Number(a.simulated) - Number(b.simulated))
   const ttlMs = config.offers.ttlSec * 1000
+  // A membership that would expire while the offer is out is left off: receivers would refuse the offer.
+  let fleet: FleetMembership | null = null
+  if (input.fleet != null) {
+    if (input.fleet.expiresAt > now + ttlMs) fleet = input.fleet
+    else notes.push(`fleet membership of operator ${input.fleet.operator} expires at ${new Date(input.fleet.expiresAt).toISOString()}: left out of the offer (ask the operator to renew it)`)
+  }
   return {
     offer: {
       type: 'offer',
       peerId: input.peerId,
       binding: input.binding,
-      fleet: null,
+      fleet,
       addresses: input.addresses.slice(0, LIMITS.addresses),
       gpus: offered.slice(0, LIMITS.offeredGpuKinds),
       host: hostSummary(input.host),

@@ -1,7 +1,7 @@
 import { publish, type GossipHost } from '@gpumesh/net'
 import { OFFERS_TOPIC, encodeOffer, jsonReplacer, marketDomain, signOffer } from '@gpumesh/protocol'
 import type { Ledger } from '@gpumesh/ledger'
-import type { Offer, PaymentKey, PeerBinding } from '@gpumesh/protocol'
+import type { FleetMembership, Offer, PaymentKey, PeerBinding } from '@gpumesh/protocol'
 import type { Logger } from 'pino'
 import { NEW_PEER_REPUBLISH_GAP_MS, OFFER_SEQUENCE_KEY, REPUBLISH_DEBOUNCE_MS } from './constants.js'
 import { buildOffer } from './offer-builder.js'
@@ -17,6 +17,8 @@ export interface OfferPublisherComponents {
   paymentKey: PaymentKey
   peerId: string
   binding: PeerBinding
+  /** This node's fleet membership, carried in offers while it holds. */
+  fleet?: FleetMembership | null
   /** The addresses to advertise, read at each publication. */
   addresses: () => string[]
   clock: Clock
@@ -141,6 +143,7 @@ export class OfferPublisher {
       peerId: this.#c.peerId,
       binding: this.#c.binding,
       addresses: this.#c.addresses(),
+      fleet: this.#c.fleet ?? null,
       sequence,
       now
     })

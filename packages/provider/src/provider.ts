@@ -17,6 +17,7 @@ import { ProviderMetrics } from './metrics.js'
 import { OfferPublisher, type OfferState } from './offer-publisher.js'
 import { lockDataDir, type DataDirLock } from './data-dir-lock.js'
 import { isOperatorError } from './errors.js'
+import { loadFleetMembership } from './fleet.js'
 import { GpuProber, GpuSampler, resolveProbeExecutables, type ProbeIssue } from './probe/index.js'
 import { recoverRunningLeases } from './recovery.js'
 import { RepeatingTask } from './repeating-task.js'
@@ -283,6 +284,10 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
         payment: paymentAddress,
         proof: signPeerBinding({ peerId: id, payment: paymentAddress }, paymentKey, marketDomain(BigInt(config.pricing.chainId)))
       }
+      const fleet = config.offers.fleetMembership == null
+        ? null
+        : await loadFleetMembership(config.offers.fleetMembership, { dataDir: config.dataDir, peerId: id, payment: paymentAddress, chainId: BigInt(config.pricing.chainId), now: clock.now() })
+      if (fleet != null) log.info({ operator: fleet.operator, expiresAt: fleet.expiresAt }, 'member of a fleet')
       const startedNode = node
       leases = new LeaseHandler(config, {
         node: startedNode,
@@ -294,6 +299,7 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
         addresses,
         clock,
         logger: logger.child({ module: 'leases' }),
+        fleet,
         onAccepted: () => { inventory.checkForChange() },
         onError: noteError
       })
@@ -304,6 +310,7 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
         paymentKey,
         peerId: id,
         binding,
+        fleet,
         addresses,
         clock,
         logger: logger.child({ module: 'offers' }),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { encodeOffer, marketDomain, signOffer, signPeerBinding, type Address, type PeerBinding } from '@gpumesh/protocol'
+import { encodeOffer, marketDomain, signFleetMembership, signOffer, signPeerBinding, type Address, type FleetMembership, type PeerBinding } from '@gpumesh/protocol'
 import { Wallet } from 'ethers'
 import { buildOffer, parseProviderConfig, type InventoryGpu } from '../src/index.js'
 
@@ -34,6 +34,23 @@ describe('buildOffer', () => {
     const offer = built.offer
     if (offer == null) throw new Error('no offer')
     expect(encodeOffer({ ...offer, signature: signOffer(offer, wallet.privateKey, marketDomain(31337n)) }).byteLength).toBeLessThan(64 * 1024)
+  })
+
+  it('carries a fleet membership only while it outlives the offer', () => {
+    const operator = Wallet.createRandom()
+    const membership = (expiresAt: number): FleetMembership => {
+      const fields = { operator: operator.address as Address, member: wallet.address as Address, peerId, expiresAt }
+      return { ...fields, proof: signFleetMembership(fields, operator.privateKey, marketDomain(31337n)) }
+    }
+    const held = buildOffer({ ...input([gpu(0)]), fleet: membership(1_000_000 + 121_000) })
+    expect(held.offer?.fleet?.operator).toBe(operator.address)
+    const offer = held.offer
+    if (offer == null) throw new Error('no offer')
+    expect(encodeOffer({ ...offer, signature: signOffer(offer, wallet.privateKey, marketDomain(31337n)) }).byteLength).toBeGreaterThan(0)
+    // It would expire while the offer is out (120 s): receivers would refuse the offer, so it is left off.
+    const ending = buildOffer({ ...input([gpu(0)]), fleet: membership(1_000_000 + 60_000) })
+    expect(ending.offer?.fleet).toBeNull()
+    expect(ending.notes).toEqual([expect.stringMatching(/^fleet membership of operator 0x[0-9a-fA-F]{40} expires at .*: left out of the offer \(ask the operator to renew it\)$/)])
   })
 
   it('applies the surge from utilisation', () => {

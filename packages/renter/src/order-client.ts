@@ -224,7 +224,7 @@ export function describeLeaseRejection (code: string): string {
     case 'RENTER_BLOCKED': return 'this provider does not serve your address'
     case 'MATCHER_NOT_TRUSTED': return 'this provider takes proposals only from matchers it trusts'
     case 'PRICE_TOO_LOW': return 'the price is below what it asks now'
-    case 'UNSUPPORTED_REQUIREMENTS': return 'it cannot meet the requirements (class, memory, duration, token, region or simulated GPUs)'
+    case 'UNSUPPORTED_REQUIREMENTS': return 'it cannot meet the requirements (class, memory, duration, token, region, fleet operator or simulated GPUs)'
     case 'NO_CAPACITY': return 'not enough fitting GPUs are free right now'
     case 'TOO_MANY_LEASES': return 'it is running as many leases as it takes'
     case 'RATE_LIMITED': return 'too many proposals were sent too fast'
