@@ -224,6 +224,7 @@ describe('a fleet member', () => {
       const offer = offers.at(-1) as Offer
       expect(offer.fleet).toMatchObject({ operator: operator.address, member: payment.address, peerId })
       expect(verifyOffer(offer, marketDomain(31337n))).toBe(payment.address) // the fleet proof verified with it
+      expect(daemon.provider.status().fleet).toEqual({ operator: operator.address, expiresAt: offer.fleet?.expiresAt })
 
       const decide = async (operators: Address[]): Promise<string> => {
         const order = signedOrder(newRenter(), client.peerId.toString(), { requirements: requirements({ operators }) })

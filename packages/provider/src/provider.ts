@@ -4,7 +4,7 @@ import { Ledger } from '@gpumesh/ledger'
 import { createNode, validateTopic, type CreateNodeOptions, type GpumeshNode } from '@gpumesh/net'
 import { OFFERS_TOPIC, ZERO_ADDRESS, judgeOfferGossip, marketDomain, paymentKeyAddress, signPeerBinding } from '@gpumesh/protocol'
 import type { LeaseRecord } from '@gpumesh/ledger'
-import type { Address, PaymentKey, PeerBinding } from '@gpumesh/protocol'
+import type { Address, FleetMembership, PaymentKey, PeerBinding } from '@gpumesh/protocol'
 import type { Logger } from 'pino'
 import { ApiServer, toJson } from './api.js'
 import { systemClock, type Clock } from './clock.js'
@@ -68,6 +68,8 @@ export interface ProviderStatus {
   paymentAddress: Address
   addresses: string[]
   connectedPeers: string[]
+  /** The fleet this node belongs to (offers.fleetMembership), or null. */
+  fleet: { operator: Address, expiresAt: number } | null
   gpus: InventoryGpu[]
   offer: {
     sequence: number | null
@@ -174,6 +176,7 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
   let leases: LeaseHandler | null = null
   let publisher: OfferPublisher | null = null
   let dataDirLock: DataDirLock | null = null
+  let fleet: FleetMembership | null = null
   let api: ApiServer | null = null
   let running = false
   let starting: Promise<void> | null = null
@@ -205,6 +208,7 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
       paymentAddress,
       addresses: addresses(),
       connectedPeers: node == null ? [] : node.getPeers().map((p) => p.toString()),
+      fleet: fleet == null ? null : { operator: fleet.operator, expiresAt: fleet.expiresAt },
       gpus: ledger.isOpen ? inventory.gpus() : [],
       offer: {
         sequence: offer?.sequence ?? null,
@@ -284,7 +288,7 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
         payment: paymentAddress,
         proof: signPeerBinding({ peerId: id, payment: paymentAddress }, paymentKey, marketDomain(BigInt(config.pricing.chainId)))
       }
-      const fleet = config.offers.fleetMembership == null
+      fleet = config.offers.fleetMembership == null
         ? null
         : await loadFleetMembership(config.offers.fleetMembership, { dataDir: config.dataDir, peerId: id, payment: paymentAddress, chainId: BigInt(config.pricing.chainId), now: clock.now() })
       if (fleet != null) log.info({ operator: fleet.operator, expiresAt: fleet.expiresAt }, 'member of a fleet')

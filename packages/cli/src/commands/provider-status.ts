@@ -50,6 +50,7 @@ function render (s: StatusJson): string {
     `  payment address  ${s.paymentAddress}`,
     ...s.addresses.map((a) => `  listening        ${a}`),
     `  connected peers  ${s.connectedPeers.length}`,
+    ...(s.fleet != null ? [`  fleet operator   ${s.fleet.operator} (membership until ${new Date(s.fleet.expiresAt).toISOString()})`] : []),
     '',
     'GPUs:'
   ]
