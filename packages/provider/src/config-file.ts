@@ -78,7 +78,7 @@ export const CONFIG_KEY_DOCS: Record<string, string> = {
   'billing.intervalSec': 'Length of a usage period: a signed usage report is sent at the end of each.',
   'billing.paymentGraceSec': 'A job whose renter sends no voucher this long after a report is stopped (UNPAID).',
   'offers.republishSec': 'Offers are signed and gossiped again this often, at once when capacity changes, and within 5 s when a peer (a new matcher) subscribes.',
-  'offers.ttlSec': 'Offers expire this long after publication.',
+  'offers.ttlSec': 'Offers expire this long after publication; at most 86400 (receivers ignore offers that claim to live longer than a day).',
   'offers.region': 'A region label renters can filter on, e.g. eu-west.',
   'offers.fleetMembership': 'File with a fleet operator\'s signed membership for this node (gpumesh fleet sign), carried in offers so renters can ask for that operator; relative to the data directory; null: no fleet.',
   'runner.kind': 'none (accept no jobs), process (runs renters\' code on this host as this user: only for renters you trust) or docker.',

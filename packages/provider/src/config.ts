@@ -80,7 +80,8 @@ const billingSchema = z.object({
 
 const offersSchema = z.object({
   republishSec: seconds.default(30),
-  ttlSec: seconds.default(120),
+  // Receivers ignore offers that claim to live longer than a day (DEFAULT_MAX_OFFER_LIFETIME_MS).
+  ttlSec: seconds.max(86_400).default(120),
   region: z.string().min(1).max(64).nullable().default(null),
   /** A fleet operator's signed membership for this node (`gpumesh fleet sign`), carried in offers; relative to the data directory. */
   fleetMembership: z.string().min(1).nullable().default(null)
