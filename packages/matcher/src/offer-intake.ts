@@ -5,7 +5,8 @@
  * that sent it to us; `ignore` (expired, older than what the book holds, implausible times) drops it
  * without penalty; `accept` forwards it.
  */
-import { OFFERS_TOPIC, judgeOfferGossip, type OfferGossipReason, type OfferJudgement } from '@gpumesh/protocol'
+import { PeerRateLimiter } from '@gpumesh/net'
+import { OFFERS_TOPIC, OFFER_GOSSIP_RATE_LIMIT, judgeOfferGossip, type OfferGossipReason, type OfferJudgement } from '@gpumesh/protocol'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { GossipSub, GossipsubMessage } from '@libp2p/gossipsub'
 import type { Offer } from '@gpumesh/protocol'
@@ -16,7 +17,7 @@ import type { OrderBook } from './order-book.js'
 export type { OfferJudgement }
 
 /** Why an offer was accepted, rejected or ignored: the gossip judgement, then what the book did. */
-export type OfferVerdictReason = Exclude<OfferGossipReason, 'VALID'> | 'ADDED' | 'REPLACED' | 'STALE' | 'BOOK_FULL'
+export type OfferVerdictReason = Exclude<OfferGossipReason, 'VALID'> | 'ADDED' | 'REPLACED' | 'STALE' | 'BOOK_FULL' | 'RATE_LIMITED'
 
 export interface OfferVerdict {
   judgement: OfferJudgement
@@ -70,6 +71,8 @@ export class OfferIntake {
   readonly #components: OfferIntakeComponents
   readonly #options: OfferIntakeOptions
   readonly #log: Logger
+  /** Offers per author beyond OFFER_GOSSIP_RATE_LIMIT are ignored before their signatures are checked. */
+  readonly #perAuthor = new PeerRateLimiter(OFFER_GOSSIP_RATE_LIMIT)
   #started = false
   readonly #onMessage = (evt: CustomEvent<GossipsubMessage>): void => { this.#handle(evt.detail) }
 
@@ -104,7 +107,10 @@ export class OfferIntake {
     const now = clock.now()
     let verdict: OfferVerdict
     try {
-      verdict = judgeOffer(msg.data, msg.type === 'signed' ? msg.from.toString() : null, now, this.#options)
+      const author = msg.type === 'signed' ? msg.from.toString() : null
+      verdict = author != null && !this.#perAuthor.consume(author)
+        ? { judgement: 'ignore', reason: 'RATE_LIMITED', author, offer: null }
+        : judgeOffer(msg.data, author, now, this.#options)
       if (verdict.judgement === 'accept' && verdict.offer != null) {
         const offer = verdict.offer
         if (!book.has(offer.peerId) && book.size >= this.#options.maxOffers) {

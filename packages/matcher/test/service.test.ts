@@ -1,9 +1,9 @@
 // The matcher as a service, on real libp2p nodes on 127.0.0.1: offers over gossip, orders and book
 // queries over request/response, proposals to stand-in providers that sign their decisions.
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import { RequestError, request } from '@gpumesh/net'
+import { RequestError, publish, request } from '@gpumesh/net'
 import {
-  BOOK_PROTOCOL, ORDER_PROTOCOL, decodeBookPage, decodeOrderResult, encodeBookQuery, encodeOrder, signOffer,
+  BOOK_PROTOCOL, OFFERS_TOPIC, OFFER_GOSSIP_RATE_LIMIT, ORDER_PROTOCOL, decodeBookPage, decodeOrderResult, encodeBookQuery, encodeOrder, signOffer,
   signPeerBinding, verifyLeaseTerms, verifyOffer
 } from '@gpumesh/protocol'
 import { createMatcher } from '@gpumesh/matcher'
@@ -183,6 +183,18 @@ describe('offer intake', () => {
       expect(m.book.get(cheap.peerId)?.gpus[0]?.pricePerGpuHour).toBe(1_500_000n)
     }
     report.mockRestore()
+  })
+
+  it('ignores a peer that publishes faster than the gossip limit, before checking a signature', async () => {
+    const chatty = await provider(addrs(matcher))
+    await untilSubscribed(chatty.node, [matcher.node])
+    const before = verdicts.length
+    // Junk, so none of it can enter the book: judged (and rejected) up to the limit, ignored beyond it.
+    for (let i = 0; i < OFFER_GOSSIP_RATE_LIMIT.points + 5; i++) await publish(chatty.node, OFFERS_TOPIC, new TextEncoder().encode(`not an offer ${i}`))
+    const mine = (): OfferVerdict[] => verdicts.slice(before).filter((v) => v.author === chatty.peerId)
+    await until(() => mine().length >= OFFER_GOSSIP_RATE_LIMIT.points + 5)
+    expect(mine().map((v) => v.reason)).toEqual([...Array(OFFER_GOSSIP_RATE_LIMIT.points).fill('MALFORMED'), ...Array(5).fill('RATE_LIMITED')])
+    expect(mine().filter((v) => v.reason === 'RATE_LIMITED').every((v) => v.judgement === 'ignore')).toBe(true)
   })
 })
 

@@ -1,6 +1,7 @@
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { DEFAULT_GOSSIP_MAX_MESSAGE_BYTES } from './constants.js'
 import { PublishError } from './errors.js'
+import { PeerRateLimiter, type RateLimitOptions } from './rate-limiter.js'
 import type { GossipSub, PublishResult } from '@libp2p/gossipsub'
 
 /** The part of a node `publish()` needs. */
@@ -55,16 +56,28 @@ const RESULTS: Record<GossipJudgement, TopicValidatorResult> = {
   ignore: TopicValidatorResult.Ignore
 }
 
+export interface ValidateTopicOptions {
+  /**
+   * Messages one author may have delivered or relayed per window; beyond it they are ignored before
+   * `judge` runs (no penalty for the peer that passed them on: it may be an honest relay). The author
+   * is the gossip message's signer, which gossipsub has verified, so it cannot be borrowed.
+   */
+  perAuthor?: RateLimitOptions
+}
+
 /**
  * Judges every message on `topic` before this node delivers or relays it: a node that relays gossip
  * unchecked spreads whatever a hostile peer sends, and is penalised for it by the peers it relays to.
  * `judge` gets the payload and its author (the signer of the gossip message; null if unsigned). A
  * judge that throws counts as `ignore`.
  */
-export function validateTopic (node: GossipHost, topic: string, judge: (data: Uint8Array, author: string | null) => GossipJudgement): void {
+export function validateTopic (node: GossipHost, topic: string, judge: (data: Uint8Array, author: string | null) => GossipJudgement, options: ValidateTopicOptions = {}): void {
+  const limiter = options.perAuthor == null ? null : new PeerRateLimiter(options.perAuthor)
   node.services.pubsub.topicValidators.set(topic, (_peer, message) => {
+    const author = message.type === 'signed' ? message.from.toString() : null
+    if (limiter != null && author != null && !limiter.consume(author)) return TopicValidatorResult.Ignore
     try {
-      return RESULTS[judge(message.data, message.type === 'signed' ? message.from.toString() : null)]
+      return RESULTS[judge(message.data, author)]
     } catch {
       return TopicValidatorResult.Ignore
     }

@@ -13,7 +13,7 @@ export type {
   MdnsOptions
 } from './node.js'
 export { publish, gossipMaxMessageBytes, validateTopic } from './gossip.js'
-export type { GossipHost, GossipJudgement, PublishOptions } from './gossip.js'
+export type { GossipHost, GossipJudgement, PublishOptions, ValidateTopicOptions } from './gossip.js'
 export { generatePeerKey, peerKeyFromBytes, peerKeyToBytes } from './keys.js'
 export { handle, request } from './request-response.js'
 export type {
@@ -33,6 +33,7 @@ export type {
   HandleFrameStreamsOptions,
   OpenFrameStreamOptions
 } from './frame-stream.js'
+export { PeerRateLimiter } from './rate-limiter.js'
 export type { RateLimitOptions } from './rate-limiter.js'
 export { encodeVarint, encodeFrame, decodeEnvelope, encodeErrorEnvelope, encodeOkEnvelope } from './frame-codec.js'
 export type { ResponseEnvelope } from './frame-codec.js'

@@ -1,4 +1,4 @@
-import { PublishError, publish } from '@gpumesh/net'
+import { PublishError, publish, validateTopic } from '@gpumesh/net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startNodes, stopAll, until } from './nodes.js'
 import type { GpumeshNode } from '@gpumesh/net'
@@ -42,6 +42,26 @@ describe('gossip', () => {
     expect(err).toBeInstanceOf(PublishError)
     expect((err as PublishError).code).toBe('TOO_LARGE')
     await expect(publish(a, TOPIC, new Uint8Array(4096))).resolves.toBeDefined()
+  })
+
+  it('a validating relay passes on what its judge accepts, and no more than the per-author limit', async () => {
+    const [a, b, c] = nodes as [GpumeshNode, GpumeshNode, GpumeshNode]
+    const topic = '/gpumesh/test-judged/1'
+    const atC: string[] = []
+    for (const node of nodes) node.services.pubsub.subscribe(topic)
+    c.services.pubsub.addEventListener('message', (evt) => { if (evt.detail.topic === topic) atC.push(new TextDecoder().decode(evt.detail.data)) })
+    const judged: Array<string | null> = []
+    validateTopic(b, topic, (data, author) => {
+      judged.push(author)
+      return new TextDecoder().decode(data).startsWith('bad') ? 'reject' : 'accept'
+    }, { perAuthor: { points: 5, durationMs: 60_000 } })
+    await until(() => a.services.pubsub.getSubscribers(topic).length === 1 && c.services.pubsub.getSubscribers(topic).length === 1)
+    for (let i = 0; i < 12; i++) await publish(a, topic, new TextEncoder().encode(i === 1 ? 'bad-1' : `ok-${i}`))
+    await until(() => atC.length >= 4)
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    // Five judged (the limit), the forged one of them dropped; the seven beyond the limit never judged.
+    expect(judged).toEqual(Array(5).fill(a.peerId.toString()))
+    expect(atC.sort()).toEqual(['ok-0', 'ok-2', 'ok-3', 'ok-4'])
   })
 
   it('publishes the same bytes twice as two signed messages', async () => {

@@ -41,6 +41,6 @@ export {
 } from './signing.js'
 export type { PaymentKey } from './signing.js'
 export {
-  DEFAULT_MAX_CLOCK_SKEW_MS, DEFAULT_MAX_OFFER_LIFETIME_MS, judgeOfferGossip,
+  DEFAULT_MAX_CLOCK_SKEW_MS, DEFAULT_MAX_OFFER_LIFETIME_MS, MIN_OFFER_PUBLISH_GAP_MS, OFFER_GOSSIP_RATE_LIMIT, judgeOfferGossip,
   type OfferGossipOptions, type OfferGossipReason, type OfferGossipVerdict, type OfferJudgement
 } from './offer-gossip.js'

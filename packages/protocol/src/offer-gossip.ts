@@ -32,6 +32,15 @@ export const DEFAULT_MAX_OFFER_LIFETIME_MS = 24 * 60 * 60 * 1000
 export const DEFAULT_MAX_CLOCK_SKEW_MS = 60_000
 
 /**
+ * Offers one provider may publish per window before relays ignore the rest. An honest provider
+ * publishes every ~30 s and at most once a second on capacity changes; a peer sending faster only
+ * costs every relay a signature check per message.
+ */
+export const OFFER_GOSSIP_RATE_LIMIT = Object.freeze({ points: 20, durationMs: 10_000 })
+/** Least time between two publications of one provider's offer (see OFFER_GOSSIP_RATE_LIMIT). */
+export const MIN_OFFER_PUBLISH_GAP_MS = 1_000
+
+/**
  * Judges an offer received on the offers topic, as every node that relays gossip should before it
  * passes it on: decode and validate (size, schema, expiry), only the provider itself may publish its
  * offer (`author`, the gossip message's signer, must be `offer.peerId`), the peer-binding and fleet

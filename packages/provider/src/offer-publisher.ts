@@ -1,5 +1,5 @@
 import { publish, type GossipHost } from '@gpumesh/net'
-import { OFFERS_TOPIC, encodeOffer, jsonReplacer, marketDomain, signOffer } from '@gpumesh/protocol'
+import { MIN_OFFER_PUBLISH_GAP_MS, OFFERS_TOPIC, encodeOffer, jsonReplacer, marketDomain, signOffer } from '@gpumesh/protocol'
 import type { Ledger } from '@gpumesh/ledger'
 import type { FleetMembership, Offer, PaymentKey, PeerBinding } from '@gpumesh/protocol'
 import type { Logger } from 'pino'
@@ -54,6 +54,7 @@ export class OfferPublisher {
   #chain: Promise<void> = Promise.resolve()
   #debounce: ReturnType<typeof setTimeout> | null = null
   #debounceAt = 0
+  #lastPublishedMono = Number.NEGATIVE_INFINITY
   #started = false
   #state: OfferState = { offer: null, publishedAt: null, reason: 'not published yet', notes: [], bytes: null }
   #lastReasonLogged: string | null = null
@@ -108,9 +109,14 @@ export class OfferPublisher {
     this.#schedule(REPUBLISH_DEBOUNCE_MS)
   }
 
-  /** Publishes in `delayMs`, unless a publication is already due no later than that. */
+  /**
+   * Publishes in `delayMs` — but never sooner than MIN_OFFER_PUBLISH_GAP_MS after the last
+   * publication, so a burst of changes makes one offer a second, within what relays accept — unless a
+   * publication is already due no later than that.
+   */
   #schedule (delayMs: number): void {
-    const at = this.#c.clock.monotonicNow() + delayMs
+    const now = this.#c.clock.monotonicNow()
+    const at = Math.max(now + delayMs, this.#lastPublishedMono + MIN_OFFER_PUBLISH_GAP_MS)
     if (this.#debounce != null) {
       if (this.#debounceAt <= at) return
       clearTimeout(this.#debounce)
@@ -119,7 +125,7 @@ export class OfferPublisher {
     this.#debounce = setTimeout(() => {
       this.#debounce = null
       this.publishNow().catch(() => {})
-    }, delayMs)
+    }, at - now)
   }
 
   /** Builds, signs and publishes an offer now (after any publication in progress). */
@@ -166,6 +172,7 @@ export class OfferPublisher {
       return
     }
     ledger.setKv(OFFER_SEQUENCE_KEY, String(sequence))
+    this.#lastPublishedMono = this.#c.clock.monotonicNow()
     try {
       await publish(this.#c.node, OFFERS_TOPIC, bytes) // checks the gossip cap first
     } catch (err) {

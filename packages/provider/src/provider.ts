@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { Ledger } from '@gpumesh/ledger'
 import { createNode, validateTopic, type CreateNodeOptions, type GpumeshNode } from '@gpumesh/net'
-import { OFFERS_TOPIC, ZERO_ADDRESS, judgeOfferGossip, marketDomain, paymentKeyAddress, signPeerBinding } from '@gpumesh/protocol'
+import { OFFERS_TOPIC, OFFER_GOSSIP_RATE_LIMIT, ZERO_ADDRESS, judgeOfferGossip, marketDomain, paymentKeyAddress, signPeerBinding } from '@gpumesh/protocol'
 import type { LeaseRecord } from '@gpumesh/ledger'
 import type { Address, FleetMembership, PaymentKey, PeerBinding } from '@gpumesh/protocol'
 import type { Logger } from 'pino'
@@ -281,7 +281,7 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
       peerId = id
       // In the offers mesh this daemon relays others' offers: only genuine ones (forged or malformed
       // ones are dropped and their sender penalised), so it neither spreads spam nor is blamed for it.
-      validateTopic(node, OFFERS_TOPIC, (data, author) => judgeOfferGossip(data, author, clock.now()).judgement)
+      validateTopic(node, OFFERS_TOPIC, (data, author) => judgeOfferGossip(data, author, clock.now()).judgement, { perAuthor: OFFER_GOSSIP_RATE_LIMIT })
       node.services.pubsub.subscribe(OFFERS_TOPIC)
       const binding: PeerBinding = {
         peerId: id,
