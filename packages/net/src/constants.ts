@@ -62,3 +62,6 @@ export const MAX_ERROR_MESSAGE_CHARS = 256
 /** Wire status byte of a response envelope. */
 export const STATUS_OK = 0
 export const STATUS_ERROR = 1
+
+/** How often a bootstrap peer that is not connected is dialled again (`bootstrapRedialMs`). */
+export const DEFAULT_BOOTSTRAP_REDIAL_MS = 10_000

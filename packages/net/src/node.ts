@@ -9,7 +9,10 @@ import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
 import { createLibp2p } from 'libp2p'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import {
+  DEFAULT_BOOTSTRAP_REDIAL_MS,
   DEFAULT_GOSSIP_MAX_MESSAGE_BYTES,
   DEFAULT_LISTEN_ADDRESSES,
   DHT_PROTOCOL,
@@ -21,7 +24,7 @@ import { ListenError, listenReason } from './errors.js'
 import { generatePeerKey } from './keys.js'
 import type { GossipSub, GossipsubOpts } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
-import type { Libp2p, PeerDiscovery, PeerInfo, PrivateKey } from '@libp2p/interface'
+import type { Libp2p, PeerDiscovery, PeerId, PeerInfo, PrivateKey } from '@libp2p/interface'
 import type { KadDHT } from '@libp2p/kad-dht'
 import type { Ping } from '@libp2p/ping'
 import type { Libp2pOptions } from 'libp2p'
@@ -91,6 +94,11 @@ export interface CreateNodeOptions {
   privateKey?: PrivateKey
   /** Multiaddrs with /p2p/<peer id> to dial at start and keep connected. */
   bootstrap?: string[]
+  /**
+   * How often a bootstrap peer that is not connected is dialled again (it restarted, the network
+   * dropped): libp2p dials them once at start and never again. Default 10 s; 0 turns it off.
+   */
+  bootstrapRedialMs?: number
   /** Find peers on the LAN and dial them (mDNS only reports peers). Default off. */
   mdns?: boolean | MdnsOptions
   /** Private Kademlia DHT for peer routing. Default off. */
@@ -191,6 +199,9 @@ export async function createNode (options: CreateNodeOptions = {}): Promise<Gpum
   const node = await createLibp2p(init)
   setGossipMaxMessageBytes(node, maxMessageBytes)
   if (mdnsOptions != null) dialOnDiscovery(node)
+  if (options.bootstrap != null && options.bootstrap.length > 0 && (options.bootstrapRedialMs ?? DEFAULT_BOOTSTRAP_REDIAL_MS) > 0) {
+    keepBootstrapConnected(node, options.bootstrap, options.bootstrapRedialMs ?? DEFAULT_BOOTSTRAP_REDIAL_MS)
+  }
   if (options.start !== false) {
     try {
       await node.start()
@@ -201,6 +212,42 @@ export async function createNode (options: CreateNodeOptions = {}): Promise<Gpum
     log('started %p on %a', node.peerId, node.getMultiaddrs())
   }
   return node
+}
+
+/**
+ * Dials every bootstrap peer that is not connected, every `intervalMs` while the node runs, one dial
+ * per peer at a time. A provider whose matcher restarted (or the other way round) finds it again.
+ */
+function keepBootstrapConnected (node: GpumeshNode, list: string[], intervalMs: number): void {
+  const peers = new Map<string, { id: PeerId, addr: Multiaddr, dialling: boolean }>()
+  for (const text of list) {
+    try {
+      const addr = multiaddr(text)
+      const id = addr.getComponents().findLast((c) => c.name === 'p2p')?.value
+      if (id != null && !peers.has(id)) peers.set(id, { id: peerIdFromString(id), addr, dialling: false })
+    } catch (err) {
+      log('bootstrap address %s is not a multiaddr - %e', text, err)
+    }
+  }
+  let timer: ReturnType<typeof setInterval> | null = null
+  const check = (): void => {
+    if (node.status !== 'started') return
+    for (const peer of peers.values()) {
+      if (peer.dialling || node.getConnections(peer.id).length > 0) continue
+      peer.dialling = true
+      node.dial(peer.addr)
+        .catch((err: unknown) => { log('redial of bootstrap peer %p failed - %e', peer.id, err) })
+        .finally(() => { peer.dialling = false })
+    }
+  }
+  node.addEventListener('start', () => {
+    timer = setInterval(check, intervalMs)
+    timer.unref?.()
+  })
+  node.addEventListener('stop', () => {
+    if (timer != null) clearInterval(timer)
+    timer = null
+  })
 }
 
 /** mDNS only reports peers; connect to each one we are not yet connected to. */

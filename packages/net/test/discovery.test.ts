@@ -1,4 +1,4 @@
-import { ListenError, createNode } from '@gpumesh/net'
+import { ListenError, createNode, generatePeerKey } from '@gpumesh/net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { stopAll, until } from './nodes.js'
 import type { GpumeshNode } from '@gpumesh/net'
@@ -27,6 +27,24 @@ describe('discovery', () => {
     // the leaf dials, nobody told it to: both ends see the connection once the upgrade finishes
     await until(() => leaf.getConnections(hub.peerId).length > 0 && hub.getConnections(leaf.peerId).length > 0)
     expect(leaf.getConnections(hub.peerId)[0]?.direction).toBe('outbound')
+  })
+
+  it('dials a bootstrap peer again when it comes back after a restart', async () => {
+    const key = await generatePeerKey()
+    const hub = await createNode({ ...local, privateKey: key })
+    const addr = hub.getMultiaddrs()[0]
+    if (addr == null) throw new Error('hub has no address')
+    const leaf = await createNode({ ...local, bootstrap: [addr.toString()], bootstrapRedialMs: 200 })
+    nodes.push(leaf)
+    await until(() => leaf.getConnections(hub.peerId).length > 0)
+    await hub.stop()
+    await until(() => leaf.getConnections(hub.peerId).length === 0)
+    // Down for a while (redials fail meanwhile), then back on the same address with the same key.
+    await new Promise((resolve) => setTimeout(resolve, 600))
+    const back = await createNode({ ...local, listen: [`/ip4/127.0.0.1/tcp/${/\/tcp\/(\d+)/.exec(addr.toString())?.[1] ?? 0}`], privateKey: key })
+    nodes.push(back)
+    await until(() => leaf.getConnections(back.peerId).length > 0, 5_000)
+    expect(leaf.getConnections(back.peerId)[0]?.direction).toBe('outbound')
   })
 
   it('finds a peer through the private DHT with loopback addresses kept', async () => {
