@@ -17,6 +17,6 @@ export {
   type JobClientClock, type JobClientOptions, type JobOutcome
 } from './job-client.js'
 export {
-  FINAL_RECORD_STATES, LeaseStore, applyOutcome, attachStartedAt, describeJobRefusal, recordUsage, newLeaseRecord, runLeasedJob,
+  FINAL_RECORD_STATES, LeaseStore, applyOutcome, attachStartedAt, describeJobRefusal, recordFollower, recordUsage, newLeaseRecord, runLeasedJob,
   type LeaseRecord, type LeaseRecordState, type LeaseSummary, type RunLeasedJobOptions
 } from './lease-session.js'

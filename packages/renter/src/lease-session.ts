@@ -239,11 +239,11 @@ export async function runLeasedJob (o: RunLeasedJobOptions): Promise<LeaseSummar
   let saving: Promise<void> = Promise.resolve()
   const persistSoon = (): void => { saving = saving.then(async () => { await persist(false) }).catch(() => {}) }
 
+  const follow = recordFollower(record)
   const onEvent = (e: JobEvent): void => {
-    record.lastSequence = Math.max(record.lastSequence, e.sequence)
+    follow.onEvent(e)
     if (e.kind === 'started') { record.state = 'running'; startedAt ??= now(); record.startedAt ??= startedAt }
     if (e.kind === 'checkpoint') record.lastCheckpoint = e.text ?? `checkpoint at event ${e.sequence}`
-    if (e.kind === 'usage' && e.report != null) recordUsage(record, e.report.report)
     if (e.kind === 'exit') { record.exitCode = e.exitCode ?? null; endedAt = now() }
     if (e.kind === 'terminated') { record.reason = e.reason ?? null; endedAt = now() }
     persistSoon()
@@ -259,8 +259,7 @@ export async function runLeasedJob (o: RunLeasedJobOptions): Promise<LeaseSummar
     ...(o.signal != null ? { signal: o.signal } : {}),
     onEvent,
     onVoucher: (v: { cumulativeAmount: bigint, sequence: bigint }) => {
-      record.paid = v.cumulativeAmount
-      record.voucherSequence = v.sequence
+      follow.onVoucher(v)
       persistSoon()
     }
   }
@@ -383,6 +382,27 @@ export function applyOutcome (record: LeaseRecord, outcome: JobOutcome): void {
   record.exitCode = outcome.exitCode
   record.reason = outcome.reason ?? record.reason
   record.state = toRecordState(outcome.state)
+}
+
+/**
+ * What following a job tells its record, the same for the session and for a later attach (`lease
+ * status`, `lease logs`): the last event seen, the billed and GPU time of usage reports, the newest
+ * voucher signed.
+ */
+export function recordFollower (record: LeaseRecord): {
+  onEvent: (e: JobEvent) => void
+  onVoucher: (v: { cumulativeAmount: bigint, sequence: bigint }) => void
+} {
+  return {
+    onEvent: (e) => {
+      record.lastSequence = Math.max(record.lastSequence, e.sequence)
+      if (e.kind === 'usage' && e.report != null) recordUsage(record, e.report.report)
+    },
+    onVoucher: (v) => {
+      record.paid = v.cumulativeAmount
+      record.voucherSequence = v.sequence
+    }
+  }
 }
 
 /**

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util'
 import { marketDomain } from '@gpumesh/protocol'
-import { attachJob, attachStartedAt, recordUsage, type JobOutcome } from '@gpumesh/renter'
+import { attachJob, attachStartedAt, recordFollower, type JobOutcome } from '@gpumesh/renter'
 import { resolveDataDir } from '../data-dir.js'
 import { EXIT } from '../errors.js'
 import { leaseStore, renterCliError, renterIdentity, renterNode, saveAttachResult } from './lease-common.js'
@@ -42,6 +42,7 @@ export const leaseLogsCommand: Command = {
       }
       touch()
       let ended: JobOutcome | null = null
+      const follow = recordFollower(record)
       try {
         const outcome = await attachJob({
           node,
@@ -53,11 +54,10 @@ export const leaseLogsCommand: Command = {
           signal: controller.signal,
           fromSequence: 0,
           startedAt: attachStartedAt(record),
-          onVoucher: (v) => { record.paid = v.cumulativeAmount; record.voucherSequence = v.sequence },
+          onVoucher: follow.onVoucher,
           onEvent: (e) => {
             touch()
-            record.lastSequence = Math.max(record.lastSequence, e.sequence)
-            if (e.kind === 'usage' && e.report != null) recordUsage(record, e.report.report)
+            follow.onEvent(e)
             if (values.json) ctx.stdout(JSON.stringify({ sequence: e.sequence, at: e.at, kind: e.kind, stream: e.stream ?? null, text: e.text ?? null }) + '\n')
             else printEvent(e, ctx, false)
           }

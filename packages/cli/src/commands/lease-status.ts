@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util'
 import { formatAmount, jsonReplacer, marketDomain } from '@gpumesh/protocol'
-import { FINAL_RECORD_STATES, attachJob, attachStartedAt, recordUsage, type JobOutcome, type LeaseRecord } from '@gpumesh/renter'
+import { FINAL_RECORD_STATES, attachJob, attachStartedAt, recordFollower, type JobOutcome, type LeaseRecord } from '@gpumesh/renter'
 import { resolveDataDir } from '../data-dir.js'
 import { EXIT } from '../errors.js'
 import { formatDuration, leaseStore, renterCliError, renterIdentity, renterNode, saveAttachResult } from './lease-common.js'
@@ -87,6 +87,7 @@ async function providerView (record: LeaseRecord, waitMs: number, dataDir: strin
   const timer = setTimeout(stopAll, Math.max(500, waitMs))
   let events = 0
   let last = ''
+  const follow = recordFollower(record)
   try {
     const outcome = await attachJob({
       node,
@@ -98,13 +99,8 @@ async function providerView (record: LeaseRecord, waitMs: number, dataDir: strin
       signal: controller.signal,
       fromSequence: record.lastSequence,
       startedAt: attachStartedAt(record),
-      onEvent: (e) => {
-        events++
-        last = e.kind
-        record.lastSequence = Math.max(record.lastSequence, e.sequence)
-        if (e.kind === 'usage' && e.report != null) recordUsage(record, e.report.report)
-      },
-      onVoucher: (v) => { record.paid = v.cumulativeAmount; record.voucherSequence = v.sequence }
+      onEvent: (e) => { events++; last = e.kind; follow.onEvent(e) },
+      onVoucher: follow.onVoucher
     })
     return { remote: { state: outcome.state, detail: `${outcome.exitCode != null ? `exit code ${outcome.exitCode}, ` : ''}paid ${formatAmount(outcome.paid, record.tokenDecimals)}` }, outcome }
   } catch (err) {

@@ -31,7 +31,8 @@ export interface ClosedLease { leaseId: string, billedToOffsetMs: number, exitCo
  * not mistaken for it — is re-attached and handed to `jobs`. Otherwise the lease is closed after a
  * final period from the last billed offset to the last recorded sample (bounded by the lease):
  * `completed` (EXIT_0) when the job's wrapper recorded exit status 0 — it ran to its end while the
- * daemon was down, and its renter should hear that it succeeded — else `failed` with reason JOB_LOST. Billing is never doubled: periods must extend the ledger's exactly, and a
+ * daemon was down, and its renter should hear that it succeeded — else `failed` with reason JOB_LOST.
+ * Billing is never doubled: periods must extend the ledger's exactly, and a
  * lease already closed with a final period only gets its state transition.
  */
 export async function recoverLeases (ledger: Ledger, runner: JobRunner | null, options: RecoverLeasesOptions): Promise<RecoveryResult> {
