@@ -18,7 +18,7 @@ export default tseslint.config(
   },
   {
     // Only the CLI and the scripts talk to a terminal.
-    files: ['packages/cli/**', 'scripts/**', 'test/fixtures/**'],
+    files: ['packages/cli/**', 'scripts/**', 'packages/*/scripts/**', 'test/fixtures/**'],
     rules: { 'no-console': 'off' }
   },
   {

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url'
 import { defineConfig } from 'vitest/config'
 
-const packages = ['protocol', 'net', 'ledger', 'provider', 'matcher', 'renter', 'cli']
+const packages = ['protocol', 'net', 'ledger', 'settlement', 'provider', 'matcher', 'renter', 'cli']
 
 export default defineConfig({
   resolve: {
