@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3'
-import { DEFAULT_BUSY_TIMEOUT_MS, MAX_VOUCHER_SEQUENCE, VOUCHER_SEQUENCE_DIGITS } from './constants.js'
+import { DEFAULT_BUSY_TIMEOUT_MS, MAX_VOUCHER_SEQUENCE, VOUCHER_SEQUENCE_DIGITS, ZERO_ADDRESS } from './constants.js'
 import {
   InvalidInputError, InvalidTransitionError, LedgerClosedError, LedgerError, NoCapacityError, NotFoundError,
   ReplayError, UsagePeriodOrderError, VoucherOrderError, toLedgerError
@@ -7,7 +7,7 @@ import {
 import { canTransition, isActiveLeaseState, isEndedLeaseState, isLeaseState } from './lease-state.js'
 import type { LeaseState } from './lease-state.js'
 import { assertKnownVersion, migrate } from './migrations.js'
-import { checkJsonText, moneyToText, optionalMoneyToText, stringifyJson } from './money.js'
+import { checkAddress, checkJsonText, moneyToText, optionalMoneyToText, stringifyJson } from './money.js'
 import {
   gpuFromRow, leaseEventFromRow, leaseFromRow, offerFromRow, rejectionFromRow, settlementFromRow,
   usagePeriodFromRow, usageSampleFromRow, voucherFromRow
@@ -16,6 +16,7 @@ import type {
   GpuRow, LeaseEventRow, LeaseRow, OfferRow, RejectionRow, SettlementRow, UsagePeriodRow, UsageSampleRow,
   VoucherRow
 } from './rows.js'
+import { SettlementStore } from './settlements.js'
 import { prepareStatements } from './statements.js'
 import type { Statements } from './statements.js'
 import type {
@@ -23,6 +24,10 @@ import type {
   LedgerOptions, OfferRecord, RejectionInput, RejectionRecord, ReserveLeaseInput, SettlementInput,
   SettlementRecord, SettlementState, TransitionExtra, UsagePeriodInput, UsagePeriodRecord, UsageSample,
   UsageSampleRecord, VoucherInput, VoucherRecord
+} from './types.js'
+import type {
+  ChainPaid, ConfirmSettlementInput, EarningsOptions, LeaseSettlementView, SettlementBatchRecord, SettlementEntryInput,
+  SettlementKind, TokenEarnings, UnsettledVoucher, UnsettledVouchersOptions
 } from './types.js'
 
 const SYSTEM_CLOCK: Clock = { now: () => Date.now() }
@@ -49,6 +54,7 @@ interface Open {
   durable: <T>(fn: () => T) => T
   /** Runs `fn` in an IMMEDIATE transaction committed with synchronous=NORMAL (no fsync). */
   relaxed: <T>(fn: () => T) => T
+  settlements: SettlementStore
 }
 
 /**
@@ -99,11 +105,13 @@ export class Ledger {
           if (sync !== s.syncFull) s.syncFull.run()
         }
       }
+      const durable = <T>(fn: () => T): T => inTransaction(s.syncFull, fn)
       this.#open = {
         db,
         s,
-        durable: (fn) => inTransaction(s.syncFull, fn),
-        relaxed: (fn) => inTransaction(s.syncNormal, fn)
+        durable,
+        relaxed: (fn) => inTransaction(s.syncNormal, fn),
+        settlements: new SettlementStore(db, durable, this.#clock)
       }
       this.#logger.info({ path: this.path }, 'ledger open')
     } catch (err) {
@@ -239,6 +247,7 @@ export class Ledger {
         startDeadline: input.startDeadline,
         jobHash: input.jobHash,
         terms: input.terms == null ? null : checkJsonText(input.terms, 'terms'),
+        escrow: checkAddress(input.escrow ?? ZERO_ADDRESS, 'escrow'),
         reason: 'accepted',
         now: this.#clock.now()
       }
@@ -533,6 +542,69 @@ export class Ledger {
 
   listSettlements (): SettlementRecord[] {
     return this.#run('list settlements', ({ s }) => (s.listSettlements.all() as SettlementRow[]).map(settlementFromRow))
+  }
+
+  // ── Settlement ────────────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * The newest voucher of every lease that is above what was settled for it: on-chain, what the
+   * escrow paid the lease (as last recorded from the chain); off-chain, what was exported. Leases in
+   * an unfinished (pending or submitted) on-chain batch are left out. Oldest voucher first.
+   */
+  unsettledVouchers (options: UnsettledVouchersOptions): UnsettledVoucher[] {
+    return this.#run('read unsettled vouchers', ({ settlements }) => settlements.unsettledVouchers(options))
+  }
+
+  /** Records an on-chain batch and its entries as `pending`, durably, in one transaction: before sending. */
+  recordOnchainBatch (entries: readonly SettlementEntryInput[], batch: string | null = null): SettlementBatchRecord {
+    return this.#run('record settlement batch', ({ settlements }) => settlements.recordOnchainBatch(entries, batch))
+  }
+
+  /** pending → submitted, with the transaction hash (recorded before the transaction is broadcast). */
+  markSettlementSubmitted (id: number, txHash: string): SettlementRecord {
+    return this.#run('mark settlement submitted', ({ settlements }) => settlements.markSubmitted(id, txHash))
+  }
+
+  /**
+   * → confirmed, with each entry's paid amount and code, and each lease's redeemed total (the larger of
+   * what was recorded and what the escrow reported), in one transaction. Entries not given are FAILED.
+   */
+  confirmSettlement (id: number, input: ConfirmSettlementInput): SettlementBatchRecord {
+    return this.#run('confirm settlement', ({ settlements }) => settlements.confirm(id, input))
+  }
+
+  /** → failed, with the reason; its entries paid nothing. */
+  failSettlement (id: number, error: string, txHash: string | null = null): SettlementBatchRecord {
+    return this.#run('fail settlement', ({ settlements }) => settlements.fail(id, error, txHash))
+  }
+
+  /** Sets what each lease was paid on chain to the chain's own figure (the truth), in one transaction. */
+  recordChainPaid (paid: readonly ChainPaid[], txHash: string | null = null): void {
+    this.#run('record chain paid', ({ settlements }) => { settlements.recordChainPaid(paid, txHash) })
+  }
+
+  /** Records an off-chain export (state `exported`) and marks its leases exported, in one transaction. */
+  recordOffchainExport (entries: readonly SettlementEntryInput[], batch: string): SettlementBatchRecord {
+    return this.#run('record off-chain export', ({ settlements }) => settlements.recordOffchainExport(entries, batch))
+  }
+
+  /** Batches of that kind left `pending` or `submitted` (by a crash, or still in flight), oldest first. */
+  unfinishedSettlements (kind: SettlementKind = 'onchain'): SettlementBatchRecord[] {
+    return this.#run('read unfinished settlements', ({ settlements }) => settlements.unfinished(kind))
+  }
+
+  settlementBatch (id: number): SettlementBatchRecord | null {
+    return this.#run('read settlement', ({ settlements }) => settlements.batch(id))
+  }
+
+  /** Per chain and token: accrued, vouchered, exported, redeemed, outstanding, and who owes it. */
+  earnings (options: EarningsOptions = {}): TokenEarnings[] {
+    return this.#run('read earnings', ({ settlements }) => settlements.earnings(options))
+  }
+
+  /** One lease's settlement figures; null when there is no such lease. */
+  leaseSettlement (leaseId: string): LeaseSettlementView | null {
+    return this.#run('read lease settlement', ({ settlements }) => settlements.leaseView(leaseId))
   }
 
   // ── Internals ─────────────────────────────────────────────────────────────────────────────────────

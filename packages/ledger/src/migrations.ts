@@ -208,10 +208,48 @@ CREATE TABLE kv (
 ) STRICT;
 `
 
+/**
+ * Settlement: which contract settles each lease (zero = off-chain), the entries of each settlement
+ * batch, and per lease what was redeemed on chain (the chain's own figure, as last read) and what
+ * was exported off-chain.
+ */
+const V2 = `
+ALTER TABLE leases ADD COLUMN escrow TEXT NOT NULL DEFAULT '0x0000000000000000000000000000000000000000'
+  CHECK (length(escrow) = 42 AND escrow GLOB '0x*');
+
+ALTER TABLE settlements ADD COLUMN error TEXT;
+ALTER TABLE settlements ADD COLUMN block_number INTEGER;
+ALTER TABLE settlements ADD COLUMN gas_used TEXT ${optionalMoney('gas_used')};
+CREATE INDEX settlements_state ON settlements (kind, state);
+
+-- One row per lease in a batch: the voucher it carried, and once known what it paid and why.
+CREATE TABLE settlement_entries (
+  settlement_id INTEGER NOT NULL REFERENCES settlements (id),
+  lease_id TEXT NOT NULL REFERENCES leases (lease_id),
+  sequence TEXT NOT NULL CHECK (length(sequence) = 20 AND sequence NOT GLOB '*[^0-9]*'),
+  cumulative_amount TEXT NOT NULL ${money('cumulative_amount')},
+  paid_amount TEXT ${optionalMoney('paid_amount')},
+  code TEXT,
+  PRIMARY KEY (settlement_id, lease_id)
+) STRICT;
+CREATE INDEX settlement_entries_lease ON settlement_entries (lease_id);
+
+-- Per lease: redeemed = what the escrow says the lease was paid (set from the chain, which is the
+-- truth); exported = the cumulative amount of the newest voucher exported off-chain.
+CREATE TABLE lease_settlement (
+  lease_id TEXT PRIMARY KEY REFERENCES leases (lease_id),
+  redeemed_amount TEXT NOT NULL DEFAULT '0' ${money('redeemed_amount')},
+  exported_amount TEXT NOT NULL DEFAULT '0' ${money('exported_amount')},
+  last_settlement_id INTEGER REFERENCES settlements (id),
+  last_tx_hash TEXT,
+  updated_at INTEGER NOT NULL
+) STRICT;
+`
+
 export type Migration = string | ((db: Database.Database) => void)
 
 /** Migration i brings the schema from user_version i to i + 1. */
-export const MIGRATIONS: readonly Migration[] = [V1]
+export const MIGRATIONS: readonly Migration[] = [V1, V2]
 
 /** The schema version this code writes. */
 export const SCHEMA_VERSION: number = MIGRATIONS.length

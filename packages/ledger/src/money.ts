@@ -43,3 +43,11 @@ export function checkJsonText (text: string, field: string): string {
   }
   return text
 }
+
+const ADDRESS = /^0x[0-9a-fA-F]{40}$/
+
+/** Requires a 0x address (20 bytes of hex); returns it unchanged. */
+export function checkAddress<T extends string> (value: T, field: string): T {
+  if (typeof value !== 'string' || !ADDRESS.test(value)) throw new InvalidInputError(field, 'expected a 0x address of 20 bytes')
+  return value
+}

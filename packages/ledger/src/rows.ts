@@ -74,6 +74,7 @@ export interface LeaseRow {
   start_deadline: number
   job_hash: string
   terms: string | null
+  escrow: string
   state: string
   state_reason: string
   created_at: number
@@ -106,6 +107,7 @@ export function leaseFromRow (row: LeaseRow): LeaseRecord {
     startDeadline: row.start_deadline,
     jobHash: row.job_hash as Bytes32,
     terms: row.terms,
+    escrow: row.escrow as Address,
     gpus: JSON.parse(row.gpus) as string[],
     state: row.state as LeaseState,
     stateReason: row.state_reason,
@@ -254,6 +256,9 @@ export interface SettlementRow {
   tx_hash: string | null
   batch: string | null
   state: string
+  error: string | null
+  block_number: number | null
+  gas_used: string | null
 }
 
 export function settlementFromRow (row: SettlementRow): SettlementRecord {
@@ -266,6 +271,9 @@ export function settlementFromRow (row: SettlementRow): SettlementRecord {
     total: moneyFromText(row.total, 'total'),
     txHash: row.tx_hash,
     batch: row.batch,
-    state: row.state as SettlementState
+    state: row.state as SettlementState,
+    error: row.error,
+    blockNumber: row.block_number,
+    gasUsed: optionalMoneyFromText(row.gas_used, 'gas_used')
   }
 }

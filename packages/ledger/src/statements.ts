@@ -2,7 +2,7 @@ import type Database from 'better-sqlite3'
 
 /** Every statement the ledger runs, prepared once when it opens. Internal to the package. */
 
-const LEASE_COLUMNS = `l.*, (SELECT json_group_array(gpu_uuid) FROM
+export const LEASE_COLUMNS = `l.*, (SELECT json_group_array(gpu_uuid) FROM
   (SELECT gpu_uuid FROM lease_gpus WHERE lease_id = l.lease_id ORDER BY position)) AS gpus`
 
 const GPU_COLUMNS = `g.*, r.lease_id AS lease_id, l.state AS lease_state FROM gpus g
@@ -33,10 +33,10 @@ const SQL = {
 
   insertLease: `INSERT INTO leases (lease_id, order_id, renter, renter_peer_id, matcher_peer_id, provider, token,
       chain_id, price_per_gpu_hour, gpu_class, gpu_count, duration_sec, billing_interval_sec, payment_grace_sec,
-      start_deadline, job_hash, terms, state, state_reason, created_at, updated_at)
+      start_deadline, job_hash, terms, escrow, state, state_reason, created_at, updated_at)
     VALUES (@leaseId, @orderId, @renter, @renterPeerId, @matcherPeerId, @provider, @token,
       @chainId, @pricePerGpuHour, @gpuClass, @gpuCount, @durationSec, @billingIntervalSec, @paymentGraceSec,
-      @startDeadline, @jobHash, @terms, 'accepted', @reason, @now, @now)`,
+      @startDeadline, @jobHash, @terms, @escrow, 'accepted', @reason, @now, @now)`,
   insertLeaseGpu: 'INSERT INTO lease_gpus (lease_id, gpu_uuid, position) VALUES (?, ?, ?)',
   insertReservation: 'INSERT INTO active_reservations (gpu_uuid, lease_id) VALUES (?, ?)',
   releaseReservations: 'DELETE FROM active_reservations WHERE lease_id = ?',

@@ -96,6 +96,8 @@ export interface ReserveLeaseInput {
   eligibleGpuUuids: readonly string[]
   /** Signed lease terms (JSON text), when already known; else set later with `setLeaseTerms`. */
   terms?: string | null
+  /** The escrow contract that settles the lease; the zero address (default) settles off-chain. */
+  escrow?: Address
   /** Stored with the `proposed → accepted` event. */
   detail?: Record<string, unknown>
 }
@@ -119,6 +121,8 @@ export interface LeaseRecord {
   jobHash: Bytes32
   /** Signed lease terms (JSON text) or null until set. */
   terms: string | null
+  /** The escrow contract that settles the lease; the zero address when it settles off-chain. */
+  escrow: Address
   /** GPU UUIDs, in the order they were chosen. */
   gpus: string[]
   state: LeaseState
@@ -252,4 +256,128 @@ export interface SettlementRecord extends SettlementInput {
   id: number
   createdAt: number
   updatedAt: number
+  /** Why an on-chain batch failed; null otherwise. */
+  error: string | null
+  /** Block of the confirmed transaction; null until confirmed. */
+  blockNumber: number | null
+  /** Gas the confirmed transaction used; null until confirmed. */
+  gasUsed: bigint | null
+}
+
+// ── Settlement ─────────────────────────────────────────────────────────────────────────────────────
+
+/** One lease in a settlement batch: the newest voucher it carried. */
+export interface SettlementEntryInput {
+  leaseId: string
+  /** uint64: the voucher's sequence. */
+  sequence: bigint
+  cumulativeAmount: bigint
+}
+
+export interface SettlementEntryRecord extends SettlementEntryInput {
+  settlementId: number
+  /** What this entry paid (on-chain) or added to what was exported (off-chain); null until known. */
+  paidAmount: bigint | null
+  /** The escrow's per-entry code (PAID, CAPPED, REPLAY, …), EXPORTED off-chain; null until known. */
+  code: string | null
+}
+
+/** A settlement batch with its entries. */
+export interface SettlementBatchRecord extends SettlementRecord {
+  entries: SettlementEntryRecord[]
+}
+
+export interface UnsettledVouchersOptions {
+  /** onchain: leases settled by an escrow (optionally this one); offchain: leases whose escrow is zero. */
+  kind: SettlementKind
+  /** Only this escrow (on-chain). */
+  escrow?: Address
+  /** Only leases whose newest voucher arrived at or after this time (ms). */
+  since?: number
+  /** Only leases whose unsettled amount is at least this. Default 1 (anything unsettled). */
+  minAmount?: bigint
+}
+
+/** A lease whose newest voucher is above what was settled for it. */
+export interface UnsettledVoucher {
+  lease: LeaseRecord
+  voucher: VoucherRecord
+  /** Redeemed on-chain (the chain's figure as last recorded) or exported off-chain, by kind. */
+  settled: bigint
+  /** voucher.cumulativeAmount − settled (> 0). */
+  unsettled: bigint
+}
+
+/** The result of one entry of a confirmed on-chain batch. */
+export interface SettlementEntryOutcome {
+  leaseId: string
+  paidAmount: bigint
+  code: string
+  /** What the escrow says the lease was paid in all after this batch, when known (from the event). */
+  redeemedTotal: bigint | null
+}
+
+export interface ConfirmSettlementInput {
+  txHash: string
+  blockNumber: number | null
+  gasUsed: bigint | null
+  entries: SettlementEntryOutcome[]
+}
+
+/** A lease's on-chain paid amount as read from the escrow. */
+export interface ChainPaid {
+  leaseId: string
+  redeemed: bigint
+}
+
+export interface EarningsOptions {
+  /** Only leases created at or after this time (ms). */
+  since?: number
+}
+
+/** Money figures of a set of leases. See the ledger README for each definition. */
+export interface EarningsFigures {
+  /** Metered: the cumulative amount of each lease's newest usage period. */
+  accrued: bigint
+  /** Covered by vouchers: the cumulative amount of each lease's newest voucher. */
+  vouchered: bigint
+  /** Exported off-chain: the cumulative amount of each lease's newest exported voucher. */
+  exported: bigint
+  /** Redeemed on-chain: what the escrow paid each lease, as last read from the chain. */
+  redeemed: bigint
+  /** Owed and not yet settled: Σ max(accrued, vouchered) − (redeemed + exported), per lease. */
+  outstanding: bigint
+  /** Metered but not covered by a voucher: Σ max(0, accrued − vouchered), per lease. */
+  unvouchered: bigint
+  leases: number
+}
+
+export interface RenterEarnings extends EarningsFigures {
+  renter: Address
+}
+
+export interface TokenEarnings extends EarningsFigures {
+  chainId: bigint
+  token: Address
+  /** Renters with something outstanding, largest first. */
+  renters: RenterEarnings[]
+}
+
+/** One lease's settlement figures (for `lease status` and `leases`). */
+export interface LeaseSettlementView {
+  leaseId: string
+  kind: SettlementKind
+  escrow: Address
+  accrued: bigint
+  vouchered: bigint
+  /** The newest voucher's sequence; null when there is none. */
+  voucherSequence: bigint | null
+  redeemed: bigint
+  exported: bigint
+  outstanding: bigint
+  /** The newest batch this lease was in, and its state and transaction. */
+  lastSettlementId: number | null
+  lastSettlementState: SettlementState | null
+  lastTxHash: string | null
+  updatedAt: number | null
 }

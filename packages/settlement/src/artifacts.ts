@@ -46,7 +46,7 @@ interface SolcOutput {
 const settings = {
   evmVersion: SOLC_EVM_VERSION,
   optimizer: { enabled: true, runs: SOLC_OPTIMIZER_RUNS },
-  viaIR: false,
+  viaIR: true,
   outputSelection: { '*': { '*': ['abi', 'evm.bytecode.object'] } }
 }
 
