@@ -74,6 +74,8 @@ export interface RedeemOptions {
    * here survives a crash that happens while the transaction is on its way.
    */
   onSigned?: (txHash: Hex) => Promise<void> | void
+  /** Called once the node accepted the transaction, before waiting for its receipt. */
+  onBroadcast?: (txHash: Hex) => Promise<void> | void
 }
 
 /** keccak256(abi.encode(leaseId, provider, renter, token)): a lease's identity in the escrow. */
@@ -265,7 +267,7 @@ export class EscrowClient {
     if (groups.length === 0) throw new ChainError('None of the vouchers carries a usable signature; nothing was sent.', 'BAD_INPUT', false)
     const { iface } = await this.#escrowContract()
     const data = iface.encodeFunctionData('redeem', [groups])
-    const receipt = await this.#send(this.escrow, data, 'redeem', options.signal, options.onSigned)
+    const receipt = await this.#send(this.escrow, data, 'redeem', options.signal, options.onSigned, options.onBroadcast)
     return await this.redeemResult(receipt, vouchers)
   }
 
@@ -365,7 +367,8 @@ export class EscrowClient {
    * Sends one transaction through this key's queue: nonce from the node, gas estimated (a revert
    * shows here, before anything is signed), signed, `onSigned(hash)`, broadcast, receipt awaited.
    */
-  async #send (to: string, data: string, what: string, signal?: AbortSignal, onSigned?: (txHash: Hex) => Promise<void> | void): Promise<TransactionReceipt> {
+  async #send (to: string, data: string, what: string, signal?: AbortSignal, onSigned?: (txHash: Hex) => Promise<void> | void,
+    onBroadcast?: (txHash: Hex) => Promise<void> | void): Promise<TransactionReceipt> {
     const wallet = this.#requireWallet()
     signal?.throwIfAborted()
     const hash = await serialized(`${this.rpcUrl}|${wallet.address}`, async () => {
@@ -390,6 +393,7 @@ export class EscrowClient {
       this.#logger.debug({ txHash, what, nonce: populated.nonce }, 'transaction sent')
       return txHash
     })
+    if (onBroadcast !== undefined) await onBroadcast(hash)
     return await this.waitForReceipt(hash, signal === undefined ? {} : { signal })
   }
 

@@ -18,3 +18,7 @@ export type { ChainErrorCode, ChainErrorOptions } from './errors.js'
 export * from './constants.js'
 export { SILENT_LOGGER } from './types.js'
 export type { SettlementLogger } from './types.js'
+export { settleOnchain, unredeemedAmount } from './settle-onchain.js'
+export type {
+  ReconciledBatch, RetryOptions, SettleOnchainOptions, SettleProgress, SettleReport, SettledBatch, SettledEntry, SkippedLease
+} from './settle-onchain.js'
