@@ -20,7 +20,11 @@ const REVERT_HINTS: Record<string, string> = {
 export function toChainError (err: unknown, what: string, rpcUrl: string | null, iface: Interface | null): ChainError {
   if (err instanceof ChainError) return err
   const where = rpcUrl === null ? 'the node' : `the node at ${rpcUrl}`
-  if (err instanceof Error && err.name === 'AbortError') return new ChainError(`${what} was stopped.`, 'ABORTED', false, { cause: err })
+  const Where = where.charAt(0).toUpperCase() + where.slice(1)
+  if (err instanceof Error && err.name === 'AbortError') return new ChainError(`Stopped before ${what} finished.`, 'ABORTED', false, { cause: err })
+  if (err instanceof Error && err.name === 'TimeoutError') {
+    return new ChainError(`${Where} did not answer ${what} in time; check the RPC URL and try again.`, 'NETWORK', true, { cause: err })
+  }
   if (isError(err, 'CALL_EXCEPTION')) {
     let reason: string | null = err.revert?.name ?? null
     if (reason === null && iface !== null && typeof err.data === 'string' && err.data.length >= 10) {
@@ -40,14 +44,14 @@ export function toChainError (err: unknown, what: string, rpcUrl: string | null,
     return new ChainError(`Another transaction from the same key got in the way of ${what}; try again.`, 'NONCE', true, { cause: err })
   }
   if (isError(err, 'TIMEOUT') || isError(err, 'NETWORK_ERROR') || isError(err, 'SERVER_ERROR')) {
-    return new ChainError(`${where} could not be reached for ${what}; check the RPC URL and try again.`, 'NETWORK', true, { cause: err })
+    return new ChainError(`${Where} could not be reached for ${what}; check the RPC URL and try again.`, 'NETWORK', true, { cause: err })
   }
   if (isError(err, 'INVALID_ARGUMENT') || isError(err, 'NUMERIC_FAULT') || isError(err, 'BAD_DATA')) {
     return new ChainError(`The ${what} request was not valid: ${shortMessage(err)}.`, 'BAD_INPUT', false, { cause: err })
   }
   const message = err instanceof Error ? err.message : String(err)
   if (/ECONNREFUSED|ECONNRESET|fetch failed|socket hang up|ETIMEDOUT|EHOSTUNREACH/i.test(message)) {
-    return new ChainError(`${where} could not be reached for ${what}; check the RPC URL and try again.`, 'NETWORK', true, { cause: err })
+    return new ChainError(`${Where} could not be reached for ${what}; check the RPC URL and try again.`, 'NETWORK', true, { cause: err })
   }
   if (/nonce too low|nonce too high|replacement transaction underpriced/i.test(message)) {
     return new ChainError(`Another transaction from the same key got in the way of ${what}; try again.`, 'NONCE', true, { cause: err })
@@ -55,7 +59,7 @@ export function toChainError (err: unknown, what: string, rpcUrl: string | null,
   if (/insufficient funds/i.test(message)) {
     return new ChainError(`The sending key cannot pay the gas for ${what}; fund it with the chain's native coin.`, 'INSUFFICIENT_FUNDS', false, { cause: err })
   }
-  return new ChainError(`${what} failed at ${where}: ${shortMessage(err)}.`, 'UNKNOWN', false, { cause: err })
+  return new ChainError(`The ${what} call failed at ${where}: ${shortMessage(err)}.`, 'UNKNOWN', false, { cause: err })
 }
 
 function shortMessage (err: unknown): string {

@@ -8,7 +8,7 @@
  * recorded) before the chain can see it; a broadcast that fails is retried with the same signed
  * transaction. Every ethers or RPC failure leaves this module as a {@link ChainError}.
  */
-import { AbiCoder, Contract, Interface, JsonRpcProvider, Wallet, getAddress, isAddress, keccak256 } from 'ethers'
+import { AbiCoder, Contract, Interface, JsonRpcProvider, Network, Wallet, getAddress, isAddress, keccak256 } from 'ethers'
 import type { Log, Signer, TransactionReceipt, TransactionRequest } from 'ethers'
 import type { Address, Bytes32, Hex, Voucher } from '@gpumesh/protocol'
 import { loadContracts } from './artifacts.js'
@@ -140,8 +140,10 @@ async function serialized<T> (key: string, fn: () => Promise<T>): Promise<T> {
 export class EscrowClient {
   readonly escrow: Address
   readonly rpcUrl: string
-  readonly #provider: JsonRpcProvider
-  readonly #wallet: Wallet | null
+  /** The key, not connected; connected to the provider once the chain id is known. */
+  readonly #key: Wallet | null
+  #connection: Promise<{ provider: JsonRpcProvider, wallet: Wallet | null }> | null = null
+  #provider: JsonRpcProvider | null = null
   readonly #logger: SettlementLogger
   readonly #rpcTimeoutMs: number
   readonly #receiptTimeoutMs: number
@@ -160,13 +162,12 @@ export class EscrowClient {
     if (!isAddress(options.escrow)) throw new ChainError(`The escrow address ${String(options.escrow)} is not an address.`, 'BAD_INPUT', false)
     this.escrow = getAddress(options.escrow) as Address
     this.rpcUrl = options.rpcUrl
-    this.#provider = new JsonRpcProvider(options.rpcUrl, undefined, { batchMaxCount: 1, cacheTimeout: -1 })
     this.#logger = options.logger ?? SILENT_LOGGER
     this.#rpcTimeoutMs = options.rpcTimeoutMs ?? DEFAULT_RPC_TIMEOUT_MS
     this.#receiptTimeoutMs = options.receiptTimeoutMs ?? DEFAULT_RECEIPT_TIMEOUT_MS
     this.#pollIntervalMs = options.pollIntervalMs ?? 200
     try {
-      this.#wallet = options.privateKey === undefined ? null : new Wallet(options.privateKey, this.#provider)
+      this.#key = options.privateKey === undefined ? null : new Wallet(options.privateKey)
     } catch (err) {
       throw new ChainError('The payment key is not a valid secp256k1 private key.', 'BAD_INPUT', false, { cause: err })
     }
@@ -174,17 +175,51 @@ export class EscrowClient {
 
   /** The address that sends transactions, or null for a read-only client. */
   get address (): Address | null {
-    return this.#wallet === null ? null : this.#wallet.address as Address
+    return this.#key === null ? null : this.#key.address as Address
   }
 
   /** Closes the JSON-RPC connection. */
   close (): void {
-    this.#provider.destroy()
+    this.#provider?.destroy()
+    this.#provider = null
+    this.#connection = null
   }
 
+  /** The node's chain id (asked once, with a plain JSON-RPC call). */
   async chainId (): Promise<bigint> {
-    this.#chainId ??= await this.#rpc('eth_chainId', async () => BigInt(await this.#provider.send('eth_chainId', []) as string))
+    this.#chainId ??= await this.#rpc('eth_chainId', async () => {
+      const response = await fetch(this.rpcUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_chainId', params: [] }),
+        signal: AbortSignal.timeout(this.#rpcTimeoutMs)
+      })
+      const body = await response.json().catch(() => null) as { result?: unknown } | null
+      if (typeof body?.result !== 'string' || !/^0x[0-9a-fA-F]{1,64}$/.test(body.result)) {
+        throw new ChainError(`The node at ${this.rpcUrl} did not answer eth_chainId with a chain id; check the RPC URL.`, 'NETWORK', true)
+      }
+      return BigInt(body.result)
+    })
     return this.#chainId
+  }
+
+  /**
+   * The ethers provider, made once the chain id is known and pinned to it: ethers then never probes
+   * the network on its own (and never retries or logs in the background when the node is down).
+   */
+  async #connect (): Promise<{ provider: JsonRpcProvider, wallet: Wallet | null }> {
+    this.#connection ??= (async () => {
+      const network = Network.from(await this.chainId())
+      const provider = new JsonRpcProvider(this.rpcUrl, network, { staticNetwork: network, batchMaxCount: 1, cacheTimeout: -1 })
+      this.#provider = provider
+      return { provider, wallet: this.#key === null ? null : this.#key.connect(provider) }
+    })()
+    try {
+      return await this.#connection
+    } catch (err) {
+      this.#connection = null
+      throw err
+    }
   }
 
   // ------------------------------------------------------------------ renters
@@ -192,7 +227,7 @@ export class EscrowClient {
   /** Approves the escrow for `amount` when needed, then deposits it. */
   async deposit (token: Address, amount: bigint, options: { signal?: AbortSignal } = {}): Promise<TxResult> {
     checkAmount(amount)
-    const wallet = this.#requireWallet()
+    const wallet = await this.#requireWallet()
     const allowance = await this.#rpc('allowance', async () => await this.#tokenCall(token, 'allowance', [wallet.address, this.escrow]) as bigint)
     if (allowance < amount) {
       await this.#send(token, this.#tokenIface.encodeFunctionData('approve', [this.escrow, amount]), 'approve', options.signal)
@@ -242,7 +277,7 @@ export class EscrowClient {
     let words: bigint[] = []
     if (groups.length > 0) {
       const { contract } = await this.#escrowContract()
-      const from = this.#wallet?.address
+      const from = this.#key?.address
       words = await this.#rpc('redeem (static)', async () => {
         const fn = contract.getFunction('redeem')
         return [...await fn.staticCall(groups, from === undefined ? {} : { from }) as bigint[]]
@@ -273,12 +308,14 @@ export class EscrowClient {
 
   /** The receipt of a transaction, or null while it is not mined (or unknown to the node). */
   async receipt (txHash: Hex): Promise<TransactionReceipt | null> {
-    return await this.#rpc('eth_getTransactionReceipt', async () => await this.#provider.getTransactionReceipt(txHash))
+    const { provider } = await this.#connect()
+    return await this.#rpc('eth_getTransactionReceipt', async () => await provider.getTransactionReceipt(txHash))
   }
 
   /** Whether the node knows the transaction (mined or waiting in its pool). */
   async knowsTransaction (txHash: Hex): Promise<boolean> {
-    return await this.#rpc('eth_getTransactionByHash', async () => (await this.#provider.getTransaction(txHash)) !== null)
+    const { provider } = await this.#connect()
+    return await this.#rpc('eth_getTransactionByHash', async () => (await provider.getTransaction(txHash)) !== null)
   }
 
   /** Waits for a transaction's receipt (polling), up to the receipt timeout. */
@@ -326,15 +363,15 @@ export class EscrowClient {
 
   // ------------------------------------------------------------------ internals
 
-  #requireWallet (): Wallet {
-    if (this.#wallet === null) throw new ChainError('This needs a payment key to send transactions; none was configured.', 'NO_KEY', false)
-    return this.#wallet
+  async #requireWallet (): Promise<Wallet> {
+    if (this.#key === null) throw new ChainError('This needs a payment key to send transactions; none was configured.', 'NO_KEY', false)
+    return (await this.#connect()).wallet as Wallet
   }
 
   async #escrowContract (): Promise<{ contract: Contract, iface: Interface }> {
-    this.#contract ??= loadContracts().then(({ GpumeshEscrow }) => {
+    this.#contract ??= Promise.all([loadContracts(), this.#connect()]).then(([{ GpumeshEscrow }, { provider }]) => {
       const iface = new Interface(GpumeshEscrow.abi as string[])
-      return { iface, contract: new Contract(this.escrow, iface, this.#provider) }
+      return { iface, contract: new Contract(this.escrow, iface, provider) }
     })
     try {
       return await this.#contract
@@ -352,7 +389,8 @@ export class EscrowClient {
   async #tokenCall (token: Address, name: string, args: unknown[]): Promise<unknown> {
     checkAddress(token, 'token')
     const data = this.#tokenIface.encodeFunctionData(name, args)
-    const result = await this.#provider.call({ to: token, data })
+    const { provider } = await this.#connect()
+    const result = await provider.call({ to: token, data })
     return this.#tokenIface.decodeFunctionResult(name, result)[0]
   }
 
@@ -369,13 +407,14 @@ export class EscrowClient {
    */
   async #send (to: string, data: string, what: string, signal?: AbortSignal, onSigned?: (txHash: Hex) => Promise<void> | void,
     onBroadcast?: (txHash: Hex) => Promise<void> | void): Promise<TransactionReceipt> {
-    const wallet = this.#requireWallet()
+    const wallet = await this.#requireWallet()
+    const { provider } = await this.#connect()
     signal?.throwIfAborted()
     const hash = await serialized(`${this.rpcUrl}|${wallet.address}`, async () => {
       signal?.throwIfAborted()
       const request: TransactionRequest = { to, data }
       const populated = await this.#rpc(`${what} (prepare)`, async () => {
-        const nonce = await this.#provider.getTransactionCount(wallet.address, 'pending')
+        const nonce = await provider.getTransactionCount(wallet.address, 'pending')
         return await wallet.populateTransaction({ ...request, nonce, chainId: await this.chainId() })
       })
       const raw = await wallet.signTransaction(populated)
@@ -383,7 +422,7 @@ export class EscrowClient {
       if (onSigned !== undefined) await onSigned(txHash)
       await this.#rpc(`${what} (broadcast)`, async () => {
         try {
-          await this.#provider.send('eth_sendRawTransaction', [raw])
+          await provider.send('eth_sendRawTransaction', [raw])
         } catch (err) {
           // The node already has it (a retry after a lost answer): that is success.
           if (/already known|known transaction|already imported/i.test(String((err as Error).message))) return
@@ -416,7 +455,7 @@ export class EscrowClient {
 
   async #escrowIfaceOrNull (): Promise<Interface | null> {
     try {
-      return (await this.#escrowContract()).iface
+      return new Interface((await loadContracts()).GpumeshEscrow.abi as string[])
     } catch {
       return null
     }
