@@ -20,3 +20,12 @@ export {
   FINAL_RECORD_STATES, LeaseStore, applyOutcome, attachStartedAt, describeJobRefusal, recordFollower, recordUsage, newLeaseRecord, runLeasedJob,
   type LeaseRecord, type LeaseRecordState, type LeaseSummary, type RunLeasedJobOptions
 } from './lease-session.js'
+export { DEFAULT_BOOK_MAX_PAGES, readBook, type BookRead, type ReadBookOptions } from './book-client.js'
+export {
+  ADAM_MIXED_PRECISION_BYTES_PER_PARAM, CHINCHILLA_TOKENS_PER_PARAM, DEFAULT_MFU, DEFAULT_OFFLINE_GPUS, MFU_WARNING_ABOVE,
+  buildQuote, chinchillaTokens, costOf, expectedLostWallMs, gpuHoursFor, gpuMillisecondsOf, gpusForDeadline, parseCount,
+  shardedStateBytes, trainingFlops, trainingStateBytes,
+  type ClassPeak, type ClassQuote, type LostWork, type OfferedCapacity, type Quote, type QuoteInput, type QuoteMarket, type ReferencePrice
+} from './quote.js'
+export { newestReferencePriceFile, parseReferencePrices, type ReferencePriceFile } from './reference-prices.js'
+export { previewOrder, type OrderPreview, type PreviewCandidate, type PreviewMismatch } from './order-preview.js'
