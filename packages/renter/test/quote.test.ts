@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises'
+import { readFile, readdir } from 'node:fs/promises'
 import { describe, expect, it } from 'vitest'
 import {
   buildQuote, chinchillaTokens, costOf, expectedLostWallMs, gpuHoursFor, gpuMillisecondsOf, gpusForDeadline, newestReferencePriceFile,
@@ -175,7 +175,6 @@ describe('buildQuote offline', () => {
 describe('reference prices', () => {
   it('ships a dated file whose every figure names a class of the GPU table and its source', async () => {
     const config = new URL('../../../config/', import.meta.url)
-    const { readdir } = await import('node:fs/promises')
     const newest = newestReferencePriceFile(await readdir(config))
     expect(newest).toMatch(/^reference-prices-\d{4}-\d{2}-\d{2}\.json$/)
     const file = parseReferencePrices(JSON.parse(await readFile(new URL(newest ?? '', config), 'utf8')))
