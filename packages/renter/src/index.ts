@@ -1,7 +1,8 @@
 /**
  * @gpumesh/renter — the renter SDK: job files, bundles, orders and leases, the lease session from
- * upload to artifacts, local lease records, and vouchers within a budget. No I/O beyond what its
- * arguments name (files, a libp2p node); nothing here touches `process`.
+ * upload to artifacts, local lease records, vouchers within a budget, and reading a matcher's book to
+ * quote a training run or preview an order. No I/O beyond what its arguments name (files, a libp2p
+ * node); nothing here touches `process`.
  */
 export { PaymentPolicy, ReportRefusedError, type PaymentPolicyOptions, type ReportRefusalCode, type VoucherDue } from './payment-policy.js'
 export * from './constants.js'
