@@ -288,7 +288,8 @@ export function buildQuote (input: QuoteInput): Quote {
   if (!(input.mfu > 0 && input.mfu <= 1)) throw new RangeError('the MFU must be above 0 and at most 1')
   const warnings: string[] = []
   const only = input.only == null ? null : new Set(input.only.map((c) => c.toLowerCase()))
-  const peaks = new Map(input.classes.map((c) => [c.class.toLowerCase(), c]))
+  // A row without a usable peak (0, or not a number) is treated like a class the table lacks.
+  const peaks = new Map(input.classes.filter((c) => c.bf16Tflops > 0 && Number.isFinite(c.bf16Tflops)).map((c) => [c.class.toLowerCase(), c]))
   const market = input.market
 
   // Which classes get a row.
@@ -444,7 +445,7 @@ export function buildQuote (input: QuoteInput): Quote {
     }
   }
   if (unknown.size > 0) {
-    warnings.push(`Left out ${[...unknown].sort().join(', ')}: no dense BF16 peak for ${unknown.size === 1 ? 'it' : 'them'} in config/gpu-classes.json.`)
+    warnings.push(`Left out ${[...unknown].sort().join(', ')}: no dense BF16 peak above 0 for ${unknown.size === 1 ? 'it' : 'them'} in config/gpu-classes.json.`)
   }
   return { flops: input.flops, mfu: input.mfu, params: input.params, market: market.kind, classes: rows, warnings, unknownClasses: [...unknown].sort() }
 }

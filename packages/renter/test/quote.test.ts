@@ -124,6 +124,9 @@ describe('buildQuote on a live book', () => {
     expect(y).toMatchObject({ gpuHours: 16, gpus: 2, wallClockHours: 8, costLow: 4_800_000n, costGpus: 4_800_000n })
     expect(q.unknownClasses).toEqual(['Z-NEW'])
     expect(q.warnings.some((w) => w.includes('Z-NEW'))).toBe(true)
+    // A new table row with a peak is quoted without code changes; one with no usable peak is left out, not fatal.
+    expect(buildQuote(input({ classes: [X, Y, { class: 'Z-NEW', bf16Tflops: 2000, memoryMiB: 1024 }] })).classes.map((r) => r.class)).toContain('Z-NEW')
+    expect(buildQuote(input({ classes: [X, { ...Y, bf16Tflops: 0 }] })).unknownClasses).toEqual(['Y-24GB', 'Z-NEW'])
   })
 
   it('uses the GPUs asked for, or as many as a deadline needs, and says when too few are offered', () => {
