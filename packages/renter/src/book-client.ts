@@ -35,6 +35,11 @@ export interface BookRead {
   invalid: number
   /** By provider peer id; empty unless `includeRecords`. */
   records: Map<string, ProviderObservation>
+  /**
+   * False when records were asked for but the matcher refused the field (a matcher from before book
+   * records, whose strict schema answers INVALID_FIELD); the book was then read without them.
+   */
+  recordsServed: boolean
 }
 
 /** Every page of a matcher's book for `filters`, or throws {@link BookReadError}. */
@@ -50,15 +55,24 @@ export async function readBook (o: ReadBookOptions): Promise<BookRead> {
   const offers: Offer[] = []
   const records = new Map<string, ProviderObservation>()
   let invalid = 0
+  let withRecords = o.includeRecords === true
+  let recordsServed = true
   let offset: number | null = 0
   for (let i = 0; i < (o.maxPages ?? DEFAULT_BOOK_MAX_PAGES) && offset != null; i++) {
     const query = encodeBookQuery({
-      type: 'book-query', filters: o.filters, offset, limit: LIMITS.bookPage, ...(o.includeRecords === true ? { includeRecords: true } : {})
+      type: 'book-query', filters: o.filters, offset, limit: LIMITS.bookPage, ...(withRecords ? { includeRecords: true } : {})
     })
     let bytes: Uint8Array
     try {
       bytes = await request(o.node, targets, BOOK_PROTOCOL, query, o.signal != null ? { signal: o.signal } : {})
     } catch (err) {
+      if (withRecords && i === 0 && (err as { remoteCode?: string }).remoteCode === 'INVALID_FIELD') {
+        // An older matcher: read the same page again, without records.
+        withRecords = false
+        recordsServed = false
+        i--
+        continue
+      }
       throw new BookReadError('MATCHER_UNREACHABLE', `Could not read the book of ${shown}: ${(err as Error).message}.`, { cause: err })
     }
     let page
@@ -80,5 +94,5 @@ export async function readBook (o: ReadBookOptions): Promise<BookRead> {
     for (const record of page.records ?? []) if (verified.has(record.peerId)) records.set(record.peerId, record)
     offset = page.nextOffset
   }
-  return { offers, invalid, records }
+  return { offers, invalid, records, recordsServed }
 }

@@ -123,6 +123,7 @@ export const quoteCommand: Command = {
     let matcher: string[] | null = null
     let otherTokens = 0
     let invalid = 0
+    let recordsMissing = false
     if (values.offline) {
       reference = await loadReferencePrices(values.prices == null ? null : resolve(ctx.cwd, values.prices))
       decimals = reference.decimals
@@ -150,6 +151,7 @@ export const quoteCommand: Command = {
         await node.stop()
       }
       invalid = read.invalid
+      if (!read.recordsServed) recordsMissing = true
       const capacity: OfferedCapacity[] = []
       for (const offer of read.offers) {
         if (offer.token.toLowerCase() !== token) {
@@ -180,6 +182,7 @@ export const quoteCommand: Command = {
     const notes: string[] = []
     if (reference != null) notes.push(`Offline: prices are reference list prices in ${reference.currency} from ${reference.file} (as of ${reference.asOf}), not live offers; the source of each is in the JSON (--json) and in that file.`)
     if (invalid > 0) notes.push(`Left out ${invalid} offer${invalid === 1 ? '' : 's'} whose signature did not verify.`)
+    if (recordsMissing) notes.push('This matcher does not serve records of providers\' interruptions; the lost-work line needs --interruptions-per-day.')
     if (otherTokens > 0) notes.push(`Left out ${otherTokens} offer${otherTokens === 1 ? '' : 's'} priced in another token than ${token} (--token).`)
 
     if (values.json) {
@@ -282,6 +285,13 @@ function toJson (q: Quote, c: JsonContext): object {
   }
 }
 
+/** 1,234 · 12.3 · 0.123 */
+function num (x: number): string {
+  if (x >= 1000) return Math.round(x).toLocaleString('en-US')
+  if (x >= 10) return x.toFixed(1)
+  return x.toPrecision(3)
+}
+
 function hours (h: number | null): string {
   if (h == null) return '-'
   if (h < 1) return `${(h * 60).toFixed(1)} min`
@@ -335,7 +345,7 @@ function renderQuote (q: Quote, c: { formula: string, decimals: number, matcher:
         continue
       }
       const unrecorded = l.providersWithoutRecord > 0 ? `; ${l.providersWithoutRecord} provider${l.providersWithoutRecord === 1 ? '' : 's'} without a record not counted` : ''
-      lines.push(`  ${r.class}: ${l.interruptionsPerDay.toPrecision(3)} interruptions/day (${l.basis}${unrecorded}) × ${hours(r.wallClockHours)} = ${l.expectedInterruptions.toPrecision(3)} expected, ${l.lostGpuHours.toPrecision(3)} GPU-hours redone, +${amount(l.cost)}`)
+      lines.push(`  ${r.class}: ${num(l.interruptionsPerDay)} interruptions/day (${l.basis}${unrecorded}) × ${hours(r.wallClockHours)} = ${num(l.expectedInterruptions)} expected, ${num(l.lostGpuHours)} GPU-hours redone, +${amount(l.cost)}`)
     }
   }
   for (const w of q.warnings) lines.push(`warning: ${w}`)
