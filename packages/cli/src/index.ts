@@ -12,6 +12,7 @@ import { leaseStatusCommand } from './commands/lease-status.js'
 import { leaseLogsCommand } from './commands/lease-logs.js'
 import { leaseCancelCommand } from './commands/lease-cancel.js'
 import { fleetSignCommand } from './commands/fleet-sign.js'
+import { quoteCommand } from './commands/quote.js'
 import type { Command, CommandContext } from './context.js'
 
 export { CliError, EXIT } from './errors.js'
@@ -29,6 +30,7 @@ export const COMMANDS: readonly Command[] = [
   leasesCommand,
   matcherStartCommand,
   offersCommand,
+  quoteCommand,
   leaseSubmitCommand,
   leaseStatusCommand,
   leaseLogsCommand,

@@ -1,16 +1,19 @@
 /**
  * Serves the book on `/gpumesh/book/1.0.0`: a `book-query` (filters, offset, limit) is answered with a
  * `book-page` of signed offers, cheapest first. A page ends early rather than pass the message cap.
+ * A query with `includeRecords` also gets this matcher's observation of each listed provider (time
+ * watched, interruptions), counted against the same cap.
  */
 import { HandlerError, handle } from '@gpumesh/net'
 import {
   BOOK_PROTOCOL, MAX_MESSAGE_BYTES, decodeBookQuery, encodeBookPage, isProtocolError, jsonReplacer
 } from '@gpumesh/protocol'
 import type { RateLimitOptions, StreamHost } from '@gpumesh/net'
-import type { BookQuery, Offer } from '@gpumesh/protocol'
+import type { BookQuery, Offer, ProviderObservation } from '@gpumesh/protocol'
 import type { Logger } from 'pino'
 import type { Clock } from './clock.js'
 import type { BookFilters, OrderBook } from './order-book.js'
+import type { ProviderRecords } from './provider-record.js'
 
 export interface BookServiceOptions {
   rateLimit: RateLimitOptions
@@ -21,6 +24,8 @@ export interface BookServiceComponents {
   book: OrderBook
   clock: Clock
   logger: Logger
+  /** Where `includeRecords` answers come from; without it, pages carry an empty `records`. */
+  records?: ProviderRecords
 }
 
 /** Room for the page's envelope (type, nextOffset, bookSize, brackets). */
@@ -82,18 +87,29 @@ export class BookService {
       if (isProtocolError(err)) throw new HandlerError(err.code, err.message.slice(0, 256), { cause: err })
       throw err
     }
-    const { book, clock } = this.#components
+    const { book, clock, records } = this.#components
+    const now = clock.now()
     // One more than asked tells whether there is a next page.
-    const listed = book.list({ filters: toBookFilters(query), offset: query.offset, limit: query.limit + 1, now: clock.now() })
+    const listed = book.list({ filters: toBookFilters(query), offset: query.offset, limit: query.limit + 1, now })
     const offers: Offer[] = []
+    const observations: ProviderObservation[] = []
     let size = PAGE_OVERHEAD_BYTES
     for (const entry of listed.slice(0, query.limit)) {
-      const bytes = utf8.encode(JSON.stringify(entry.offer, jsonReplacer)).byteLength + 1
+      let bytes = utf8.encode(JSON.stringify(entry.offer, jsonReplacer)).byteLength + 1
+      const observation = query.includeRecords === true ? records?.observation(entry.peerId, now) : undefined
+      if (observation != null) bytes += utf8.encode(JSON.stringify(observation)).byteLength + 1
       if (size + bytes > MAX_MESSAGE_BYTES['book-page']) break
       size += bytes
       offers.push(entry.offer)
+      if (observation != null) observations.push(observation)
     }
     const more = listed.length > offers.length
-    return encodeBookPage({ type: 'book-page', offers, nextOffset: more ? query.offset + offers.length : null, bookSize: book.size })
+    return encodeBookPage({
+      type: 'book-page',
+      offers,
+      nextOffset: more ? query.offset + offers.length : null,
+      bookSize: book.size,
+      ...(query.includeRecords === true ? { records: observations } : {})
+    })
   }
 }

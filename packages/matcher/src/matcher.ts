@@ -162,14 +162,18 @@ class MatcherService implements Matcher {
       book: this.book,
       clock: this.#clock,
       logger,
-      ...(this.#components.onOfferVerdict != null ? { onVerdict: this.#components.onOfferVerdict } : {})
+      onVerdict: (verdict) => {
+        // An offer entering the book starts (or continues) the provider's observed stay.
+        if (verdict.reason === 'ADDED' && verdict.offer != null) this.records.recordPresent(verdict.offer.peerId, this.#clock.now())
+        this.#components.onOfferVerdict?.(verdict)
+      }
     }, {
       maxOfferLifetimeMs: o.maxOfferLifetimeMs ?? DEFAULT_MAX_OFFER_LIFETIME_MS,
       maxClockSkewMs: o.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS,
       maxOffers: o.maxOffers ?? DEFAULT_MAX_OFFERS
     })
     this.#intake.start()
-    this.#bookService = new BookService({ node, book: this.book, clock: this.#clock, logger }, {
+    this.#bookService = new BookService({ node, book: this.book, clock: this.#clock, logger, records: this.records }, {
       rateLimit: o.bookRateLimit ?? DEFAULT_BOOK_RATE_LIMIT
     })
     await this.#bookService.start()
@@ -210,7 +214,11 @@ class MatcherService implements Matcher {
   prune (): void {
     const now = this.#clock.now()
     const gone = this.book.prune(now)
-    for (const peerId of gone) this.latency.delete(peerId)
+    for (const peerId of gone) {
+      this.latency.delete(peerId)
+      // Its offer expired without a newer one: the provider went away (kept, unlike its latency).
+      this.records.recordDeparture(peerId, now)
+    }
     this.#orders?.prune(now)
     if (gone.length > 0) this.#log.debug({ count: gone.length }, 'expired offers pruned')
   }

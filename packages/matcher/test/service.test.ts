@@ -146,6 +146,9 @@ describe('offer intake', () => {
     await until(() => matcher.book.get(p.peerId)?.sequence === short.sequence)
     await until(() => !matcher.book.has(p.peerId), 5_000)
     expect(Date.now()).toBeGreaterThanOrEqual(short.expiresAt)
+    // Its going away is on its record: one interruption, the time it was watched kept.
+    expect(matcher.records.observation(p.peerId, Date.now())).toMatchObject({ peerId: p.peerId, interruptions: 1 })
+    expect(matcher.records.observation(p.peerId, Date.now())?.observedSec).toBeLessThan(10)
   })
 
   it('rejects forged offers at gossip validation: none enters a book', async () => {
@@ -215,6 +218,16 @@ describe('book serving', () => {
     expect((await page({ minGpus: 5 })).offers.map((o) => o.peerId)).toEqual([dear.peerId])
     expect((await page({ maxPricePerGpuHour: 2_000_000n })).offers.map((o) => o.peerId)).toEqual([cheap.peerId, middle.peerId])
     expect((await page({}, 0, 50, second)).offers).toHaveLength(3)
+  })
+
+  it('adds its observation of each listed provider only when the query asks', async () => {
+    expect((await page()).records).toBeUndefined()
+    const bytes = await request(renter.node, matcher.node.getMultiaddrs(), BOOK_PROTOCOL,
+      encodeBookQuery({ type: 'book-query', filters: ANY, offset: 0, limit: 2, includeRecords: true }))
+    const asked = decodeBookPage(bytes)
+    expect(asked.offers.map((o) => o.peerId)).toEqual([cheap.peerId, middle.peerId])
+    expect(asked.records?.map((r) => r.peerId)).toEqual([cheap.peerId, middle.peerId])
+    for (const r of asked.records ?? []) expect(r.interruptions).toBe(0)
   })
 })
 

@@ -77,7 +77,11 @@ export const LIMITS = {
   /** Offers in one book page. */
   bookPage: 100,
   /** Mismatch reasons and declined proposals in a no-match explanation. */
-  explanationEntries: 32
+  explanationEntries: 32,
+  /** A provider observation's `observedSec` (about 100 years). */
+  maxObservedSec: 100 * 366 * 86_400,
+  /** A provider observation's `interruptions`. */
+  maxInterruptions: 1_000_000_000
 } as const
 
 /**

@@ -423,6 +423,25 @@ export interface BookQuery {
   offset: number
   /** At most `LIMITS.bookPage`. */
   limit: number
+  /**
+   * Ask for the matcher's observations of each listed provider (`records` in the page). Absent or
+   * false: the page carries none, as before this field existed.
+   */
+  includeRecords?: boolean
+}
+
+/**
+ * What a matcher has observed of one provider since it started: how long the provider's offer was
+ * live in its book and how many times that offer expired without being renewed (the provider went
+ * away while offering; a lease running there would have been interrupted). The matcher's word, not
+ * signed by anyone.
+ */
+export interface ProviderObservation {
+  peerId: string
+  /** Seconds the provider's offer was in the book, over every stay. */
+  observedSec: number
+  /** Times the provider's offer expired in the book without a newer one. */
+  interruptions: number
 }
 
 /**
@@ -436,6 +455,11 @@ export interface BookPage {
   nextOffset: number | null
   /** Offers in the whole book (unfiltered). */
   bookSize: number
+  /**
+   * Only when the query set `includeRecords`: the matcher's observations of the providers of this
+   * page's offers (at most one per offer; a provider it has no observation of is left out).
+   */
+  records?: ProviderObservation[]
 }
 
 /** An offer without its signature: what its `OfferCommitment` commits to. */

@@ -10,7 +10,7 @@ import { LIMITS, MAX_UINT256, MAX_UINT64 } from './constants.js'
 import type {
   Address, ArtifactsHeader, ArtifactsRequest, JobReply, BookFilters, BookPage, BookQuery, Bytes32, FleetMembership, Hex, HostSummary, JobAttach, JobAuth, JobEvent, JobSpec, JobSubmit,
   LeaseDecision, LeaseProposal, LeaseTerms, Offer, OfferBody, OfferedGpus, Order, OrderRequirements, PaymentSignature,
-  NoMatchExplanation, OrderResult, PeerBinding, SignedUsageReport, Terminate, UsageReport, Voucher
+  NoMatchExplanation, OrderResult, PeerBinding, ProviderObservation, SignedUsageReport, Terminate, UsageReport, Voucher
 } from './messages.js'
 
 const ADDRESS = /^0x[0-9a-fA-F]{40}$/
@@ -388,14 +388,35 @@ export const bookQuerySchema: z.ZodType<BookQuery> = z.strictObject({
   type: z.literal('book-query'),
   filters: bookFiltersSchema,
   offset: uintSchema,
-  limit: positiveIntSchema.max(LIMITS.bookPage)
+  limit: positiveIntSchema.max(LIMITS.bookPage),
+  includeRecords: z.boolean().optional()
+})
+
+export const providerObservationSchema: z.ZodType<ProviderObservation> = z.strictObject({
+  peerId: peerIdSchema,
+  observedSec: uintSchema.max(LIMITS.maxObservedSec),
+  interruptions: uintSchema.max(LIMITS.maxInterruptions)
 })
 
 export const bookPageSchema: z.ZodType<BookPage> = z.strictObject({
   type: z.literal('book-page'),
   offers: z.array(offerSchema).max(LIMITS.bookPage),
   nextOffset: nullable(uintSchema),
-  bookSize: uintSchema
+  bookSize: uintSchema,
+  records: z.array(providerObservationSchema).max(LIMITS.bookPage).optional()
+}).check((ctx) => {
+  const records = ctx.value.records
+  if (records == null) return
+  const listed = new Set(ctx.value.offers.map((o) => o.peerId))
+  const seen = new Set<string>()
+  records.forEach((r, i) => {
+    if (!listed.has(r.peerId)) {
+      ctx.issues.push({ code: 'custom', path: ['records', i, 'peerId'], message: 'a record of a provider with no offer on this page', input: r })
+    } else if (seen.has(r.peerId)) {
+      ctx.issues.push({ code: 'custom', path: ['records', i, 'peerId'], message: 'a second record of the same provider', input: r })
+    }
+    seen.add(r.peerId)
+  })
 })
 
 export const jobReplySchema: z.ZodType<JobReply> = z.strictObject({

@@ -119,3 +119,23 @@ export class LeaseRecordError extends Error {
     this.code = code
   }
 }
+
+export type BookReadErrorCode =
+  /** The matcher address given is not a multiaddr. */
+  | 'BAD_ADDRESS'
+  /** The matcher could not be reached or did not answer in time. */
+  | 'MATCHER_UNREACHABLE'
+  /** The matcher's answer failed the size cap or the schema. */
+  | 'BAD_PAGE'
+
+/** Reading a matcher's book failed. */
+export class BookReadError extends Error {
+  static override readonly name = 'BookReadError'
+  override readonly name = 'BookReadError'
+  readonly code: BookReadErrorCode
+
+  constructor (code: BookReadErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.code = code
+  }
+}

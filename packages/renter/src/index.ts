@@ -1,7 +1,8 @@
 /**
  * @gpumesh/renter — the renter SDK: job files, bundles, orders and leases, the lease session from
- * upload to artifacts, local lease records, and vouchers within a budget. No I/O beyond what its
- * arguments name (files, a libp2p node); nothing here touches `process`.
+ * upload to artifacts, local lease records, vouchers within a budget, and reading a matcher's book to
+ * quote a training run or preview an order. No I/O beyond what its arguments name (files, a libp2p
+ * node); nothing here touches `process`.
  */
 export { PaymentPolicy, ReportRefusedError, type PaymentPolicyOptions, type ReportRefusalCode, type VoucherDue } from './payment-policy.js'
 export * from './constants.js'
@@ -20,3 +21,12 @@ export {
   FINAL_RECORD_STATES, LeaseStore, applyOutcome, attachStartedAt, describeJobRefusal, recordFollower, recordUsage, newLeaseRecord, runLeasedJob,
   type LeaseRecord, type LeaseRecordState, type LeaseSummary, type RunLeasedJobOptions
 } from './lease-session.js'
+export { DEFAULT_BOOK_MAX_PAGES, readBook, type BookRead, type ReadBookOptions } from './book-client.js'
+export {
+  ADAM_MIXED_PRECISION_BYTES_PER_PARAM, CHINCHILLA_TOKENS_PER_PARAM, DEFAULT_MFU, DEFAULT_OFFLINE_GPUS, MFU_WARNING_ABOVE,
+  buildQuote, chinchillaTokens, costOf, expectedLostWallMs, gpuHoursFor, gpuMillisecondsOf, gpusForDeadline, parseCount,
+  shardedStateBytes, trainingFlops, trainingStateBytes,
+  type ClassPeak, type ClassQuote, type LostWork, type OfferedCapacity, type Quote, type QuoteInput, type QuoteMarket, type ReferencePrice
+} from './quote.js'
+export { newestReferencePriceFile, parseReferencePrices, type ReferencePriceFile } from './reference-prices.js'
+export { previewOrder, type OrderPreview, type PreviewCandidate, type PreviewMismatch } from './order-preview.js'

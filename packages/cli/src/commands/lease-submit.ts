@@ -10,6 +10,7 @@ import {
 import { resolveDataDir } from '../data-dir.js'
 import { CliError, EXIT } from '../errors.js'
 import { formatDuration, leaseStore, localMatcher, progressBar, renterCliError, renterIdentity, renterNode } from './lease-common.js'
+import { leaseDryRun } from './lease-dry-run.js'
 import type { Command, CommandContext } from '../context.js'
 
 /** Artifacts land in `<cwd>/gpumesh-out/<lease id>/` unless --out says otherwise. */
@@ -18,7 +19,7 @@ export const DEFAULT_OUT_DIR = 'gpumesh-out'
 export const leaseSubmitCommand: Command = {
   name: 'lease submit',
   summary: 'Lease GPUs for a job file: order (matcher or provider), upload, stream logs, pay per interval, fetch artifacts.',
-  usage: 'lease submit JOB.yaml [--matcher ADDR... | --provider ADDR...] [--budget AMOUNT] [--out DIR] [--json] [--data-dir DIR]',
+  usage: 'lease submit JOB.yaml [--matcher ADDR... | --provider ADDR...] [--budget AMOUNT] [--out DIR] [--dry-run] [--json] [--data-dir DIR]',
   async run (argv, ctx) {
     const { values, positionals } = parseArgs({
       args: argv,
@@ -28,6 +29,7 @@ export const leaseSubmitCommand: Command = {
         budget: { type: 'string' },
         out: { type: 'string' },
         json: { type: 'boolean', default: false },
+        'dry-run': { type: 'boolean', default: false },
         'data-dir': { type: 'string' }
       },
       allowPositionals: true,
@@ -38,6 +40,9 @@ export const leaseSubmitCommand: Command = {
     const jobPath = resolve(ctx.cwd, positionals[0] ?? '')
     const dataDir = resolveDataDir(values['data-dir'], ctx)
     try {
+      if (values['dry-run']) {
+        return await leaseDryRun(ctx, { jobText: await readJobFile(jobPath, positionals[0] ?? ''), jobArg: positionals[0] ?? '', dataDir, matcher: values.matcher ?? null, provider: values.provider ?? null, budget: values.budget ?? null, json: values.json })
+      }
       return await submit(ctx, { jobPath, jobArg: positionals[0] ?? '', dataDir, matcher: values.matcher ?? null, provider: values.provider ?? null, budget: values.budget ?? null, out: values.out ?? null, json: values.json })
     } catch (err) {
       throw renterCliError(err)

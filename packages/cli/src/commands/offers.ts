@@ -2,19 +2,15 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import { createNode, request, type GpumeshNode } from '@gpumesh/net'
-import {
-  BOOK_PROTOCOL, LIMITS, decodeBookPage, encodeBookQuery, formatAmount, jsonReplacer, marketDomain, parseAmount,
-  verifyOffer
-} from '@gpumesh/protocol'
+import { createNode, type GpumeshNode } from '@gpumesh/net'
+import { formatAmount, jsonReplacer, parseAmount } from '@gpumesh/protocol'
+import { readBook as readMatcherBook } from '@gpumesh/renter'
 import type { BookFilters, Offer } from '@gpumesh/protocol'
 import { resolveDataDir } from '../data-dir.js'
 import { CliError, EXIT } from '../errors.js'
+import { renderTable as columns } from '../table.js'
 import { MATCHER_INFO_FILE } from './matcher-start.js'
 import type { Command } from '../context.js'
-
-/** Pages fetched at most (100 offers each). */
-const MAX_PAGES = 20
 
 export const offersCommand: Command = {
   name: 'offers',
@@ -71,10 +67,10 @@ export const offersCommand: Command = {
     let invalid: number
     let hiddenSimulated = 0
     try {
-      ({ offers, invalid } = await readBook(node, targets, filters, ctx.signal, addresses))
+      ({ offers, invalid } = await readBook(node, targets, filters, ctx.signal))
       // An empty answer may only mean every offer is simulated: say so rather than "nothing".
       if (offers.length === 0 && !filters.includeSimulated && !values.json) {
-        hiddenSimulated = (await readBook(node, targets, { ...filters, includeSimulated: true }, ctx.signal, addresses)).offers.length
+        hiddenSimulated = (await readBook(node, targets, { ...filters, includeSimulated: true }, ctx.signal)).offers.length
       }
     } finally {
       await node.stop()
@@ -94,30 +90,14 @@ export const offersCommand: Command = {
 }
 
 /** Every page of a matcher's book for `filters`, each offer's signature checked (failures counted). */
-async function readBook (node: GpumeshNode, targets: Multiaddr[], filters: BookFilters, signal: AbortSignal, addresses: string[]): Promise<{ offers: Offer[], invalid: number }> {
-  const offers: Offer[] = []
-  let invalid = 0
-  let offset: number | null = 0
-  for (let i = 0; i < MAX_PAGES && offset != null; i++) {
-    const query = encodeBookQuery({ type: 'book-query', filters, offset, limit: LIMITS.bookPage })
-    let bytes: Uint8Array
-    try {
-      bytes = await request(node, targets, BOOK_PROTOCOL, query, { signal })
-    } catch (err) {
-      throw new CliError('MATCHER_UNREACHABLE', `Could not read the book of ${addresses.join(', ')}: ${(err as Error).message}.`, { cause: err })
-    }
-    const page = decodeBookPage(bytes)
-    for (const offer of page.offers) {
-      try {
-        verifyOffer(offer, marketDomain(offer.chainId))
-        offers.push(offer)
-      } catch {
-        invalid++
-      }
-    }
-    offset = page.nextOffset
+async function readBook (node: GpumeshNode, targets: Multiaddr[], filters: BookFilters, signal: AbortSignal): Promise<{ offers: Offer[], invalid: number }> {
+  try {
+    const { offers, invalid } = await readMatcherBook({ node, matcher: targets, filters, signal })
+    return { offers, invalid }
+  } catch (err) {
+    if ((err as Error).name === 'BookReadError') throw new CliError('MATCHER_UNREACHABLE', (err as Error).message, { cause: err })
+    throw err
   }
-  return { offers, invalid }
 }
 
 async function runningMatcher (dataDir: string): Promise<string[]> {
@@ -153,7 +133,5 @@ function renderTable (offers: Offer[], filters: BookFilters, decimals: number): 
       ])
     }
   }
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]?.length ?? 0)))
-  const fmt = (cells: string[]): string => cells.map((c, i) => i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)).join('  ')
-  return [fmt(header), ...rows.map(fmt), '', `${offers.length} offer${offers.length === 1 ? '' : 's'}.`].join('\n') + '\n'
+  return [columns(header, rows), '', `${offers.length} offer${offers.length === 1 ? '' : 's'}.`].join('\n') + '\n'
 }
