@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest'
 import {
   GpuProber, normalizeAmdSerial, normalizeBusId, normalizeGfxTarget, offerableGpus, hasToolFailure, parseAmdSmi,
-  parseAmdSmiProcesses, parseRocmSmi, parseRocmSmiPids
+  parseAmdSmiProcesses, parseAmdSmiReadings, parseRocmSmi, parseRocmSmiPids
 } from '../../src/probe/index.js'
 import { dirname } from 'node:path'
 import { bin, fixtures, readFixture } from './helpers.js'
@@ -168,6 +168,11 @@ describe('amd-smi as a user outside the render and video groups', () => {
     // Without permissions amd-smi may not see other users' processes: nothing is offered.
     expect(offerableGpus(result)).toEqual([])
     expect(hasToolFailure(result)).toBe(true)
+  })
+
+  it('gives the meter its readings past the banner too', () => {
+    const readings = parseAmdSmiReadings(readFixture('amd/captured/amd-smi-banner-rocm7.1.1.txt') + readFixture('amd/constructed/r9700x4-amd-smi-metric.json'))
+    expect(readings.get(0)).toEqual({ utilizationPercent: 97, memoryUsedMiB: 29794, powerDrawW: 281 })
   })
 
   it('says the same when the banner is all it printed', () => {
