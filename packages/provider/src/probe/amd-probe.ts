@@ -1,7 +1,7 @@
 // Runs amd-smi, falling back to rocm-smi. Parsing lives in amd-smi.ts.
 import { AMD_SMI_ARGS, AMD_SMI_METRIC_ARGS, AMD_SMI_PROCESS_ARGS, ROCM_SMI_ARGS, ROCM_SMI_PIDS_ARGS } from './constants.js'
 import { ProbeToolError } from './errors.js'
-import { parseAmdSmi, parseAmdSmiProcesses, parseRocmSmi, parseRocmSmiPids } from './amd-smi.js'
+import { isPermissionBanner, parseAmdSmi, parseAmdSmiProcesses, parseRocmSmi, parseRocmSmiPids, permissionIssue } from './amd-smi.js'
 import { firstLine, quote, type ToolProbe } from './nvidia-probe.js'
 import { runTool, type ToolOutput } from './run-tool.js'
 import type { GpuProcess, ProbeIssue, ProbeLogger, RawGpu } from './types.js'
@@ -33,7 +33,8 @@ export async function probeAmd (options: AmdProbeOptions): Promise<ToolProbe> {
   }
   if (fallback.issues.length === 0 && primary.found) {
     options.logger?.warn({ issues: primary.issues.map((i) => i.message) }, 'amd-smi failed; using rocm-smi')
-    return fallback
+    // rocm-smi works without the render and video groups where amd-smi does not; the fix is still the operator's.
+    return { ...fallback, issues: primary.issues.filter((i) => i.code === 'NO_PERMISSION') }
   }
   return { found: true, gpus: primary.gpus.length > 0 ? primary.gpus : fallback.gpus, issues: [...primary.issues, ...fallback.issues] }
 }
@@ -64,6 +65,9 @@ async function probeAmdSmi (options: AmdProbeOptions): Promise<ToolProbe> {
     await runTool(options.amdSmi.file, args, { timeoutMs: options.timeoutMs, signal: options.signal, env: options.env, label: 'amd-smi' })
   try {
     const out = await run(AMD_SMI_ARGS)
+    const said = `${out.stdout}\n${out.stderr}`.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '')
+    // ROCm 7.0's amd-smi stops with "RuntimeError: WARNING: User is missing the following required groups …".
+    if (out.exitCode !== 0 && isPermissionBanner(said)) return { found: true, gpus: [], issues: [permissionIssue('amd-smi', said)] }
     if (out.exitCode !== 0) return issue('amd-smi', 'TOOL_FAILED', `amd-smi failed (exit ${out.exitCode ?? 'by signal'}${quote(firstLine(out.stderr) ?? firstLine(out.stdout))})`)
     const [metric, processes] = await Promise.allSettled([run(AMD_SMI_METRIC_ARGS), run(AMD_SMI_PROCESS_ARGS)])
     const issues: ProbeIssue[] = []

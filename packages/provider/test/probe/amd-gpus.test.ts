@@ -170,6 +170,12 @@ describe('amd-smi as a user outside the render and video groups', () => {
     expect(hasToolFailure(result)).toBe(true)
   })
 
+  it('says what to fix when ROCm 7.0\'s amd-smi stops on it, while rocm-smi still reads the GPUs', async () => {
+    const result = await amd({ FAKE_AMD_SMI_MODE: 'denied', FAKE_ROCM_SMI_JSON: 'constructed/mi250x-rocm-smi.json' }, { rocmSmi: true }).probe()
+    expect(result.gpus.map((g) => [g.class, g.source, g.healthy, g.busy])).toEqual([['MI250X', 'rocm-smi', true, false], ['MI250X', 'rocm-smi', true, false]])
+    expect(result.errors).toEqual([expect.objectContaining({ source: 'amd-smi', code: 'NO_PERMISSION', message: expect.stringContaining('render and video groups') })])
+  })
+
   it('gives the meter its readings past the banner too', () => {
     const readings = parseAmdSmiReadings(readFixture('amd/captured/amd-smi-banner-rocm7.1.1.txt') + readFixture('amd/constructed/r9700x4-amd-smi-metric.json'))
     expect(readings.get(0)).toEqual({ utilizationPercent: 97, memoryUsedMiB: 29794, powerDrawW: 281 })

@@ -14,33 +14,33 @@ describe('config/gpu-classes.json', () => {
   // Names as amd-smi (`asic.market_name`) and rocm-smi ("Card Series", "Card Model") print them; the sources
   // are in test/fixtures/amd/MANIFEST.md.
   it.each([
-    ['AMD Instinct MI100', 32752, [], 'MI100'],
-    ['Arcturus GL-XL [Instinct MI100]', 32752, ['1002:738c'], 'MI100'],
-    ['AMD Instinct MI210', 65520, ['1002:740f'], 'MI210'],
-    ['AMD Instinct MI250X', 65520, [], 'MI250X'],
-    ['AMD INSTINCT MI200 (MCM) OAM LC MBA HPE C2', 65520, ['1002:7408'], 'MI250X'],
-    ['AMD Instinct MI250X/MI250', 65520, ['1002:740c'], 'MI250'],
-    ['AMD Instinct MI250', 65520, [], 'MI250'],
-    ['AMD Instinct MI300X OAM', 196592, ['1002:74a1'], 'MI300X'],
-    ['AMD Instinct MI325X', null, ['1002:74a5'], 'MI325X'],
-    ['AMD Instinct MI350X', null, ['1002:75a0'], 'MI350X'],
-    ['AMD Instinct MI355X', null, [], 'MI355X'],
-    ['AMD Radeon PRO W7900', 49136, [], 'W7900'],
-    ['Radeon RX 7900 XTX', 24560, ['1002:744c'], 'RX-7900-XTX'],
-    ['Radeon RX 7900 XT', 20464, ['1002:744c'], 'RX-7900-XT'],
-    ['AMD Radeon AI PRO R9700', 32752, [], 'R9700'],
-    ['NVIDIA GeForce RTX 5090', 32607, [], 'RTX-5090'],
-    ['NVIDIA RTX 6000 Ada Generation', 49140, [], 'RTX-6000-ADA'],
-    ['NVIDIA RTX A6000', 49140, [], 'RTX-A6000'],
-    ['NVIDIA A40', 46068, [], 'A40'],
-    ['NVIDIA L40', 46068, [], 'L40'],
-    ['NVIDIA L40S', 46068, [], 'L40S'],
-    ['NVIDIA H20', 97871, [], 'H20'],
-    ['NVIDIA H200', 143771, [], 'H200-SXM-141GB'],
-    ['NVIDIA B100', null, [], 'B100'],
-    ['NVIDIA GB200', null, [], 'GB200'],
-    ['NVIDIA B200', 183359, [], 'B200']
-  ] as Array<[string, number | null, string[], string]>)('classes %s as %s', (name, memory, aliases, expected) => {
+    ['AMD Instinct MI100', 'MI100', 32752, []],
+    ['Arcturus GL-XL [Instinct MI100]', 'MI100', 32752, ['1002:738c']],
+    ['AMD Instinct MI210', 'MI210', 65520, ['1002:740f']],
+    ['AMD Instinct MI250X', 'MI250X', 65520, []],
+    ['AMD INSTINCT MI200 (MCM) OAM LC MBA HPE C2', 'MI250X', 65520, ['1002:7408']],
+    ['AMD Instinct MI250X/MI250', 'MI250', 65520, ['1002:740c']],
+    ['AMD Instinct MI250', 'MI250', 65520, []],
+    ['AMD Instinct MI300X OAM', 'MI300X', 196592, ['1002:74a1']],
+    ['AMD Instinct MI325X', 'MI325X', null, ['1002:74a5']],
+    ['AMD Instinct MI350X', 'MI350X', null, ['1002:75a0']],
+    ['AMD Instinct MI355X', 'MI355X', null, []],
+    ['AMD Radeon PRO W7900', 'W7900', 49136, []],
+    ['Radeon RX 7900 XTX', 'RX-7900-XTX', 24560, ['1002:744c']],
+    ['Radeon RX 7900 XT', 'RX-7900-XT', 20464, ['1002:744c']],
+    ['AMD Radeon AI PRO R9700', 'R9700', 32752, []],
+    ['NVIDIA GeForce RTX 5090', 'RTX-5090', 32607, []],
+    ['NVIDIA RTX 6000 Ada Generation', 'RTX-6000-ADA', 49140, []],
+    ['NVIDIA RTX A6000', 'RTX-A6000', 49140, []],
+    ['NVIDIA A40', 'A40', 46068, []],
+    ['NVIDIA L40', 'L40', 46068, []],
+    ['NVIDIA L40S', 'L40S', 46068, []],
+    ['NVIDIA H20', 'H20', 97871, []],
+    ['NVIDIA H200', 'H200-SXM-141GB', 143771, []],
+    ['NVIDIA B100', 'B100', null, []],
+    ['NVIDIA GB200', 'GB200', null, []],
+    ['NVIDIA B200', 'B200', 183359, []]
+  ] as Array<[string, string, number | null, string[]]>)('classes %s as %s', (name, expected, memory, aliases) => {
     expect(classOf(name, memory, aliases)).toBe(expected)
   })
 
@@ -60,8 +60,8 @@ describe('config/gpu-classes.json', () => {
     expect(gcd).toMatchObject({ bf16Tflops: 191.5, memoryGiB: 64, bandwidthGBs: 1638.4, tdpW: 250 })
   })
 
-  it('keeps the dense figure below the sparse-marketed one for parts marketed with sparsity', () => {
-    // Dense BF16 per data sheet; a sparse figure slipped in would double these.
+  it('holds the dense BF16 figure of each data sheet (config/gpu-classes.sources.md), not the sparse one', () => {
+    // A sparse figure slipped in would double these.
     const dense: Record<string, number> = { 'RTX-5090': 209.5, H20: 148, L40: 181.05, A40: 149.7, 'RTX-A6000': 154.8, 'RTX-6000-ADA': 364.2, MI325X: 1307.4, MI355X: 2516.6, GB200: 2500, B100: 1750 }
     for (const [cls, tflops] of Object.entries(dense)) expect(table.lookup(cls)?.bf16Tflops, cls).toBe(tflops)
   })
