@@ -350,9 +350,9 @@ interface ListedProcess extends GpuProcess {
 /**
  * Parses `amd-smi process --json`: per GPU index, the processes using it. Each GPU's `process_list` holds
  * `{ process_info: { name, pid, memory_usage: { vram_mem } , mem_usage } }` entries, or the sentence
- * "No running processes detected". Older amd-smi lists a compute process under every GPU (with no memory
- * on the ones it does not use): a process listed under several GPUs that holds memory on some is kept
- * only on those. Throws on text that is not JSON or not of this shape.
+ * "No running processes detected". Some amd-smi releases list a compute process under every GPU: a process
+ * listed under several GPUs that holds memory on some is kept only on those; one that holds memory nowhere
+ * stays on all of them. Throws on text that is not JSON or not of this shape.
  */
 export function parseAmdSmiProcesses (text: string): Map<number, GpuProcess[]> {
   const { doc } = parseJsonAfterBanner(text)
