@@ -62,6 +62,11 @@ describe('captured tool output', () => {
     expect(procs.get(1)).toEqual([{ pid: 1168514, name: 'pt_main_thread', usedMemoryMiB: 169169 }])
   })
 
+  it('reads a --showpids table whose figures are UNKNOWN: four MPI ranks, each on some GPU, so every GPU is busy', () => {
+    const procs = parseRocmSmiPids(readFixture('amd/captured/rocm-smi-showpids-gromacs.txt'), [0, 1, 2, 3])
+    for (const i of [0, 1, 2, 3]) expect(procs.get(i)?.map((p) => [p.pid, p.name, p.usedMemoryMiB])).toEqual([[55573, 'gmx_mpi', null], [55571, 'gmx_mpi', null], [55574, 'gmx_mpi', null], [55572, 'gmx_mpi', null]])
+  })
+
   it('puts a --showpids process on every GPU when it is not said which it uses (fail closed)', () => {
     const procs = parseRocmSmiPids(readFixture('amd/captured/rocm-smi-showpids-mi300.txt'), [0, 1])
     expect(procs.get(0)?.map((p) => p.pid)).toEqual([1168514])
