@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 const root = fileURLToPath(new URL('../../../', import.meta.url))
 const cli = join(root, 'packages/cli/bin/gpumesh.js')
 const standIn = join(root, 'packages/provider/test/fixtures/bin/nvidia-smi')
+const amdStandIn = join(root, 'packages/provider/test/fixtures/bin/amd-smi')
 
 let home: string
 beforeAll(async () => { home = await mkdtemp(join(tmpdir(), 'gpumesh-cli-gpus-')) })
@@ -89,6 +90,46 @@ describe('gpumesh gpus', () => {
     expect(table.stdout).toContain('(simulated)')
     const json = JSON.parse((await gpumesh(['gpus', '--json', '--config', config], { FAKE_SMI_MODE: 'nodevices' })).stdout) as { gpus: Array<{ simulated: boolean }> }
     expect(json.gpus.map((g) => g.simulated)).toEqual([true, true])
+  })
+
+  describe('on an AMD host', () => {
+    // Four R9700s each running a vLLM process (test/fixtures/amd/MANIFEST.md); no NVIDIA GPU.
+    const r9700 = {
+      GPUMESH_AMD_SMI: amdStandIn,
+      FAKE_SMI_MODE: 'nodevices',
+      FAKE_AMD_SMI_STATIC: 'constructed/r9700x4-amd-smi-static.json',
+      FAKE_AMD_SMI_METRIC: 'constructed/r9700x4-amd-smi-metric.json',
+      FAKE_AMD_SMI_PROCESS: 'constructed/r9700x4-amd-smi-process.json'
+    }
+
+    it('lists the foreign processes per GPU, as for NVIDIA, and offers none', async () => {
+      const table = await gpumesh(['gpus'], r9700)
+      expect(table.code).toBe(0)
+      expect(table.stdout).toContain('busy: in use by process 48213 (python3), which is not a gpumesh lease')
+      expect(table.stdout).toContain('busy: in use by process 48379 (VLLM::Worker_TP3), which is not a gpumesh lease')
+      expect(table.stdout).toContain('0 of 4 GPUs can be offered.')
+      const json = JSON.parse((await gpumesh(['gpus', '--json'], r9700)).stdout) as { gpus: Array<Record<string, unknown>> }
+      expect(json.gpus[0]).toMatchObject({
+        class: 'R9700', busy: true, healthy: true, powerLimitW: 300, driverVersion: '6.16.6',
+        processes: [{ pid: 48213, name: 'python3', usedMemoryMiB: 29696 }]
+      })
+    })
+
+    it('reads the JSON after the permission banner of a user outside the render and video groups, and says what to do', async () => {
+      const r = await gpumesh(['gpus'], { ...r9700, FAKE_AMD_SMI_BANNER: 'captured/amd-smi-banner-rocm6.4.txt' })
+      expect(r.code).toBe(3)
+      expect(r.stdout).toContain('0 of 4 GPUs can be offered.')
+      expect(r.stderr).toContain('gpumesh: amd-smi: amd-smi cannot open the GPU device nodes as this user')
+      expect(r.stderr).toContain('sudo usermod -aG render,video <user>')
+      expect(r.stderr).not.toContain('Unexpected token')
+    })
+
+    it('says why a GPU is not offered when amd-smi metric fails', async () => {
+      const r = await gpumesh(['gpus'], { ...r9700, FAKE_AMD_SMI_MODE: 'metric-fail' })
+      expect(r.code).toBe(3)
+      expect(r.stdout).toContain('unhealthy: its health cannot be read (amd-smi metric failed')
+      expect(r.stderr).toContain('amd-smi metric failed (exit 1')
+    })
   })
 
   it('exits 2 on an unknown option', async () => {

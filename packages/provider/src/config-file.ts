@@ -57,6 +57,7 @@ export const CONFIG_KEY_DOCS: Record<string, string> = {
   'probe.timeoutMs': 'A GPU tool that runs longer than this is killed and reported as hung.',
   'probe.intervalSec': 'How often GPUs are probed for health and capacity.',
   'probe.maxTemperatureC': 'A GPU at or above this temperature is unhealthy and not offered.',
+  'probe.allowUnknownHealth': 'Offer GPUs whose temperature and ECC errors cannot be read (a failed amd-smi metric call, no sensor). Off: such GPUs are not offered.',
   'probe.simulate': 'Simulated GPUs for machines without any, e.g. [{ model: H100-SXM-80GB, count: 8 }]. Marked simulated everywhere.',
   'pricing.token': 'ERC-20 token prices are quoted and paid in (the zero address off-chain).',
   'pricing.tokenDecimals': 'Decimals of that token; prices below are in token units and stored in base units.',

@@ -24,6 +24,8 @@ const probeSchema = z.object({
   timeoutMs: z.number().int().min(100).max(600_000).default(10_000),
   intervalSec: seconds.default(30),
   maxTemperatureC: z.number().int().min(30).max(150).default(90),
+  /** Offer GPUs whose health (temperature, ECC) the tools cannot read. Off: such GPUs are not offered. */
+  allowUnknownHealth: z.boolean().default(false),
   simulate: z.array(z.object({
     model: z.string().min(1),
     count: z.number().int().min(1).max(64)

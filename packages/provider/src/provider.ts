@@ -136,6 +136,7 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
     ...resolveProbeExecutables(config.probe, components.env ?? {}),
     timeoutMs: config.probe.timeoutMs,
     maxTemperatureC: config.probe.maxTemperatureC,
+    allowUnknownHealth: config.probe.allowUnknownHealth,
     simulate: config.probe.simulate.map((s) => ({ model: s.model, count: s.count })),
     dataDir: config.dataDir,
     logger: logger.child({ module: 'probe' })

@@ -33,6 +33,7 @@ export const gpusCommand: Command = {
       ...executables,
       timeoutMs: config.probe.timeoutMs,
       maxTemperatureC: config.probe.maxTemperatureC,
+      allowUnknownHealth: config.probe.allowUnknownHealth,
       simulate: config.probe.simulate.map((s) => ({ model: s.model, count: s.count })),
       dataDir: config.dataDir
     })

@@ -25,12 +25,15 @@ export const NVIDIA_REQUIRED_FIELDS: readonly string[] = ['index', 'uuid', 'name
 export const NVIDIA_APPS_FIELDS = ['gpu_uuid', 'pid', 'process_name', 'used_gpu_memory'] as const
 export const NVIDIA_REMAP_FIELDS = ['gpu_uuid', 'remapped_rows.pending', 'remapped_rows.failure'] as const
 
-export const AMD_SMI_ARGS = ['static', '--asic', '--vram', '--bus', '--json'] as const
+export const AMD_SMI_ARGS = ['static', '--asic', '--vram', '--bus', '--limit', '--driver', '--json'] as const
 export const AMD_SMI_METRIC_ARGS = ['metric', '--usage', '--temperature', '--power', '--mem-usage', '--ecc', '--json'] as const
+export const AMD_SMI_PROCESS_ARGS = ['process', '--json'] as const
 export const ROCM_SMI_ARGS = [
   '--showproductname', '--showmeminfo', 'vram', '--showuniqueid', '--showbus', '--showtemp', '--showuse',
-  '--showpower', '--json'
+  '--showpower', '--showmaxpower', '--showdriverversion', '--json'
 ] as const
+/** Text only: with --json these options print nothing. */
+export const ROCM_SMI_PIDS_ARGS = ['--showpids', '--showpidgpus'] as const
 
 /** Sources whose issues mean a GPU tool exists but failed. */
 export const GPU_TOOL_SOURCES: ReadonlySet<string> = new Set(['nvidia-smi', 'amd-smi', 'rocm-smi'])

@@ -36,10 +36,15 @@ export class GpuClassTable {
     this.patterns = classes.map((c) => c.match.map((m) => new RegExp(m, 'i')))
   }
 
-  /** The class whose pattern matches `name` (and whose memory bounds hold), or undefined. */
-  classify (name: string, memoryTotalMiB: number | null): GpuClassSpec | undefined {
+  /**
+   * The first class (in table order) with a pattern that matches `name` or one of `aliases` (such as the
+   * PCI id `1002:7408`, for tools that print a codename instead of the model) and whose memory bounds
+   * hold, or undefined.
+   */
+  classify (name: string, memoryTotalMiB: number | null, aliases: ReadonlyArray<string | null | undefined> = []): GpuClassSpec | undefined {
+    const names = [name, ...aliases.filter((a): a is string => a != null && a !== '')]
     return this.classes.find((c, i) => {
-      if (!(this.patterns[i] ?? []).some((re) => re.test(name))) return false
+      if (!(this.patterns[i] ?? []).some((re) => names.some((n) => re.test(n)))) return false
       if (memoryTotalMiB != null && c.minMemoryMiB != null && memoryTotalMiB < c.minMemoryMiB) return false
       if (memoryTotalMiB != null && c.maxMemoryMiB != null && memoryTotalMiB > c.maxMemoryMiB) return false
       return true

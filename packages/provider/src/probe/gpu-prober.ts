@@ -91,12 +91,12 @@ export class GpuProber {
 
     const leased = this.options.leasedPids?.() ?? new Set<number>()
     const gpus: GpuInfo[] = raw.map((g) => {
-      const c = classes?.classify(g.name, g.memoryTotalMiB) ?? classes?.lookup(g.name)
+      const c = classes?.classify(g.name, g.memoryTotalMiB, [g.pciDeviceId]) ?? classes?.lookup(g.name)
       return {
         ...g,
         class: c?.class ?? UNKNOWN_CLASS,
         spec: specOf(c),
-        ...judgeGpu(g, { maxTemperatureC: this.maxTemperatureC, leasedPids: leased }),
+        ...judgeGpu(g, { maxTemperatureC: this.maxTemperatureC, leasedPids: leased, allowUnknownHealth: this.options.allowUnknownHealth }),
         simulated: g.source === 'simulation'
       }
     })

@@ -3,7 +3,10 @@ export { resolveProbeExecutables, type ProbeExecutables, type ProbeExecutablesCo
 export { loadGpuClasses, parseGpuClasses, GpuClassTable, DEFAULT_GPU_CLASSES_FILE, UNKNOWN_CLASS } from './gpu-classes.js'
 export { GpuSampler, type GpuSamplerOptions, type ReadGpus, type SamplerGpu } from './gpu-sampler.js'
 export { parseNvidiaQuery, parseNvidiaList, parseComputeApps, parseRemappedRows, parseInvalidFields, parseNvidiaReadings } from './nvidia-smi.js'
-export { parseAmdSmi, parseAmdSmiReadings, parseRocmSmi } from './amd-smi.js'
+export {
+  parseAmdSmi, parseAmdSmiReadings, parseAmdSmiProcesses, parseRocmSmi, parseRocmSmiPids, parseJsonAfterBanner,
+  normalizeAmdSerial, normalizeBusId, normalizeGfxTarget
+} from './amd-smi.js'
 export { judgeGpu, type HealthOptions, type HealthVerdict } from './health.js'
 export { runTool, type RunToolOptions, type ToolOutput } from './run-tool.js'
 export { ProbeToolError, GpuClassesError } from './errors.js'

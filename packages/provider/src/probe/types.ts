@@ -64,6 +64,12 @@ export interface RawGpu {
   rowRemapPending: boolean | null
   rowRemapFailure: boolean | null
   processes: GpuProcess[]
+  /** PCI vendor and device id (`1002:740f`) where the tool says; class rows may match it. */
+  pciDeviceId?: string | null | undefined
+  /** Why the GPU's health (temperature, ECC) could not be read; such a GPU is not offered unless allowed. */
+  healthUnreadable?: string | null | undefined
+  /** Why the processes using the GPU could not be listed; such a GPU counts as busy. */
+  processesUnreadable?: string | null | undefined
 }
 
 /** One GPU as the provider sees it. Only `healthy && !busy` GPUs may be offered. */
@@ -98,6 +104,7 @@ export type ProbeIssueCode =
   | 'DRIVER_NOT_LOADED'
   | 'DRIVER_MISMATCH'
   | 'BAD_OUTPUT'
+  | 'NO_PERMISSION'
   | 'GPU_LOST'
   | 'ABORTED'
   | 'CLASSES_UNAVAILABLE'
@@ -149,6 +156,8 @@ export interface ProbeOptions {
   timeoutMs?: number | undefined
   /** At or above this a GPU is unhealthy. Default 90. */
   maxTemperatureC?: number | undefined
+  /** Offer a GPU whose health (temperature, ECC) cannot be read. Default false: such a GPU is unhealthy. */
+  allowUnknownHealth?: boolean | undefined
   /** Made-up GPUs for machines without any; labelled `simulated: true`. Default none. */
   simulate?: SimulatedGpuSpec[] | undefined
   /** Directory whose free disk space is reported. */

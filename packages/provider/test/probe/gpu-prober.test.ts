@@ -269,7 +269,7 @@ describe('AMD through stand-ins', () => {
   it('falls back to rocm-smi when amd-smi fails', async () => {
     const result = await amd({ FAKE_AMD_SMI_MODE: 'fail' }).probe()
     const gpus = result.gpus.filter((g) => g.vendor === 'amd')
-    expect(gpus.map((g) => [g.class, g.source])).toEqual([['MI300X', 'rocm-smi'], ['unknown', 'rocm-smi']])
+    expect(gpus.map((g) => [g.class, g.source])).toEqual([['MI300X', 'rocm-smi'], ['MI100', 'rocm-smi']])
     expect(gpus[1]?.name).toBe('AMD Instinct MI100')
     expect(result.errors.filter((e) => e.source !== 'nvidia-smi')).toEqual([])
   })

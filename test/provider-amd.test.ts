@@ -1,0 +1,65 @@
+// The daemon on an AMD host, probing through the stand-in amd-smi (captures: packages/provider/test/fixtures/amd).
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Wallet } from 'ethers'
+import { afterEach, describe, expect, it } from 'vitest'
+import { generatePeerKey } from '@gpumesh/net'
+import { createProvider, GpuProber, type Provider } from '@gpumesh/provider'
+import { silentLogger, tempDir, testConfig } from './provider-helpers.js'
+
+const fixtures = fileURLToPath(new URL('../packages/provider/test/fixtures/', import.meta.url))
+const R9700 = {
+  FAKE_AMD_SMI_STATIC: 'constructed/r9700x4-amd-smi-static.json',
+  FAKE_AMD_SMI_METRIC: 'constructed/r9700x4-amd-smi-metric.json'
+}
+
+let stop: (() => Promise<void>) | null = null
+afterEach(async () => { await stop?.(); stop = null })
+
+async function daemonOn (env: Record<string, string>, config: Record<string, unknown> = {}): Promise<Provider> {
+  const temp = await tempDir()
+  const cfg = testConfig(temp.dir, { ...config, pricing: { defaultPerGpuHour: '1.00' } })
+  // The GpuProber the daemon builds from config.probe, pointed at the stand-in with this test's environment.
+  const prober = new GpuProber({
+    amdSmi: join(fixtures, 'bin/amd-smi'),
+    allowUnknownHealth: cfg.probe.allowUnknownHealth,
+    dataDir: temp.dir,
+    hostFacts: false,
+    systemInformationFallback: false,
+    toolEnv: { ...process.env, PATH: dirname(process.execPath), ...env }
+  })
+  const provider = createProvider(cfg, {
+    identity: { peerKey: await generatePeerKey(), paymentKey: Wallet.createRandom().privateKey },
+    logger: silentLogger,
+    prober,
+    nodeOptions: { loopback: true }
+  })
+  await provider.start()
+  stop = async () => { await provider.stop(); await temp.remove() }
+  return provider
+}
+
+describe('provider on AMD GPUs', () => {
+  it('does not offer R9700s that run foreign processes, and status says why', async () => {
+    const provider = await daemonOn({ ...R9700, FAKE_AMD_SMI_PROCESS: 'constructed/r9700x4-amd-smi-process.json' })
+    const status = provider.status()
+    expect(status.gpus.map((g) => [g.class, g.state])).toEqual(Array(4).fill(['R9700', 'busy']))
+    expect(status.gpus[0]?.problems).toEqual(['in use by process 48213 (python3), which is not a gpumesh lease'])
+    expect(provider.inventory.sellable()).toEqual([])
+    expect(status.offer.reason).not.toBeNull()
+  })
+
+  it('offers the same GPUs once nothing else uses them', async () => {
+    const provider = await daemonOn(R9700)
+    expect(provider.inventory.sellable()).toHaveLength(4)
+  })
+
+  it('does not offer GPUs whose health cannot be read, says why, and lists the failure', async () => {
+    const provider = await daemonOn({ ...R9700, FAKE_AMD_SMI_MODE: 'metric-fail' })
+    const status = provider.status()
+    expect(status.gpus.map((g) => g.state)).toEqual(['unhealthy', 'unhealthy', 'unhealthy', 'unhealthy'])
+    expect(status.gpus[0]?.problems[0]).toMatch(/its health cannot be read \(amd-smi metric failed/)
+    expect(status.probeErrors).toEqual([expect.objectContaining({ source: 'amd-smi', code: 'TOOL_FAILED' })])
+    expect(provider.inventory.sellable()).toEqual([])
+  })
+})
