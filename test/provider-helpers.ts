@@ -142,7 +142,7 @@ export function newRenter (): Renter {
 
 export const requirements = (overrides: Partial<OrderRequirements> = {}): OrderRequirements => ({
   gpuCount: 1, classes: [CLASS], minMemoryMiB: 0, minComputeCapability: null, region: null, operators: [],
-  allowSimulated: true, ...overrides
+  escrow: null, allowSimulated: true, ...overrides
 })
 
 /** A renter's signed order; `orderId` random unless given. */

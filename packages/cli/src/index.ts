@@ -12,6 +12,10 @@ import { leaseStatusCommand } from './commands/lease-status.js'
 import { leaseLogsCommand } from './commands/lease-logs.js'
 import { leaseCancelCommand } from './commands/lease-cancel.js'
 import { fleetSignCommand } from './commands/fleet-sign.js'
+import {
+  escrowAnnounceWithdrawalCommand, escrowDeployCommand, escrowDepositCommand, escrowStatusCommand, escrowWithdrawCommand
+} from './commands/escrow.js'
+import { earningsCommand, settleExportCommand, settleOnchainCommand, settleVerifyCommand } from './commands/settle.js'
 import { quoteCommand } from './commands/quote.js'
 import type { Command, CommandContext } from './context.js'
 
@@ -35,7 +39,16 @@ export const COMMANDS: readonly Command[] = [
   leaseStatusCommand,
   leaseLogsCommand,
   leaseCancelCommand,
-  fleetSignCommand
+  fleetSignCommand,
+  earningsCommand,
+  settleOnchainCommand,
+  settleExportCommand,
+  settleVerifyCommand,
+  escrowDepositCommand,
+  escrowStatusCommand,
+  escrowAnnounceWithdrawalCommand,
+  escrowWithdrawCommand,
+  escrowDeployCommand
 ]
 
 function usage (commands: readonly Command[]): string {
@@ -86,7 +99,7 @@ export async function main (argv: string[], ctx: CommandContext = processContext
 
 /** Prints an error as a sentence; the stack goes to stderr only with GPUMESH_DEBUG=1. */
 export function reportError (err: unknown, ctx: CommandContext): number {
-  if (err instanceof CliError || isOperatorError(err)) {
+  if (err instanceof CliError || isOperatorError(err) || (err as Error)?.name === 'ChainError') {
     ctx.stderr(`gpumesh: ${(err as Error).message}\n`)
   } else if ((err as { code?: string })?.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || (err as { code?: string })?.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' || (err as { code?: string })?.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
     ctx.stderr(`gpumesh: ${(err as Error).message.split('\n')[0] ?? 'bad option'}. Run with --help for the options.\n`)

@@ -80,6 +80,7 @@ describe('gpumesh matcher start and gpumesh offers', () => {
       host: { cpuModel: null, cpuCores: null, memoryMiB: null, diskFreeMiB: null, os: null },
       token: '0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512',
       chainId: 31337n,
+      escrow: '0x0000000000000000000000000000000000000000',
       region: 'eu-west',
       minLeaseSec: 600,
       maxLeaseSec: 86_400,

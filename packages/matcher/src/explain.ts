@@ -34,6 +34,7 @@ export interface ExplainOptions {
 const PHRASES: Record<MismatchReason, string> = {
   EXPIRED: 'expired',
   TOKEN: 'in another token or chain',
+  SETTLEMENT: 'settling through another escrow',
   SIMULATED: 'simulated',
   CLASS: 'of another GPU class',
   MEMORY: 'with too little GPU memory',

@@ -19,6 +19,7 @@ import type { Offer, Order } from '@gpumesh/protocol'
 export const MISMATCH_REASONS = [
   'EXPIRED',
   'TOKEN',
+  'SETTLEMENT',
   'SIMULATED',
   'CLASS',
   'MEMORY',
@@ -93,6 +94,7 @@ export function entryMismatch (entry: BookEntry, prepared: PreparedOrder, now: n
   const r = order.requirements
   if (offer.expiresAt <= now) return 'EXPIRED'
   if (record.token !== prepared.token || offer.chainId !== order.chainId) return 'TOKEN'
+  if (r.escrow != null && offer.escrow.toLowerCase() !== r.escrow.toLowerCase()) return 'SETTLEMENT'
   if (gpu.simulated && !r.allowSimulated) return 'SIMULATED'
   if (prepared.classes != null && !prepared.classes.has(gpu.class)) return 'CLASS'
   if (gpu.memoryMiB < r.minMemoryMiB) return 'MEMORY'

@@ -42,6 +42,7 @@ export function offer (peerId: string, overrides: OfferOverrides = {}): Offer {
     host: { cpuModel: null, cpuCores: null, memoryMiB: null, diskFreeMiB: null, os: null },
     token: (token ?? TOKEN) as Address,
     chainId: 1n,
+    escrow: '0x0000000000000000000000000000000000000000',
     region: 'eu',
     minLeaseSec: 60,
     maxLeaseSec: 86_400,
@@ -73,6 +74,7 @@ export function order (requirements: RequirementOverrides = {}, overrides: Order
       minComputeCapability: null,
       region: null,
       operators: (operators ?? []) as Address[],
+      escrow: null,
       allowSimulated: false,
       ...req
     },

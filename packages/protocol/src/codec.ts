@@ -9,12 +9,12 @@ import { ProtocolError } from './errors.js'
 import {
   artifactsHeaderSchema, artifactsRequestSchema, jobReplySchema, bookPageSchema, bookQuerySchema, fleetMembershipSchema, jobAttachSchema, jobAuthSchema, jobEventSchema, jobSubmitSchema, leaseDecisionSchema,
   leaseProposalSchema, leaseTermsSchema, offerSchema, orderRequirementsSchema, orderSchema, peerBindingSchema,
-  orderResultSchema, signedUsageReportSchema, terminateSchema, usageReportSchema, voucherSchema
+  orderResultSchema, paymentSignatureSchema, signedUsageReportSchema, terminateSchema, usageReportSchema, voucherSchema
 } from './schemas.js'
 import type { MessageType } from './constants.js'
 import type {
   ArtifactsHeader, ArtifactsRequest, JobReply, BookPage, BookQuery, FleetMembership, JobAttach, JobAuth, JobEvent, JobSubmit, LeaseDecision, LeaseProposal, LeaseTerms, Message,
-  MessageOfType, Offer, Order, OrderRequirements, OrderResult, PeerBinding, SignedUsageReport, Terminate, UsageReport, Voucher
+  MessageOfType, Offer, Order, OrderRequirements, OrderResult, PaymentSignature, PeerBinding, SignedUsageReport, Terminate, UsageReport, Voucher
 } from './messages.js'
 
 export interface ValidateOptions {
@@ -248,6 +248,7 @@ export function validateLeaseTerms (input: unknown): LeaseTerms { return parseWi
 export function validateJobAuth (input: unknown): JobAuth { return parseWith(jobAuthSchema, input) }
 export function validateUsageReport (input: unknown): UsageReport { return parseWith(usageReportSchema, input) }
 export function validateSignedUsageReport (input: unknown): SignedUsageReport { return parseWith(signedUsageReportSchema, input) }
+export function validatePaymentSignature (input: unknown): PaymentSignature { return parseWith(paymentSignatureSchema, input, 'signature') }
 
 /** Typed aliases of {@link encodeMessage}, for symmetry with the decoders. */
 export function encodeOffer (message: Offer): Uint8Array { return encodeMessage(message) }

@@ -35,7 +35,7 @@ export const EIP712_TYPE_STRINGS = {
   FleetMembership: 'FleetMembership(address operator,address member,string peerId,uint64 expiresAt)',
   OfferCommitment: 'OfferCommitment(string peerId,uint64 sequence,uint64 expiresAt,bytes32 contentHash)',
   Order: 'Order(bytes32 orderId,address renter,string renterPeerId,bytes32 requirementsHash,uint256 maxPricePerGpuHour,uint64 durationSec,address token,bytes32 jobHash,uint64 expiresAt)',
-  LeaseTerms: 'LeaseTerms(bytes32 leaseId,bytes32 orderId,address provider,string providerPeerId,address renter,string renterPeerId,address token,uint256 chainId,uint256 pricePerGpuHour,string[] gpus,string gpuClass,uint64 durationSec,uint64 billingIntervalSec,uint64 paymentGraceSec,uint64 startDeadline,bytes32 jobHash,string[] providerAddresses,uint64 acceptedAt)',
+  LeaseTerms: 'LeaseTerms(bytes32 leaseId,bytes32 orderId,address provider,string providerPeerId,address renter,string renterPeerId,address token,uint256 chainId,address escrow,uint256 pricePerGpuHour,string[] gpus,string gpuClass,uint64 durationSec,uint64 billingIntervalSec,uint64 paymentGraceSec,uint64 startDeadline,bytes32 jobHash,string[] providerAddresses,uint64 acceptedAt)',
   JobAuth: 'JobAuth(bytes32 leaseId,string peerId)',
   UsageReport: 'UsageReport(bytes32 leaseId,address provider,address renter,address token,uint64 periodIndex,uint64 startOffsetMs,uint64 endOffsetMs,uint256 gpuMilliseconds,uint256 amount,uint256 cumulativeAmount,int64 avgUtilizationBp,int64 peakMemoryMiB,int256 energyMilliJoules,bool final)',
   Terminate: 'Terminate(bytes32 leaseId,string reason,uint64 at)'
@@ -166,6 +166,14 @@ export function marketDomain (chainId: bigint): Eip712Domain {
   return { chainId, verifyingContract: ZERO_ADDRESS }
 }
 
+/**
+ * The domain a lease's vouchers are signed under: the escrow its terms name on its chain, or the zero
+ * address for a lease settled off-chain.
+ */
+export function settlementDomain (terms: Pick<LeaseTerms, 'chainId' | 'escrow'>): Eip712Domain {
+  return { chainId: terms.chainId, verifyingContract: terms.escrow ?? ZERO_ADDRESS }
+}
+
 /** The ethers form of a gpumesh domain, for wallets and cross-checks. */
 export function ethersDomain (domain: Eip712Domain): { name: string, version: string, chainId: bigint, verifyingContract: string } {
   return { name: EIP712_DOMAIN_NAME, version: EIP712_DOMAIN_VERSION, chainId: domain.chainId, verifyingContract: domain.verifyingContract }
@@ -209,9 +217,9 @@ export function orderStructHash (v: OrderFields): Uint8Array {
 }
 
 export function leaseTermsStructHash (v: LeaseTerms): Uint8Array {
-  return new Words(19, TYPE_HASH.LeaseTerms).bytes32(v.leaseId, 'leaseId').bytes32(v.orderId, 'orderId')
+  return new Words(20, TYPE_HASH.LeaseTerms).bytes32(v.leaseId, 'leaseId').bytes32(v.orderId, 'orderId')
     .address(v.provider, 'provider').string(v.providerPeerId).address(v.renter, 'renter').string(v.renterPeerId)
-    .address(v.token, 'token').uint(v.chainId, 256, 'chainId').uint(v.pricePerGpuHour, 256, 'pricePerGpuHour')
+    .address(v.token, 'token').uint(v.chainId, 256, 'chainId').address(v.escrow, 'escrow').uint(v.pricePerGpuHour, 256, 'pricePerGpuHour')
     .stringArray(v.gpus).string(v.gpuClass).uint(v.durationSec, 64, 'durationSec')
     .uint(v.billingIntervalSec, 64, 'billingIntervalSec').uint(v.paymentGraceSec, 64, 'paymentGraceSec')
     .uint(v.startDeadline, 64, 'startDeadline').bytes32(v.jobHash, 'jobHash').stringArray(v.providerAddresses)

@@ -16,7 +16,7 @@ export {
   encodeJobSubmit, encodeLeaseDecision, encodeLeaseProposal, encodeMessage, encodeOffer, encodeOrder,
   encodeTerminate, encodeVoucher, jsonReplacer, toWire, validateFleetMembership, validateJobAttach, validateJobAuth,
   validateJobEvent, validateJobSubmit, validateLeaseDecision, validateLeaseProposal, validateLeaseTerms,
-  validateMessage, validateOffer, validateOrder, validateOrderRequirements, validatePeerBinding,
+  validateMessage, validateOffer, validateOrder, validateOrderRequirements, validatePaymentSignature, validatePeerBinding,
   validateSignedUsageReport, validateTerminate, validateUsageReport, validateVoucher
 } from './codec.js'
 export {
@@ -25,7 +25,7 @@ export {
 } from './codec.js'
 export type { ValidateOptions } from './codec.js'
 export {
-  EIP712_TYPE_STRINGS, EIP712_TYPES, ZERO_ADDRESS, bytesToHex, marketDomain, domainSeparator, eip712Message, ethersDomain, typedData, fleetMembershipDigest,
+  EIP712_TYPE_STRINGS, EIP712_TYPES, ZERO_ADDRESS, bytesToHex, marketDomain, settlementDomain, domainSeparator, eip712Message, ethersDomain, typedData, fleetMembershipDigest,
   hexToBytes, jobAuthDigest, leaseTermsDigest, offerCommitment, offerContentHash, offerDigest, orderDigest,
   peerBindingDigest, requirementsHash, terminateDigest, typeHash, typedDataDigest, usageReportDigest, voucherDigest
 } from './eip712.js'

@@ -89,6 +89,11 @@ export interface Offer {
   /** ERC-20 token in which prices are given (zero address allowed off-chain). */
   token: Address
   chainId: bigint
+  /**
+   * How this provider settles: the escrow contract vouchers are signed for (on chain `chainId`), or
+   * the zero address for off-chain settlement.
+   */
+  escrow: Address
   region: string | null
   minLeaseSec: number
   maxLeaseSec: number
@@ -112,6 +117,11 @@ export interface OrderRequirements {
   region: string | null
   /** Only providers of these fleet operators; empty means any. */
   operators: Address[]
+  /**
+   * Only providers settling through this escrow contract (the zero address: only off-chain
+   * settlement); null means any.
+   */
+  escrow: Address | null
   /** Accept simulated GPUs (testing only). */
   allowSimulated: boolean
 }
@@ -156,6 +166,8 @@ export interface LeaseTerms {
   renterPeerId: string
   token: Address
   chainId: bigint
+  /** The escrow contract vouchers for this lease are signed for; the zero address off-chain. */
+  escrow: Address
   pricePerGpuHour: bigint
   /** UUIDs of the reserved GPUs. */
   gpus: string[]
@@ -181,6 +193,7 @@ export const LEASE_REJECT_CODES = [
   'UNSUPPORTED_REQUIREMENTS',
   'NO_CAPACITY',
   'TOO_MANY_LEASES',
+  'INSUFFICIENT_ESCROW',
   'RATE_LIMITED',
   'INTERNAL'
 ] as const

@@ -113,6 +113,7 @@ const offerBodyShape = {
   host: hostSummarySchema,
   token: addressSchema,
   chainId: positiveAmountSchema,
+  escrow: addressSchema,
   region: nullable(str(LIMITS.shortString)),
   minLeaseSec: positiveIntSchema,
   maxLeaseSec: positiveIntSchema,
@@ -150,6 +151,7 @@ export const orderRequirementsSchema: z.ZodType<OrderRequirements> = z.strictObj
   minComputeCapability: nullable(z.string().regex(COMPUTE_CAPABILITY)),
   region: nullable(str(LIMITS.shortString)),
   operators: z.array(addressSchema).max(LIMITS.operators),
+  escrow: nullable(addressSchema),
   allowSimulated: z.boolean()
 })
 
@@ -185,6 +187,7 @@ export const leaseTermsSchema: z.ZodType<LeaseTerms> = z.strictObject({
   renterPeerId: peerIdSchema,
   token: addressSchema,
   chainId: positiveAmountSchema,
+  escrow: addressSchema,
   pricePerGpuHour: positiveAmountSchema,
   gpus: z.array(str(LIMITS.shortString)).min(1).max(LIMITS.leaseGpus),
   gpuClass: str(LIMITS.shortString),

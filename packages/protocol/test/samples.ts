@@ -52,6 +52,7 @@ export function sampleOffer (): Offer {
     host: { cpuModel: 'AMD EPYC 9654', cpuCores: 96, memoryMiB: 1_548_000, diskFreeMiB: 4_000_000, os: 'Ubuntu 24.04' },
     token: TOKEN,
     chainId: 31337n,
+    escrow: DOMAIN.verifyingContract,
     region: 'eu-west',
     minLeaseSec: 600,
     maxLeaseSec: 86_400,
@@ -77,6 +78,7 @@ export function sampleOrder (): Order {
       minComputeCapability: '8.0',
       region: null,
       operators: [OPERATOR],
+      escrow: DOMAIN.verifyingContract,
       allowSimulated: false
     },
     maxPricePerGpuHour: 3_000_000n,
@@ -99,6 +101,7 @@ export function sampleTerms (): LeaseTerms {
     renterPeerId: RENTER_PEER,
     token: TOKEN,
     chainId: 31337n,
+    escrow: DOMAIN.verifyingContract,
     pricePerGpuHour: 2_500_000n,
     gpus: ['GPU-1f2e3d4c-0000-1111-2222-333344445555', 'GPU-1f2e3d4c-0000-1111-2222-333344446666'],
     gpuClass: 'H100-SXM-80GB',

@@ -93,6 +93,8 @@ export const CONFIG_KEY_DOCS: Record<string, string> = {
   'settlement.mode': 'offchain (export verifiable batches) or onchain (redeem vouchers at the escrow contract).',
   'settlement.rpcUrl': 'JSON-RPC endpoint of the chain, for onchain.',
   'settlement.escrowAddress': 'Escrow contract address, for onchain.',
+  'settlement.autoRedeem.everyMinutes': 'Onchain: redeem the newest vouchers every this many minutes (null: only by `gpumesh settle onchain`).',
+  'settlement.autoRedeem.whenUnredeemedAbove': 'Onchain: also redeem as soon as this much (token units, "25.00") is vouchered and not yet redeemed.',
   'api.enabled': 'Serve the local HTTP API (status, metrics, dashboard).',
   'api.host': 'The API listens on loopback only.',
   'api.port': 'API port; 0 picks a free one (written to provider.json).'

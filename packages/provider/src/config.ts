@@ -107,9 +107,16 @@ const runnerSchema = z.object({
 }).strict()
 
 const settlementSchema = z.object({
+  /** `offchain`: vouchers are exported in batches (`gpumesh settle export`); `onchain`: redeemed at the escrow. */
   mode: z.enum(['offchain', 'onchain']).default('offchain'),
   rpcUrl: z.string().url().nullable().default(null),
-  escrowAddress: address.nullable().default(null)
+  escrowAddress: address.nullable().default(null),
+  /** The daemon redeems on its own: every N minutes, and/or as soon as what is unredeemed reaches an amount. */
+  autoRedeem: z.object({
+    everyMinutes: z.number().int().min(1).max(7 * 24 * 60).nullable().default(null),
+    /** Token units ("25.00"): redeem once this much is vouchered but not yet redeemed; null: only on the timer. */
+    whenUnredeemedAbove: price.nullable().default(null)
+  }).strict().prefault({})
 }).strict()
 
 const apiSchema = z.object({
@@ -138,12 +145,21 @@ type DeepReadonly<T> = T extends Array<infer U> ? ReadonlyArray<DeepReadonly<U>>
   : T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T
 
 /** The validated configuration, with prices converted to base units. */
-export type ProviderConfig = DeepReadonly<Omit<ParsedConfig, 'pricing'> & {
+export type ProviderConfig = DeepReadonly<Omit<ParsedConfig, 'pricing' | 'settlement'> & {
   pricing: Omit<ParsedConfig['pricing'], 'defaultPerGpuHour' | 'perGpuHour'> & {
     defaultPerGpuHour: bigint | null
     perGpuHour: Record<string, bigint>
   }
+  settlement: Omit<ParsedConfig['settlement'], 'autoRedeem'> & {
+    autoRedeem: { everyMinutes: number | null, whenUnredeemedAbove: bigint | null }
+  }
 }>
+
+/** The escrow contract this provider's vouchers are signed for: the zero address when it settles off-chain. */
+export function settlementEscrow (config: Pick<ProviderConfig, 'settlement'>): `0x${string}` {
+  const { mode, escrowAddress } = config.settlement
+  return (mode === 'onchain' && escrowAddress != null ? escrowAddress : ZERO_ADDRESS) as `0x${string}`
+}
 
 /** A partial configuration as one layer gives it (file, environment or flags). */
 export type ConfigLayer = Record<string, unknown>
@@ -300,8 +316,20 @@ export function parseProviderConfig (...layers: ConfigLayer[]): ProviderConfig {
   if (parsed.settlement.mode === 'onchain' && (parsed.settlement.rpcUrl == null || parsed.settlement.escrowAddress == null)) {
     issues.push({ path: 'settlement.mode', value: 'onchain', expected: 'settlement.rpcUrl and settlement.escrowAddress to be set as well' })
   }
+  if (parsed.settlement.mode === 'onchain' && parsed.pricing.token.toLowerCase() === ZERO_ADDRESS) {
+    issues.push({ path: 'pricing.token', value: parsed.pricing.token, expected: 'the ERC-20 token the escrow holds (on-chain settlement cannot pay in the zero address)' })
+  }
+  const redeemAbove = parsed.settlement.autoRedeem.whenUnredeemedAbove
+  const autoRedeem = {
+    everyMinutes: parsed.settlement.autoRedeem.everyMinutes,
+    whenUnredeemedAbove: redeemAbove == null ? null : toBaseUnits('settlement.autoRedeem.whenUnredeemedAbove', redeemAbove)
+  }
   if (issues.length > 0) throw new ConfigError(issues)
-  return deepFreeze({ ...parsed, pricing: { ...parsed.pricing, perGpuHour, defaultPerGpuHour } }) as ProviderConfig
+  return deepFreeze({
+    ...parsed,
+    pricing: { ...parsed.pricing, perGpuHour, defaultPerGpuHour },
+    settlement: { ...parsed.settlement, autoRedeem }
+  }) as ProviderConfig
 }
 
 function describeIssue (issue: z.core.$ZodIssue, merged: ConfigLayer): ConfigIssue {

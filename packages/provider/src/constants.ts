@@ -33,3 +33,8 @@ export const OFFER_SEQUENCE_KEY = 'offers.lastSequence'
 export const JOBS_DIR = 'jobs'
 /** How often artifacts older than `runner.artifactRetentionSec` are removed. */
 export const ARTIFACT_CLEANUP_INTERVAL_MS = 10 * 60_000
+
+/** Held in the data directory while vouchers are redeemed on chain: one transaction queue per key. */
+export const SETTLEMENT_LOCK_FILE = 'settlement.lock'
+/** How often the daemon looks whether what is unredeemed passed `settlement.autoRedeem.whenUnredeemedAbove`. */
+export const AUTO_REDEEM_CHECK_INTERVAL_MS = 30_000

@@ -11,7 +11,7 @@ export interface DataDirLock {
   release: () => Promise<void>
 }
 
-interface Holder { pid: number, startTime: number | null }
+export interface Holder { pid: number, startTime: number | null }
 
 /**
  * Takes the data directory for this process: one daemon per ledger, or two would reserve the same GPUs.
@@ -20,7 +20,15 @@ interface Holder { pid: number, startTime: number | null }
  */
 export async function lockDataDir (dataDir: string): Promise<DataDirLock> {
   await mkdir(dataDir, { recursive: true, mode: 0o700 })
-  const path = join(dataDir, LOCK_FILE)
+  return await lockProcessFile(join(dataDir, LOCK_FILE), (holder) => new ProviderStartError('DATA_DIR_IN_USE',
+    `Another gpumesh provider (pid ${holder.pid}) is running from ${dataDir}. Stop it first, or give this one its own data directory (--data-dir).`))
+}
+
+/**
+ * Takes `path` for this process (pid and start time written into it, created exclusively); throws what
+ * `busy` makes while a live process holds it, and takes over a lock whose process is gone.
+ */
+export async function lockProcessFile (path: string, busy: (holder: Holder) => Error): Promise<DataDirLock> {
   const self: Holder = { pid: process.pid, startTime: (await readProcessStat(process.pid))?.startTime ?? null }
   const body = JSON.stringify(self)
   for (let attempt = 0; ; attempt++) {
@@ -42,9 +50,7 @@ export async function lockDataDir (dataDir: string): Promise<DataDirLock> {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= 2) throw err
     }
     const holder = parseHolder(await readFile(path, 'utf8').catch(() => ''))
-    if (holder != null && await isAlive(holder)) {
-      throw new ProviderStartError('DATA_DIR_IN_USE', `Another gpumesh provider (pid ${holder.pid}) is running from ${dataDir}. Stop it first, or give this one its own data directory (--data-dir).`)
-    }
+    if (holder != null && await isAlive(holder)) throw busy(holder)
     await unlink(path).catch(() => {}) // stale: its process is gone
   }
 }

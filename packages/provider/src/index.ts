@@ -1,8 +1,10 @@
 export { ConfigError, ProviderStartError, isOperatorError, type ConfigIssue } from './errors.js'
 export {
-  configFromEnv, configKeys, envNameForKey, mergeLayers, parseProviderConfig, providerConfigSchema,
+  configFromEnv, configKeys, envNameForKey, mergeLayers, parseProviderConfig, providerConfigSchema, settlementEscrow,
   type ConfigLayer, type ProviderConfig
 } from './config.js'
+export { EscrowGuard, intervalCost, type EscrowAccountReader, type EscrowVerdict, type RenterExposure } from './escrow-guard.js'
+export { SettlementBusyError, SettlementService, privateKeyHex, renterExposure, runOnchainSettlement } from './settlement-service.js'
 export { CONFIG_KEY_DOCS, parseConfigYaml, readConfigFile, renderConfigTemplate } from './config-file.js'
 export { askPrice, cumulativeAmount, listPrice, surgeBasisPoints, type PricingPolicy, type Utilisation } from './pricing.js'
 export * from './probe/index.js'

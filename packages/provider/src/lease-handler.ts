@@ -18,7 +18,8 @@ import {
 } from './lease-policy.js'
 import type { Clock } from './clock.js'
 import type { Inventory } from './inventory.js'
-import type { ProviderConfig } from './config.js'
+import { settlementEscrow, type ProviderConfig } from './config.js'
+import { intervalCost, type EscrowGuard } from './escrow-guard.js'
 
 export interface LeaseHandlerComponents {
   /** Absent when the handler is used without a network (`decide` only). */
@@ -35,6 +36,8 @@ export interface LeaseHandlerComponents {
   logger: Logger
   /** This node's fleet membership (orders may ask for its operator); none by default. */
   fleet?: FleetMembership | null
+  /** Checks renters' escrow before a lease is accepted (on-chain settlement); none off-chain. */
+  escrowGuard?: EscrowGuard | null
   /** A lease was accepted (capacity changed). */
   onAccepted?: (leaseId: string) => void
   onError?: (message: string) => void
@@ -45,10 +48,17 @@ export interface LeaseHandlerStats {
   rejected: Partial<Record<LeaseRejectCode, number>>
 }
 
+/** A proposal that passed every check, ready to be reserved. */
+interface Evaluated {
+  proposal: LeaseProposal
+  chosen: string[]
+  now: number
+}
+
 /** Rejections worth keeping in the ledger: those of proposals whose order is genuinely signed. */
 const RECORDED_CODES = new Set<LeaseRejectCode>([
   'EXPIRED', 'REPLAY', 'RENTER_BLOCKED', 'MATCHER_NOT_TRUSTED', 'PRICE_TOO_LOW', 'UNSUPPORTED_REQUIREMENTS',
-  'NO_CAPACITY', 'TOO_MANY_LEASES'
+  'NO_CAPACITY', 'TOO_MANY_LEASES', 'INSUFFICIENT_ESCROW'
 ])
 
 /**
@@ -85,7 +95,7 @@ export class LeaseHandler {
     const node = this.#c.node
     if (node == null) return
     await handle(node, LEASE_PROTOCOL, async (request, ctx) => {
-      return encodeLeaseDecision(this.decide(request, ctx.peerId.toString()))
+      return encodeLeaseDecision(await this.decideWithEscrow(request, ctx.peerId.toString(), { signal: ctx.signal }))
     }, {
       maxRequestBytes: MAX_MESSAGE_BYTES['lease-proposal'],
       maxResponseBytes: MAX_MESSAGE_BYTES['lease-decision'],
@@ -103,61 +113,107 @@ export class LeaseHandler {
     await this.#c.node?.unhandle(LEASE_PROTOCOL).catch(() => {})
   }
 
-  /** Decides on one proposal (raw bytes as received) from `proposerPeerId`. Never throws. */
+  /** Decides on one proposal (raw bytes as received) from `proposerPeerId`, without the escrow check. Never throws. */
   decide (request: Uint8Array, proposerPeerId: string): LeaseDecision {
+    const evaluated = this.#evaluate(request, proposerPeerId, true)
+    return 'decision' in evaluated ? evaluated.decision : this.#acceptOrReject(evaluated, proposerPeerId)
+  }
+
+  /**
+   * Decides on one proposal, checking the renter's escrow first when this provider settles on chain.
+   * The checks run before the chain is asked (a forged or unwanted proposal costs no RPC call) and
+   * again after (capacity may have changed meanwhile); the reservation is one synchronous step after
+   * the second run. Never throws.
+   */
+  async decideWithEscrow (request: Uint8Array, proposerPeerId: string, options: { signal?: AbortSignal } = {}): Promise<LeaseDecision> {
+    const guard = this.#c.escrowGuard
+    if (guard == null) return this.decide(request, proposerPeerId)
+    const first = this.#evaluate(request, proposerPeerId, true)
+    if ('decision' in first) return first.decision
+    const { proposal } = first
+    const order = proposal.order
+    try {
+      const nextInterval = intervalCost(proposal.pricePerGpuHour, order.requirements.gpuCount, this.#config.billing.intervalSec)
+      const verdict = await guard.check(order.renter, order.token, nextInterval, options)
+      if (!verdict.covered) return this.#reject({ code: 'INSUFFICIENT_ESCROW', message: verdict.message }, proposal, order.orderId, proposerPeerId)
+    } catch (err) {
+      this.#log.warn({ err, orderId: order.orderId }, 'could not read the renter\'s escrow')
+      this.#c.onError?.(`escrow check for order ${order.orderId} failed: ${(err as Error)?.message ?? String(err)}`)
+      return this.#reject({ code: 'INTERNAL', message: 'the provider could not read the escrow; the proposal may be sent again' }, null, order.orderId, proposerPeerId)
+    }
+    const second = this.#evaluate(request, proposerPeerId, false)
+    return 'decision' in second ? second.decision : this.#acceptOrReject(second, proposerPeerId)
+  }
+
+  /** Every check of a proposal, in the README's order, short of reserving; `countRate` once per proposal. */
+  #evaluate (request: Uint8Array, proposerPeerId: string, countRate: boolean): { decision: LeaseDecision } | Evaluated {
     let orderId: Bytes32 | null = null
     let proposal: LeaseProposal | null = null
+    const decided = (decision: LeaseDecision): { decision: LeaseDecision } => ({ decision })
     try {
-      const rejection = this.#checkRate(proposerPeerId)
-      if (rejection != null) return this.#reject(rejection, null, null, proposerPeerId)
-      if (!this.#accepting) return this.#reject({ code: 'NO_CAPACITY', message: 'the provider is shutting down' }, null, null, proposerPeerId)
+      const rejection = countRate ? this.#checkRate(proposerPeerId) : null
+      if (rejection != null) return decided(this.#reject(rejection, null, null, proposerPeerId))
+      if (!this.#accepting) return decided(this.#reject({ code: 'NO_CAPACITY', message: 'the provider is shutting down' }, null, null, proposerPeerId))
       try {
         proposal = decodeLeaseProposal(request) // size cap, then UTF-8, JSON, schema; no clock (EXPIRED comes later)
       } catch (err) {
         if (!isProtocolError(err)) throw err
-        return this.#reject({ code: 'MALFORMED', message: err.message }, null, null, proposerPeerId)
+        return decided(this.#reject({ code: 'MALFORMED', message: err.message }, null, null, proposerPeerId))
       }
       const { order } = proposal
       orderId = order.orderId
       const consistent = checkConsistent(proposal)
-      if (consistent != null) return this.#reject(consistent, proposal, orderId, proposerPeerId)
+      if (consistent != null) return decided(this.#reject(consistent, proposal, orderId, proposerPeerId))
       try {
         verifyOrder(order, marketDomain(order.chainId))
       } catch (err) {
         if (!isProtocolError(err)) throw err
-        return this.#reject({ code: 'BAD_SIGNATURE', message: `order signature: ${err.message}` }, proposal, orderId, proposerPeerId)
+        return decided(this.#reject({ code: 'BAD_SIGNATURE', message: `order signature: ${err.message}` }, proposal, orderId, proposerPeerId))
       }
       const now = this.#c.clock.now()
       const first = checkExpiry(order, now) ??
         (this.#acceptedOrders.has(order.orderId) ? { code: 'REPLAY' as const, message: `order ${order.orderId} was seen before` } : null) ??
         checkRenter(order, this.#config) ??
         checkMatcher(proposerPeerId, order, this.#config)
-      if (first != null) return this.#reject(first, proposal, orderId, proposerPeerId)
+      if (first != null) return decided(this.#reject(first, proposal, orderId, proposerPeerId))
 
       const gpus = this.#c.inventory.gpus()
       const floor = askPrice(proposal.gpuClass, pricingPolicy(this.#config), utilisation(gpus))
       const second = checkPrice(proposal, floor) ??
         checkRequirements(proposal, this.#config, gpus, floor != null, activeOperator(this.#c.fleet ?? null, now))
-      if (second != null) return this.#reject(second, proposal, orderId, proposerPeerId)
+      if (second != null) return decided(this.#reject(second, proposal, orderId, proposerPeerId))
 
       const count = order.requirements.gpuCount
       const free = fittingGpus(proposal, gpus).filter((g) => g.state === 'free')
       if (free.length < count) {
-        return this.#reject({ code: 'NO_CAPACITY', message: `${count} ${proposal.gpuClass} GPU(s) wanted, ${free.length} free` }, proposal, orderId, proposerPeerId)
+        return decided(this.#reject({ code: 'NO_CAPACITY', message: `${count} ${proposal.gpuClass} GPU(s) wanted, ${free.length} free` }, proposal, orderId, proposerPeerId))
       }
       const active = this.#c.ledger.activeLeases().length
       if (active >= this.#config.leases.maxConcurrent) {
-        return this.#reject({ code: 'TOO_MANY_LEASES', message: `${active} leases active, leases.maxConcurrent is ${this.#config.leases.maxConcurrent}` }, proposal, orderId, proposerPeerId)
+        return decided(this.#reject({ code: 'TOO_MANY_LEASES', message: `${active} leases active, leases.maxConcurrent is ${this.#config.leases.maxConcurrent}` }, proposal, orderId, proposerPeerId))
       }
-      return this.#accept(proposal, free.slice(0, count).map((g) => g.uuid), proposerPeerId, now)
+      return { proposal, chosen: free.slice(0, count).map((g) => g.uuid), now }
     } catch (err) {
-      const name = (err as Error)?.name
-      if (name === 'ReplayError') return this.#reject({ code: 'REPLAY', message: `order ${orderId ?? ''} was seen before` }, proposal, orderId, proposerPeerId)
-      if (name === 'NoCapacityError') return this.#reject({ code: 'NO_CAPACITY', message: (err as Error).message }, proposal, orderId, proposerPeerId)
-      this.#log.error({ err, orderId, peer: proposerPeerId }, 'lease proposal failed')
-      this.#c.onError?.(`lease proposal ${orderId ?? '(undecoded)'} failed: ${(err as Error)?.message ?? String(err)}`)
-      return this.#reject({ code: 'INTERNAL', message: 'internal error; the proposal may be sent again' }, null, orderId, proposerPeerId)
+      return decided(this.#internal(err, proposal, orderId, proposerPeerId))
     }
+  }
+
+  #acceptOrReject (evaluated: Evaluated, proposerPeerId: string): LeaseDecision {
+    const { proposal, chosen, now } = evaluated
+    try {
+      return this.#accept(proposal, chosen, proposerPeerId, now)
+    } catch (err) {
+      return this.#internal(err, proposal, proposal.order.orderId, proposerPeerId)
+    }
+  }
+
+  #internal (err: unknown, proposal: LeaseProposal | null, orderId: Bytes32 | null, proposerPeerId: string): LeaseDecision {
+    const name = (err as Error)?.name
+    if (name === 'ReplayError') return this.#reject({ code: 'REPLAY', message: `order ${orderId ?? ''} was seen before` }, proposal, orderId, proposerPeerId)
+    if (name === 'NoCapacityError') return this.#reject({ code: 'NO_CAPACITY', message: (err as Error).message }, proposal, orderId, proposerPeerId)
+    this.#log.error({ err, orderId, peer: proposerPeerId }, 'lease proposal failed')
+    this.#c.onError?.(`lease proposal ${orderId ?? '(undecoded)'} failed: ${(err as Error)?.message ?? String(err)}`)
+    return this.#reject({ code: 'INTERNAL', message: 'internal error; the proposal may be sent again' }, null, orderId, proposerPeerId)
   }
 
   /** Reserves exactly `chosen` in one transaction with the signed terms; throws ReplayError/NoCapacityError. */
@@ -173,6 +229,7 @@ export class LeaseHandler {
       renterPeerId: order.renterPeerId,
       token: order.token,
       chainId: order.chainId,
+      escrow: settlementEscrow(config),
       pricePerGpuHour: proposal.pricePerGpuHour,
       gpus: chosen,
       gpuClass: proposal.gpuClass,
@@ -196,6 +253,7 @@ export class LeaseHandler {
       provider: terms.provider,
       token: terms.token,
       chainId: terms.chainId,
+      escrow: terms.escrow,
       pricePerGpuHour: terms.pricePerGpuHour,
       gpuClass: terms.gpuClass,
       gpuCount: chosen.length,

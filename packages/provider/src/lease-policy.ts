@@ -1,6 +1,7 @@
+import { ZERO_ADDRESS } from '@gpumesh/protocol'
 import type { Address, LeaseProposal, LeaseRejectCode, Order } from '@gpumesh/protocol'
 import type { InventoryGpu } from './inventory.js'
-import type { ProviderConfig } from './config.js'
+import { settlementEscrow, type ProviderConfig } from './config.js'
 
 /**
  * The pure checks of a lease proposal, one function per reason code, in the order the handler runs
@@ -78,6 +79,10 @@ export function checkRequirements (proposal: LeaseProposal, config: ProviderConf
   const no = (message: string): Rejection => reject('UNSUPPORTED_REQUIREMENTS', message)
   if (!sameAddress(order.token, config.pricing.token)) return no(`token ${order.token} is not this provider's ${config.pricing.token}`)
   if (order.chainId !== BigInt(config.pricing.chainId)) return no(`chain ${order.chainId} is not this provider's ${config.pricing.chainId}`)
+  const escrow = settlementEscrow(config)
+  if (r.escrow != null && !sameAddress(r.escrow, escrow)) {
+    return no(`this provider settles ${escrow === ZERO_ADDRESS ? 'off-chain' : `through escrow ${escrow}`}, not ${r.escrow === ZERO_ADDRESS ? 'off-chain' : `through escrow ${r.escrow}`}`)
+  }
   if (order.durationSec < config.leases.minDurationSec || order.durationSec > config.leases.maxDurationSec) {
     return no(`duration ${order.durationSec} s is outside ${config.leases.minDurationSec}..${config.leases.maxDurationSec} s`)
   }

@@ -3,7 +3,7 @@ import type { Address, FleetMembership, HostSummary, OfferBody, OfferedGpus, Pee
 import { askPrice, type PricingPolicy, type Utilisation } from './pricing.js'
 import type { InventoryGpu } from './inventory.js'
 import type { HostInfo } from './probe/index.js'
-import type { ProviderConfig } from './config.js'
+import { settlementEscrow, type ProviderConfig } from './config.js'
 
 /** Everything an offer is made of; `buildOffer` is pure over it. */
 export interface OfferInput {
@@ -121,6 +121,7 @@ export function buildOffer (input: OfferInput): OfferBuild {
       host: hostSummary(input.host),
       token: config.pricing.token as Address,
       chainId: BigInt(config.pricing.chainId),
+      escrow: settlementEscrow(config),
       region: config.offers.region,
       minLeaseSec: config.leases.minDurationSec,
       maxLeaseSec: config.leases.maxDurationSec,

@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { Ledger } from '@gpumesh/ledger'
 import { createNode, validateTopic, type CreateNodeOptions, type GpumeshNode } from '@gpumesh/net'
-import { OFFERS_TOPIC, OFFER_GOSSIP_RATE_LIMIT, ZERO_ADDRESS, judgeOfferGossip, marketDomain, paymentKeyAddress, signPeerBinding } from '@gpumesh/protocol'
-import type { LeaseRecord } from '@gpumesh/ledger'
+import { OFFERS_TOPIC, OFFER_GOSSIP_RATE_LIMIT, judgeOfferGossip, marketDomain, paymentKeyAddress, signPeerBinding } from '@gpumesh/protocol'
+import type { LeaseRecord, TokenEarnings } from '@gpumesh/ledger'
+import type { SettleReport } from '@gpumesh/settlement'
 import type { Address, FleetMembership, PaymentKey, PeerBinding } from '@gpumesh/protocol'
 import type { Logger } from 'pino'
 import { ApiServer, toJson } from './api.js'
@@ -21,7 +22,8 @@ import { loadFleetMembership } from './fleet.js'
 import { GpuProber, GpuSampler, resolveProbeExecutables, type ProbeIssue } from './probe/index.js'
 import { recoverRunningLeases } from './recovery.js'
 import { RepeatingTask } from './repeating-task.js'
-import type { ProviderConfig } from './config.js'
+import { SettlementService } from './settlement-service.js'
+import { settlementEscrow, type ProviderConfig } from './config.js'
 
 /** The daemon's two keys: the libp2p peer key and the payment key (a Wallet, SigningKey or 0x hex). */
 export interface ProviderIdentity {
@@ -84,6 +86,16 @@ export interface ProviderStatus {
     notes: string[]
   }
   activeLeases: LeaseSummary[]
+  /** How this provider is paid, and what its newest redemption did. */
+  settlement: {
+    mode: 'offchain' | 'onchain'
+    /** The escrow contract (zero off-chain). */
+    escrow: Address
+    chainId: bigint
+    lastRedemption: { txHashes: string[], paid: bigint, vouchers: number } | null
+  }
+  /** Per token: accrued, vouchered, exported, redeemed, outstanding, and who owes it. */
+  earnings: TokenEarnings[]
   leaseStats: LeaseHandlerStats
   probeErrors: ProbeIssue[]
   recentErrors: RecentError[]
@@ -155,13 +167,19 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
         ...(components.env?.PATH != null ? { path: components.env.PATH } : {})
       })
       : null
-  const verifyingContract = (config.settlement.escrowAddress ?? ZERO_ADDRESS) as Address
+  const settlement = new SettlementService(config, { ledger, paymentKey, logger: logger.child({ module: 'settlement' }), onError: noteError })
+  const escrowGuard = settlement.guard
   const jobsDir = join(config.dataDir, JOBS_DIR)
   const jobs = new JobManager({
-    ledger, runner, clock, sampleGpus: gpuSampler(config, components, inventory, logger), paymentKey, logger: logger.child({ module: 'jobs' })
+    ledger,
+    runner,
+    clock,
+    sampleGpus: gpuSampler(config, components, inventory, logger),
+    paymentKey,
+    escrowCheck: escrowGuard === null ? null : async (lease) => await escrowGuard.check(lease.renter, lease.token, 0n),
+    logger: logger.child({ module: 'jobs' })
   }, {
     jobsDir,
-    verifyingContract,
     stopGraceMs: config.runner.stopGraceSec * 1000,
     maxBundleBytes: config.runner.maxBundleBytes,
     artifactRetentionSec: config.runner.artifactRetentionSec
@@ -222,6 +240,13 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
         notes: offerState?.notes ?? []
       },
       activeLeases: ledger.isOpen ? ledger.activeLeases().map(leaseSummary) : [],
+      settlement: {
+        mode: config.settlement.mode,
+        escrow: settlementEscrow(config),
+        chainId: BigInt(config.pricing.chainId),
+        lastRedemption: lastRedemption(settlement.lastReport)
+      },
+      earnings: ledger.isOpen ? ledger.earnings() : [],
       leaseStats: leases?.stats ?? { accepted: 0, rejected: {} },
       probeErrors: inventory.probeErrors,
       recentErrors: [...recentErrors]
@@ -238,6 +263,7 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
     jobService = null
     await jobs.stop()
     await artifactCleaner.stop()
+    await settlement.stop()
     // 3. Stop announcing and background work.
     await publisher?.stop()
     await sweeper.stop()
@@ -305,6 +331,7 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
         clock,
         logger: logger.child({ module: 'leases' }),
         fleet,
+        escrowGuard,
         onAccepted: () => { inventory.checkForChange() },
         onError: noteError
       })
@@ -341,6 +368,7 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
       await jobService.start()
       artifactCleaner.start()
       publisher.start()
+      settlement.start()
       sweeper.start()
       pruner.start()
 
@@ -354,6 +382,7 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
             '/status': () => ({ contentType: 'application/json', body: toJson(status()) }),
             '/leases': (query) => ({ contentType: 'application/json', body: toJson(listLeases(ledger, query.get('state'))) }),
             '/health': () => ({ contentType: 'application/json', body: toJson({ ok: running }) }),
+            '/earnings': (query) => ({ contentType: 'application/json', body: toJson(ledger.earnings(sinceOption(query.get('since')))) }),
             '/metrics': async () => await metrics.render()
           }
         })
@@ -413,6 +442,21 @@ function gpuSampler (config: ProviderConfig, components: ProviderComponents, inv
     simulated: simulatedGpuSampler(),
     logger: logger.child({ module: 'gpu-sampler' })
   }).sample
+}
+
+function lastRedemption (report: SettleReport | null): ProviderStatus['settlement']['lastRedemption'] {
+  if (report === null) return null
+  return {
+    txHashes: report.batches.map((b) => b.txHash).filter((h): h is NonNullable<typeof h> => h !== null),
+    paid: report.totals.paid,
+    vouchers: report.totals.vouchers
+  }
+}
+
+/** `?since=` as Unix milliseconds; anything else is ignored (everything is counted). */
+function sinceOption (since: string | null): { since?: number } {
+  const ms = since == null ? NaN : Number(since)
+  return Number.isSafeInteger(ms) && ms >= 0 ? { since: ms } : {}
 }
 
 function leaseSummary (lease: LeaseRecord): LeaseSummary {

@@ -34,8 +34,9 @@ const jobFileSchema = z.strictObject({
     address: z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'expected a 0x address of 40 hex digits').default(ZERO_ADDRESS),
     decimals: z.number().int().min(0).max(36).default(DEFAULT_TOKEN_DECIMALS),
     chainId: z.union([z.number().int().positive(), z.string().regex(/^[1-9]\d*$/, 'expected a positive integer')])
-      .transform((v) => BigInt(v)).default(DEFAULT_CHAIN_ID)
-  }).default({ address: ZERO_ADDRESS, decimals: DEFAULT_TOKEN_DECIMALS, chainId: DEFAULT_CHAIN_ID }),
+      .transform((v) => BigInt(v)).default(DEFAULT_CHAIN_ID),
+    escrow: z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'expected a 0x address of 40 hex digits').nullable().default(null)
+  }).default({ address: ZERO_ADDRESS, decimals: DEFAULT_TOKEN_DECIMALS, chainId: DEFAULT_CHAIN_ID, escrow: null }),
   durationSec: positiveInt,
   command: z.string().min(1).max(LIMITS.command),
   args: z.array(text).max(LIMITS.args).default([]),
@@ -82,9 +83,11 @@ export function parseJobFile (source: string, path = 'job.yaml'): JobFile {
     if (isScalar(node) && typeof node.value === 'number') raw[key] = node.source ?? String(node.value)
   }
   // An unquoted 0x… address is a hexadecimal number to YAML: take it as written too.
-  const addressNode = doc.getIn(['token', 'address'], true)
-  if (isScalar(addressNode) && typeof addressNode.value === 'number' && addressNode.source != null) {
-    (raw.token as Record<string, unknown>).address = addressNode.source
+  for (const key of ['address', 'escrow']) {
+    const addressNode = doc.getIn(['token', key], true)
+    if (isScalar(addressNode) && typeof addressNode.value === 'number' && addressNode.source != null) {
+      (raw.token as Record<string, unknown>)[key] = addressNode.source
+    }
   }
   const operatorList = doc.get('operators', true)
   if (isSeq(operatorList) && Array.isArray(raw.operators)) {
@@ -110,12 +113,15 @@ export function parseJobFile (source: string, path = 'job.yaml'): JobFile {
     throw new JobFileError(path, key.join('.'), lineOf(doc, lineCounter, key), problem)
   }
 
-  let tokenAddress: Address
-  try {
-    tokenAddress = getAddress(v.token.address) as Address
-  } catch (err) {
-    return fail(['token', 'address'], `not a valid address (${(err as Error).message.split(' (')[0] ?? 'bad checksum'})`)
+  const checksummed = (key: Array<string | number>, value: string): Address => {
+    try {
+      return getAddress(value) as Address
+    } catch (err) {
+      return fail(key, `not a valid address (${(err as Error).message.split(' (')[0] ?? 'bad checksum'})`)
+    }
   }
+  const tokenAddress = checksummed(['token', 'address'], v.token.address)
+  const escrow = v.token.escrow == null ? null : checksummed(['token', 'escrow'], v.token.escrow)
   const amount = (key: string, value: string): bigint => {
     try {
       const parsedAmount = parseAmount(value, v.token.decimals)
@@ -153,6 +159,7 @@ export function parseJobFile (source: string, path = 'job.yaml'): JobFile {
       minComputeCapability: v.gpus.minComputeCapability,
       region: v.region,
       operators,
+      escrow,
       allowSimulated: v.allowSimulated
     },
     maxPricePerGpuHour,
@@ -193,6 +200,6 @@ function keyLine (doc: Document, lineCounter: LineCounter, path: Array<string | 
 function allowedKeys (path: Array<string | number>): string[] {
   if (path.length === 0) return Object.keys(jobFileSchema.shape)
   if (path[0] === 'gpus') return Object.keys(jobFileSchema.shape.gpus.shape)
-  if (path[0] === 'token') return ['address', 'decimals', 'chainId']
+  if (path[0] === 'token') return ['address', 'decimals', 'chainId', 'escrow']
   return []
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import type { Wallet } from 'ethers'
 import type { GpumeshNode } from '@gpumesh/net'
 import {
-  jsonReplacer, marketDomain, validateLeaseTerms, type Bytes32, type Eip712Domain, type JobEvent, type JobSpec,
+  jsonReplacer, marketDomain, settlementDomain, validateLeaseTerms, type Bytes32, type JobEvent, type JobSpec,
   type LeaseTerms, type PaymentSignature, type UsageReport
 } from '@gpumesh/protocol'
 import { extractArtifacts } from './bundle.js'
@@ -206,8 +206,6 @@ export interface RunLeasedJobOptions {
   record: LeaseRecord
   /** Artifacts are downloaded to `<outDir>/artifacts.tar.gz` and unpacked there. */
   outDir: string
-  /** Voucher domain; default the market domain of the lease's chain (off-chain settlement). */
-  settlementDomain?: Eip712Domain
   signal?: AbortSignal
   onEvent?: (e: JobEvent) => void
   onUploadProgress?: (sentBytes: number, totalBytes: number) => void
@@ -253,7 +251,7 @@ export async function runLeasedJob (o: RunLeasedJobOptions): Promise<LeaseSummar
     node: o.node,
     wallet: o.wallet,
     terms,
-    settlementDomain: o.settlementDomain ?? domain,
+    settlementDomain: settlementDomain(terms),
     marketDomain: domain,
     budget: o.budget,
     ...(o.signal != null ? { signal: o.signal } : {}),

@@ -227,6 +227,7 @@ export function describeLeaseRejection (code: string): string {
     case 'UNSUPPORTED_REQUIREMENTS': return 'it cannot meet the requirements (class, memory, duration, token, region, fleet operator or simulated GPUs)'
     case 'NO_CAPACITY': return 'not enough fitting GPUs are free right now'
     case 'TOO_MANY_LEASES': return 'it is running as many leases as it takes'
+    case 'INSUFFICIENT_ESCROW': return 'your escrow does not cover what you owe it and the next billing interval (gpumesh escrow status, gpumesh escrow deposit)'
     case 'RATE_LIMITED': return 'too many proposals were sent too fast'
     case 'INTERNAL': return 'it failed internally; proposing again is safe'
     case 'TIMEOUT': return 'it did not answer in time'

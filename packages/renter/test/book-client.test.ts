@@ -27,6 +27,7 @@ function signedOffer (peerId: string, key: string, price: bigint): Offer {
     host: { cpuModel: null, cpuCores: null, memoryMiB: null, diskFreeMiB: null, os: null },
     token: '0x0000000000000000000000000000000000000000' as Address,
     chainId: 31337n,
+    escrow: '0x0000000000000000000000000000000000000000' as Address,
     region: null,
     minLeaseSec: 60,
     maxLeaseSec: 86_400,

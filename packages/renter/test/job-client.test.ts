@@ -42,7 +42,7 @@ describe('job client', () => {
   const terms = (): LeaseTerms => ({
     leaseId: `0x${'ab'.repeat(32)}`, orderId: `0x${'cd'.repeat(32)}`, provider: providerKey.address as `0x${string}`,
     providerPeerId: provider.peerId.toString(), renter: renter.address as `0x${string}`, renterPeerId: client.peerId.toString(),
-    token: ZERO_ADDRESS, chainId: 31337n, pricePerGpuHour: 3_600_000n, gpus: ['GPU-a'], gpuClass: 'SIM', durationSec: 3600,
+    token: ZERO_ADDRESS, chainId: 31337n, escrow: ZERO_ADDRESS, pricePerGpuHour: 3_600_000n, gpus: ['GPU-a'], gpuClass: 'SIM', durationSec: 3600,
     billingIntervalSec: 1, paymentGraceSec: 1, startDeadline: Date.now() + 60_000, jobHash: `0x${'ef'.repeat(32)}`,
     providerAddresses: provider.getMultiaddrs().map((a) => a.decapsulateCode(421).toString()), acceptedAt: Date.now()
   })

@@ -32,7 +32,7 @@ describe('job file', () => {
     const job = parseJobFile(GOOD, 'job.yaml')
     expect(job.requirements).toEqual({
       gpuCount: 2, classes: ['H100-SXM-80GB', 'A100-SXM4-80GB'], minMemoryMiB: 40000, minComputeCapability: '8.0',
-      region: null, operators: [], allowSimulated: false
+      region: null, operators: [], escrow: null, allowSimulated: false
     })
     expect(job.maxPricePerGpuHour).toBe(2_500_000n)
     expect(job.token).toEqual({ address: '0x0000000000000000000000000000000000000000', decimals: 6, chainId: 31337n })

@@ -24,6 +24,7 @@ function termsFor (order: Order, providerPeerId: string, overrides: Partial<Leas
     renterPeerId: order.renterPeerId,
     token: order.token,
     chainId: order.chainId,
+    escrow: '0x0000000000000000000000000000000000000000',
     pricePerGpuHour: 1_500_000n,
     gpus: ['GPU-a'],
     gpuClass: 'H100-SXM-80GB',
@@ -50,7 +51,7 @@ describe('order client', () => {
   const order = (): Order => signJobOrder({
     key: renterWallet,
     renterPeerId: renter.peerId.toString(),
-    requirements: { gpuCount: 1, classes: ['A100-SXM4-80GB', 'H100-SXM-80GB'], minMemoryMiB: 0, minComputeCapability: null, region: null, operators: [], allowSimulated: true },
+    requirements: { gpuCount: 1, classes: ['A100-SXM4-80GB', 'H100-SXM-80GB'], minMemoryMiB: 0, minComputeCapability: null, region: null, operators: [], escrow: null, allowSimulated: true },
     maxPricePerGpuHour: 2_000_000n,
     durationSec: 600,
     token: ZERO,

@@ -21,6 +21,7 @@ const offer = (peerId: string, o: Partial<Offer>): Offer => ({
   host: { cpuModel: null, cpuCores: null, memoryMiB: null, diskFreeMiB: null, os: null },
   token: TOKEN as Address,
   chainId: 1n,
+  escrow: '0x0000000000000000000000000000000000000000' as Address,
   region: null,
   minLeaseSec: 60,
   maxLeaseSec: 86_400,

@@ -18,6 +18,7 @@ const terms: LeaseTerms = {
   renterPeerId: '12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq',
   token: ZERO,
   chainId: 31337n,
+  escrow: '0x0000000000000000000000000000000000000000',
   pricePerGpuHour: 2_490_000n,
   gpus: ['GPU-a', 'GPU-b'],
   gpuClass: 'H100-SXM-80GB',

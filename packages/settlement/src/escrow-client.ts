@@ -154,6 +154,7 @@ export class EscrowClient {
     'function approve(address spender, uint256 amount) returns (bool)',
     'function allowance(address owner, address spender) view returns (uint256)',
     'function balanceOf(address holder) view returns (uint256)',
+    'function decimals() view returns (uint8)',
     'function transfer(address to, uint256 amount) returns (bool)',
     'function mint(address to, uint256 amount)'
   ])
@@ -269,6 +270,11 @@ export class EscrowClient {
 
   async tokenBalance (token: Address, holder: Address): Promise<bigint> {
     return await this.#rpc('balanceOf', async () => await this.#tokenCall(token, 'balanceOf', [holder]) as bigint)
+  }
+
+  /** The token's `decimals()`, to show amounts in token units. */
+  async tokenDecimals (token: Address): Promise<number> {
+    return Number(await this.#rpc('decimals', async () => await this.#tokenCall(token, 'decimals', []) as bigint))
   }
 
   /** What `redeem` would pay now for each voucher (a static call; nothing is sent). */

@@ -22,3 +22,7 @@ export { settleOnchain, unredeemedAmount } from './settle-onchain.js'
 export type {
   ReconciledBatch, RetryOptions, SettleOnchainOptions, SettleProgress, SettleReport, SettledBatch, SettledEntry, SkippedLease
 } from './settle-onchain.js'
+export { BATCH_FORMAT, BATCH_VERSION, buildSettlementBatch, verifySettlementBatch } from './offchain-batch.js'
+export type {
+  BatchEntry, BatchEntryInput, BatchSignedValue, BatchTotal, BatchVerification, EntryVerdict, SettlementBatch
+} from './offchain-batch.js'

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util'
-import { marketDomain } from '@gpumesh/protocol'
+import { marketDomain, settlementDomain } from '@gpumesh/protocol'
 import { attachJob, attachStartedAt, recordFollower, type JobOutcome } from '@gpumesh/renter'
 import { resolveDataDir } from '../data-dir.js'
 import { EXIT } from '../errors.js'
@@ -48,7 +48,7 @@ export const leaseLogsCommand: Command = {
           node,
           wallet: identity.wallet,
           terms: record.terms,
-          settlementDomain: marketDomain(record.terms.chainId),
+          settlementDomain: settlementDomain(record.terms),
           marketDomain: marketDomain(record.terms.chainId),
           budget: record.budget,
           signal: controller.signal,

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util'
-import { formatAmount, jsonReplacer, marketDomain } from '@gpumesh/protocol'
+import { formatAmount, jsonReplacer, marketDomain, settlementDomain } from '@gpumesh/protocol'
 import { FINAL_RECORD_STATES, attachJob, attachStartedAt, recordFollower, type JobOutcome, type LeaseRecord } from '@gpumesh/renter'
 import { resolveDataDir } from '../data-dir.js'
 import { EXIT } from '../errors.js'
@@ -93,7 +93,7 @@ async function providerView (record: LeaseRecord, waitMs: number, dataDir: strin
       node,
       wallet: identity.wallet,
       terms: record.terms,
-      settlementDomain: marketDomain(record.terms.chainId),
+      settlementDomain: settlementDomain(record.terms),
       marketDomain: marketDomain(record.terms.chainId),
       budget: record.budget,
       signal: controller.signal,

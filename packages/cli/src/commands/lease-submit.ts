@@ -195,6 +195,9 @@ function report (s: LeaseSummary, o: { ctx: CommandContext, json: boolean, decim
     }
     throw new CliError('BUDGET_SPENT', `The budget of ${formatAmount(o.budget, decimals)} is spent: the provider stopped the job after ${formatAmount(s.paid, decimals)} was paid${s.lastCheckpoint != null ? `; last checkpoint: ${s.lastCheckpoint}` : ''}. Raise --budget or the job file's budget to run longer.`)
   }
+  if (s.reason === 'INSUFFICIENT_ESCROW') {
+    throw new CliError('INSUFFICIENT_ESCROW', `Your escrow no longer covered the next billing interval: the provider stopped the job after ${formatAmount(s.paid, decimals)} was paid${s.lastCheckpoint != null ? `; last checkpoint: ${s.lastCheckpoint}` : ''}. Deposit more ("gpumesh escrow deposit AMOUNT") and submit again.`)
+  }
   if (s.state !== 'completed' || (s.exitCode ?? 0) !== 0) {
     ctx.stderr(`gpumesh: the job ended ${s.state}${s.exitCode != null ? ` with exit code ${s.exitCode}` : ''}${s.reason != null ? ` (${s.reason})` : ''}.\n`)
     return EXIT.FAILURE

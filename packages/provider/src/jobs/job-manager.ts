@@ -2,8 +2,8 @@ import { existsSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { Readable } from 'node:stream'
-import type { Address, Bytes32, JobSpec, PaymentKey, SignedUsageReport, Voucher } from '@gpumesh/protocol'
-import { ZERO_ADDRESS, validateSignedUsageReport } from '@gpumesh/protocol'
+import type { Bytes32, JobSpec, PaymentKey, SignedUsageReport, Voucher } from '@gpumesh/protocol'
+import { validateSignedUsageReport } from '@gpumesh/protocol'
 import type { LeaseRecord, Ledger } from '@gpumesh/ledger'
 import { artifactStream, cleanupArtifacts } from './artifacts.js'
 import { extractBundle } from './bundle.js'
@@ -25,17 +25,18 @@ export interface JobManagerComponents {
   sampleGpus: SampleGpus
   /** The provider's payment key: signs usage reports (market domain). */
   paymentKey: PaymentKey
+  /**
+   * On-chain settlement: after each usage period, whether the renter's escrow still covers what is
+   * unredeemed plus the next interval. Null (or absent) off-chain. A job whose renter's escrow does
+   * not is stopped, its lease ended `terminated` with reason INSUFFICIENT_ESCROW.
+   */
+  escrowCheck?: ((lease: LeaseRecord) => Promise<{ covered: boolean, message: string }>) | null
   logger?: JobsLogger
 }
 
 export interface JobManagerOptions {
   /** Where job directories live: `<dataDir>/jobs`. */
   jobsDir: string
-  /**
-   * The escrow contract, or the zero address off-chain (default): the settlement domain vouchers are
-   * checked under. Usage reports are signed under the market domain, whatever this is.
-   */
-  verifyingContract?: Address
   /** runner.stopGraceSec in ms. */
   stopGraceMs: number
   /** runner.maxBundleBytes: the compressed cap. */
@@ -58,7 +59,7 @@ export interface JobManagerOptions {
 const ENDED_LOG_HISTORY = 16
 
 /** Lease-ending reasons the job side writes. */
-export type TerminationReason = 'UNPAID' | 'RENTER_CANCEL' | 'MAX_RUNTIME' | 'PROVIDER_SHUTDOWN' | (string & {})
+export type TerminationReason = 'UNPAID' | 'INSUFFICIENT_ESCROW' | 'RENTER_CANCEL' | 'MAX_RUNTIME' | 'PROVIDER_SHUTDOWN' | (string & {})
 
 export interface LeaseEndedEvent {
   leaseId: string
@@ -77,6 +78,7 @@ export class Job {
   readonly #meter: LeaseMeter
   readonly #tailer: JobLogTailer
   #stopReason: TerminationReason | null = null
+  #stopDetail: string | null = null
   #detached = false
 
   /** @internal built by JobManager */
@@ -111,6 +113,8 @@ export class Job {
     this.events.close()
   }
   get stopReason (): TerminationReason | null { return this.#stopReason }
+  /** Why the job was stopped, in words (recorded with the lease's end), or null. */
+  get stopDetail (): string | null { return this.#stopDetail }
   get meter (): LeaseMeter { return this.#meter }
   get tailer (): JobLogTailer { return this.#tailer }
 
@@ -120,8 +124,11 @@ export class Job {
   }
 
   /** SIGTERM, grace, SIGKILL; the lease ends `terminated` with `reason`. Resolves when it has. */
-  async stop (reason: TerminationReason, graceMs?: number): Promise<JobOutcome> {
-    this.#stopReason ??= reason
+  async stop (reason: TerminationReason, graceMs?: number, detail?: string): Promise<JobOutcome> {
+    if (this.#stopReason === null) {
+      this.#stopReason = reason
+      this.#stopDetail = detail ?? null
+    }
     await this.#running.stop(graceMs)
     return await this.done
   }
@@ -146,7 +153,6 @@ export class JobManager {
     this.#c = components
     this.#logger = components.logger ?? silentLogger
     this.#o = {
-      verifyingContract: ZERO_ADDRESS,
       maxBundleUncompressedBytes: options.maxBundleBytes * 4,
       logPollMs: 200,
       sampleIntervalMs: 0,
@@ -345,7 +351,7 @@ export class JobManager {
 
   /** Checks and stores a voucher; clears the payment deadlines it covers. Throws VoucherRefusedError. */
   acceptVoucher (leaseId: string, voucher: Voucher): AcceptedVoucher {
-    const accepted = acceptVoucher(this.#c.ledger, voucher, this.#o.verifyingContract, leaseId)
+    const accepted = acceptVoucher(this.#c.ledger, voucher, leaseId)
     this.get(leaseId)?.meter.paid(accepted.cumulativeAmount)
     return accepted
   }
@@ -388,7 +394,10 @@ export class JobManager {
           paymentKey: this.#c.paymentKey,
           resumeOffsetMs,
           ...(this.#o.sampleIntervalMs > 0 ? { sampleIntervalMs: this.#o.sampleIntervalMs } : {}),
-          onReport: (report: SignedUsageReport) => { events.append(clock.now(), { kind: 'usage', report }) },
+          onReport: (report: SignedUsageReport) => {
+            events.append(clock.now(), { kind: 'usage', report })
+            if (!report.report.final) this.#checkEscrow(j, lease)
+          },
           onUnpaid: () => { void j.stop('UNPAID') },
           onDurationReached: () => { void j.stop('MAX_RUNTIME') }
         }),
@@ -401,6 +410,20 @@ export class JobManager {
     this.#jobs.set(lease.leaseId, job)
     this.#logger.info({ leaseId: lease.leaseId, pid: running.pid }, 'job running')
     return job
+  }
+
+  /** After a period: stops the job when the renter's escrow no longer covers the next one. */
+  #checkEscrow (job: Job, lease: LeaseRecord): void {
+    const check = this.#c.escrowCheck
+    if (check == null) return
+    check(lease).then((verdict) => {
+      if (verdict.covered || job.stopReason !== null || job.detached) return
+      this.#logger.warn({ leaseId: lease.leaseId, reason: verdict.message }, 'the renter\'s escrow does not cover the next interval: stopping the job')
+      void job.stop('INSUFFICIENT_ESCROW', undefined, verdict.message)
+    }, (err: unknown) => {
+      // The chain could not be read: the job goes on; vouchers still bound what is at risk (UNPAID).
+      this.#logger.warn({ err, leaseId: lease.leaseId }, 'could not read the renter\'s escrow after a usage period')
+    })
   }
 
   async #finish (job: Job, exit: JobExit): Promise<JobOutcome> {
@@ -422,7 +445,9 @@ export class JobManager {
     } else {
       state = 'failed'; reason = exit.exitCode === null ? `SIGNAL_${exit.signal ?? 'UNKNOWN'}` : `EXIT_${exit.exitCode}`
     }
-    this.#endLease(job.leaseId, state, reason, { exitCode: exit.exitCode, signal: exit.signal }, exit.exitCode)
+    this.#endLease(job.leaseId, state, reason, {
+      exitCode: exit.exitCode, signal: exit.signal, ...(job.stopDetail !== null ? { message: job.stopDetail } : {})
+    }, exit.exitCode)
     if (state === 'terminated') {
       job.events.append(clock.now(), { kind: 'terminated', state, reason })
     } else {

@@ -1,13 +1,12 @@
-import { hexToBytes, ProtocolError, publicKeyToAddress, verifyVoucher } from '@gpumesh/protocol'
-import type { Address, Voucher } from '@gpumesh/protocol'
+import { hexToBytes, ProtocolError, publicKeyToAddress, settlementDomain, verifyVoucher } from '@gpumesh/protocol'
+import type { Voucher } from '@gpumesh/protocol'
 import type { LeaseRecord, Ledger, VoucherRecord } from '@gpumesh/ledger'
 import { jsonReplacer } from '@gpumesh/protocol'
 import { VoucherRefusedError } from './errors.js'
 
 export interface VoucherCheckContext {
-  lease: Pick<LeaseRecord, 'leaseId' | 'provider' | 'renter' | 'token' | 'chainId'>
-  /** The escrow contract, or the zero address off-chain. */
-  verifyingContract: Address
+  /** The lease's `escrow` is the settlement domain's verifying contract (the zero address off-chain). */
+  lease: Pick<LeaseRecord, 'leaseId' | 'provider' | 'renter' | 'token' | 'chainId' | 'escrow'>
   /** The newest accepted voucher, or null. */
   latest: Pick<VoucherRecord, 'sequence' | 'cumulativeAmount' | 'signature'> | null
   /** Cumulative amount of the newest usage report sent. */
@@ -26,7 +25,7 @@ export function checkVoucher (voucher: Voucher, ctx: VoucherCheckContext): 'new'
   if (!same(voucher.leaseId, lease.leaseId)) throw new VoucherRefusedError('WRONG_LEASE', `voucher is for lease ${voucher.leaseId}`)
   if (!same(voucher.provider, lease.provider)) throw new VoucherRefusedError('WRONG_PROVIDER', `voucher pays ${voucher.provider}, not this provider`)
   if (!same(voucher.token, lease.token)) throw new VoucherRefusedError('WRONG_TOKEN', `voucher is in token ${voucher.token}, not ${lease.token}`)
-  if (voucher.chainId !== lease.chainId || !same(voucher.verifyingContract, ctx.verifyingContract)) {
+  if (voucher.chainId !== lease.chainId || !same(voucher.verifyingContract, lease.escrow)) {
     throw new VoucherRefusedError('WRONG_DOMAIN', `voucher is for chain ${voucher.chainId} contract ${voucher.verifyingContract}`)
   }
   if (!same(voucher.renter, lease.renter)) throw new VoucherRefusedError('WRONG_SIGNER', `voucher names renter ${voucher.renter}, not the lease's`)
@@ -52,7 +51,7 @@ export function checkVoucher (voucher: Voucher, ctx: VoucherCheckContext): 'new'
     throw new VoucherRefusedError('AMOUNT_ABOVE_REPORTED', `cumulative amount ${voucher.cumulativeAmount} is above the ${ctx.reportedCumulative} reported`)
   }
   try {
-    verifyVoucher(voucher, { chainId: lease.chainId, verifyingContract: ctx.verifyingContract })
+    verifyVoucher(voucher, settlementDomain(lease))
   } catch (err) {
     if (err instanceof ProtocolError) throw new VoucherRefusedError('BAD_SIGNATURE', `voucher signature: ${err.message}`, { cause: err })
     throw err
@@ -71,12 +70,12 @@ export interface AcceptedVoucher {
  * Checks a voucher against the ledger's view of the lease and stores it (ledger.recordVoucher).
  * Throws VoucherRefusedError, or WRONG_LEASE when the ledger has no such lease.
  */
-export function acceptVoucher (ledger: Ledger, voucher: Voucher, verifyingContract: Address, leaseId: string = voucher.leaseId): AcceptedVoucher {
+export function acceptVoucher (ledger: Ledger, voucher: Voucher, leaseId: string = voucher.leaseId): AcceptedVoucher {
   const lease = ledger.getLease(leaseId)
   if (lease === null) throw new VoucherRefusedError('WRONG_LEASE', `no lease ${leaseId}`)
   const latest = ledger.latestVoucher(lease.leaseId)
   const reportedCumulative = ledger.lastUsagePeriod(lease.leaseId)?.cumulativeAmount ?? 0n
-  const verdict = checkVoucher(voucher, { lease, verifyingContract, latest, reportedCumulative })
+  const verdict = checkVoucher(voucher, { lease, latest, reportedCumulative })
   if (verdict === 'duplicate') return { stored: false, cumulativeAmount: voucher.cumulativeAmount, sequence: voucher.sequence }
   const stored = ledger.recordVoucher({
     leaseId: lease.leaseId,

@@ -46,6 +46,8 @@ export interface LeaseParams {
   paymentGraceSec?: number
   jobHash?: Bytes32
   running?: boolean
+  /** The lease's escrow (vouchers are checked under it); default the zero address. */
+  escrow?: Address
 }
 
 /** Reserves an accepted (or running) lease on simulated GPUs and returns its id. */
@@ -55,7 +57,7 @@ export function makeLease (ledger: Ledger, p: LeaseParams = {}): Bytes32 {
   ledger.reserveLease({
     leaseId, orderId: hex32('order-' + name), orderExpiresAt: Date.now() + 3_600_000,
     renter: RENTER, renterPeerId: 'renter-peer', matcherPeerId: null, provider: PROVIDER, token: TOKEN,
-    chainId: CHAIN_ID, pricePerGpuHour: p.pricePerGpuHour ?? 3_600_000n, gpuClass: 'SIM', gpuCount: p.gpuCount ?? 2,
+    chainId: CHAIN_ID, ...(p.escrow != null ? { escrow: p.escrow } : {}), pricePerGpuHour: p.pricePerGpuHour ?? 3_600_000n, gpuClass: 'SIM', gpuCount: p.gpuCount ?? 2,
     durationSec: p.durationSec ?? 3600, billingIntervalSec: p.billingIntervalSec ?? 1, paymentGraceSec: p.paymentGraceSec ?? 1,
     startDeadline: Date.now() + 3_600_000, jobHash: p.jobHash ?? hex32('job'),
     eligibleGpuUuids: ['GPU-sim-0', 'GPU-sim-1', 'GPU-sim-2', 'GPU-sim-3']

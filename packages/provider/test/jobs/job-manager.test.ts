@@ -87,9 +87,9 @@ describe('JobManager with the process runner', () => {
     manager = new JobManager({
       ledger: t.ledger, clock: systemClock, sampleGpus: simulatedGpuSampler(), paymentKey: PROVIDER_KEY,
       runner: new ProcessRunner({ stopGraceMs: 2000, path: process.env.PATH ?? '/usr/bin:/bin' })
-    }, { jobsDir, verifyingContract: escrow, stopGraceMs: 2000, maxBundleBytes: 1 << 20, artifactRetentionSec: 3600, logPollMs: 50, sampleIntervalMs: 250 })
+    }, { jobsDir, stopGraceMs: 2000, maxBundleBytes: 1 << 20, artifactRetentionSec: 3600, logPollMs: 50, sampleIntervalMs: 250 })
     manager.start()
-    const leaseId = makeLease(t.ledger, { billingIntervalSec: 1, paymentGraceSec: 30 })
+    const leaseId = makeLease(t.ledger, { billingIntervalSec: 1, paymentGraceSec: 30, escrow })
     const job = await manager.createJob(leaseId, spec('train.mjs', { TRAIN_STEPS: '15', TRAIN_STEP_MS: '100' }), null)
     const signers: string[] = []
     const refused: string[] = []

@@ -97,7 +97,7 @@ describe('LeaseMeter (fake timers, injected clock)', () => {
       onReport: (r) => {
         const fields = { leaseId, provider: PROVIDER, renter: RENTER, token: TOKEN, cumulativeAmount: r.report.cumulativeAmount, sequence: ++sequence }
         const voucher: Voucher = { type: 'voucher', ...fields, chainId: CHAIN_ID, verifyingContract: ZERO_ADDRESS, signature: signVoucher(fields, RENTER_KEY, { chainId: CHAIN_ID, verifyingContract: ZERO_ADDRESS }) }
-        const accepted = acceptVoucher(t.ledger, voucher, ZERO_ADDRESS)
+        const accepted = acceptVoucher(t.ledger, voucher)
         queueMicrotask(() => { m.paid(accepted.cumulativeAmount) })
       },
       onUnpaid: () => { unpaid = true }

@@ -25,7 +25,7 @@ describe('voucher acceptance', () => {
     return { type: 'voucher', ...fields, ...domain, signature: signVoucher(fields, key, domain) }
   }
   const refusal = (v: Voucher): string => {
-    try { acceptVoucher(t.ledger, v, ZERO_ADDRESS, leaseId) } catch (err) {
+    try { acceptVoucher(t.ledger, v, leaseId) } catch (err) {
       expect((err as Error).name).toBe('VoucherRefusedError')
       return (err as { code: string }).code
     }
@@ -35,14 +35,14 @@ describe('voucher acceptance', () => {
   it('accepts a good voucher, stores it, and takes an exact resend as a duplicate', () => {
     expect(t.ledger.lastUsagePeriod(leaseId)?.cumulativeAmount).toBe(20_000n)
     const v = voucher()
-    expect(acceptVoucher(t.ledger, v, ZERO_ADDRESS)).toMatchObject({ stored: true, cumulativeAmount: 10_000n })
-    expect(acceptVoucher(t.ledger, v, ZERO_ADDRESS).stored).toBe(false)
+    expect(acceptVoucher(t.ledger, v)).toMatchObject({ stored: true, cumulativeAmount: 10_000n })
+    expect(acceptVoucher(t.ledger, v).stored).toBe(false)
     expect(t.ledger.latestVoucher(leaseId)?.sequence).toBe(1n)
     expect(refusal(voucher({ sequence: 2n, cumulativeAmount: 20_000n }))).toBe('ACCEPTED')
   })
 
   it('refuses each kind of bad voucher with its code', () => {
-    acceptVoucher(t.ledger, voucher(), ZERO_ADDRESS)
+    acceptVoucher(t.ledger, voucher())
     expect(refusal(voucher({ sequence: 2n, cumulativeAmount: 20_001n }))).toBe('AMOUNT_ABOVE_REPORTED')
     expect(refusal(voucher({ sequence: 2n, cumulativeAmount: 15_000n }, OTHER_KEY))).toBe('WRONG_SIGNER')
     expect(refusal(voucher({ sequence: 1n, cumulativeAmount: 15_000n }))).toBe('SEQUENCE_NOT_HIGHER')
@@ -60,6 +60,6 @@ describe('voucher acceptance', () => {
 
   it('refuses a voucher for a lease the ledger does not know', () => {
     const v = voucher({ leaseId: hex32('unknown') })
-    expect(() => acceptVoucher(t.ledger, v, ZERO_ADDRESS)).toThrow(expect.objectContaining({ code: 'WRONG_LEASE' }))
+    expect(() => acceptVoucher(t.ledger, v)).toThrow(expect.objectContaining({ code: 'WRONG_LEASE' }))
   })
 })
