@@ -9,7 +9,8 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { create } from 'tar'
 import { request, type GpumeshNode } from '@gpumesh/net'
 import {
-  LEASE_PROTOCOL, ZERO_ADDRESS, decodeLeaseDecision, encodeLeaseProposal, marketDomain, type Address, type Bytes32, type JobSpec, type LeaseTerms
+  LEASE_PROTOCOL, decodeLeaseDecision, encodeLeaseProposal, marketDomain, settlementDomain, type Address, type Bytes32,
+  type Eip712Domain, type JobSpec, type LeaseDecision, type LeaseTerms
 } from '@gpumesh/protocol'
 import type { ConfigLayer } from '@gpumesh/provider'
 import type { JobClientOptions } from '@gpumesh/renter'
@@ -43,24 +44,29 @@ export function trainSpec (steps: number, stepMs = 100, maxRunTimeSec = 120): Jo
 }
 
 /** Proposes the renter's own signed order straight to the provider; returns the accepted terms. */
-export async function leaseFrom (client: GpumeshNode, providerAddresses: string[], wallet: BaseWallet, jobHash: Bytes32): Promise<LeaseTerms> {
-  const renter = { key: wallet.privateKey, address: wallet.address as `0x${string}` }
-  const order = signedOrder(renter, client.peerId.toString(), { jobHash, requirements: requirements({ gpuCount: 1 }) })
-  const decision = decodeLeaseDecision(await request(client, providerAddresses.map((a) => multiaddr(a)), LEASE_PROTOCOL, encodeLeaseProposal(proposal(order))))
+export async function leaseFrom (client: GpumeshNode, providerAddresses: string[], wallet: BaseWallet, jobHash: Bytes32, order: { token?: Address } = {}): Promise<LeaseTerms> {
+  const decision = await proposeTo(client, providerAddresses, wallet, jobHash, order)
   if (!decision.accepted) throw new Error(`lease rejected: ${decision.code} ${decision.message}`)
   return decision.terms
 }
 
+/** The provider's decision on the renter's own signed order. */
+export async function proposeTo (client: GpumeshNode, providerAddresses: string[], wallet: BaseWallet, jobHash: Bytes32, order: { token?: Address } = {}): Promise<LeaseDecision> {
+  const renter = { key: wallet.privateKey, address: wallet.address as `0x${string}` }
+  const signed = signedOrder(renter, client.peerId.toString(), { jobHash, requirements: requirements({ gpuCount: 1 }), ...order })
+  return decodeLeaseDecision(await request(client, providerAddresses.map((a) => multiaddr(a)), LEASE_PROTOCOL, encodeLeaseProposal(proposal(signed))))
+}
+
 /**
- * The job client's options for a lease: vouchers under the settlement domain (`escrow`, default the zero
- * address: off-chain), everything else under the market domain.
+ * The job client's options for a lease: vouchers under the settlement domain its terms name (or
+ * `voucherDomain`, to sign for another), everything else under the market domain.
  */
-export function clientOptions (node: GpumeshNode, wallet: BaseWallet, terms: LeaseTerms, budget = 10n ** 12n, escrow: Address = ZERO_ADDRESS): JobClientOptions {
+export function clientOptions (node: GpumeshNode, wallet: BaseWallet, terms: LeaseTerms, budget = 10n ** 12n, voucherDomain: Eip712Domain = settlementDomain(terms)): JobClientOptions {
   return {
     node,
     wallet,
     terms,
-    settlementDomain: { chainId: CHAIN_ID, verifyingContract: escrow },
+    settlementDomain: voucherDomain,
     marketDomain: marketDomain(CHAIN_ID),
     budget
   }

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util'
-import { formatAmount, jsonReplacer, marketDomain, settlementDomain } from '@gpumesh/protocol'
+import { ZERO_ADDRESS, formatAmount, jsonReplacer, marketDomain, settlementDomain } from '@gpumesh/protocol'
+import { EscrowClient } from '@gpumesh/settlement'
 import { FINAL_RECORD_STATES, attachJob, attachStartedAt, recordFollower, type JobOutcome, type LeaseRecord } from '@gpumesh/renter'
 import { resolveDataDir } from '../data-dir.js'
 import { EXIT } from '../errors.js'
@@ -12,13 +13,14 @@ const DEFAULT_WAIT_SEC = 3
 export const leaseStatusCommand: Command = {
   name: 'lease status',
   summary: 'Show a lease from the local record and, while it runs, the provider\'s view; no id lists every lease.',
-  usage: 'lease status [LEASE_ID] [--wait SEC] [--local] [--json] [--data-dir DIR]',
+  usage: 'lease status [LEASE_ID] [--wait SEC] [--local] [--rpc URL] [--json] [--data-dir DIR]',
   async run (argv, ctx) {
     const { values, positionals } = parseArgs({
       args: argv,
       options: {
         wait: { type: 'string', default: String(DEFAULT_WAIT_SEC) },
         local: { type: 'boolean', default: false },
+        rpc: { type: 'string' },
         json: { type: 'boolean', default: false },
         'data-dir': { type: 'string' }
       },
@@ -48,10 +50,12 @@ export const leaseStatusCommand: Command = {
         // Attaching pays reports as a submit would, and may see the end: the record keeps up.
         record = await saveAttachResult(store, record, view.outcome)
       }
+      const settlement = await settlementView(record, values.rpc ?? ctx.env.GPUMESH_RPC_URL)
       if (values.json) {
-        ctx.stdout(JSON.stringify({ ...record, provider: remote }, jsonReplacer, 2) + '\n')
+        ctx.stdout(JSON.stringify({ ...record, provider: remote, settlement }, jsonReplacer, 2) + '\n')
       } else {
-        ctx.stdout(describe(record) + (remote != null ? `provider   ${remote.state}${remote.detail !== '' ? ` — ${remote.detail}` : ''}\n` : ''))
+        ctx.stdout(describe(record) + `settled    ${describeSettlement(settlement, record.tokenDecimals)}\n` +
+          (remote != null ? `provider   ${remote.state}${remote.detail !== '' ? ` — ${remote.detail}` : ''}\n` : ''))
       }
       return EXIT.OK
     } catch (err) {
@@ -75,6 +79,41 @@ export function describe (r: LeaseRecord): string {
     r.artifactsDir != null ? `artifacts  ${r.artifactsDir}` : null,
     `updated    ${new Date(r.updatedAt).toISOString()}`
   ].filter((l) => l != null).join('\n') + '\n'
+}
+
+/** How the lease is settled and, on chain when an RPC URL is known, what the escrow has paid for it. */
+export interface LeaseSettlement {
+  kind: 'offchain' | 'onchain'
+  escrow: string
+  /** What the vouchers the renter signed add up to: the lease's cost. */
+  cost: bigint
+  /** Paid at the escrow so far; null off-chain or when the chain was not asked. */
+  redeemed: bigint | null
+  /** Why the chain was not read, when it was not. */
+  note: string | null
+}
+
+async function settlementView (record: LeaseRecord, rpcUrl: string | undefined): Promise<LeaseSettlement> {
+  const escrow = record.terms.escrow ?? ZERO_ADDRESS
+  if (escrow === ZERO_ADDRESS) return { kind: 'offchain', escrow, cost: record.paid, redeemed: null, note: null }
+  if (rpcUrl == null || rpcUrl === '') return { kind: 'onchain', escrow, cost: record.paid, redeemed: null, note: 'pass --rpc URL (or set GPUMESH_RPC_URL) to see what the escrow paid' }
+  const client = new EscrowClient({ rpcUrl, escrow })
+  try {
+    const redeemed = await client.paid({ leaseId: record.terms.leaseId, provider: record.terms.provider, renter: record.terms.renter, token: record.terms.token })
+    return { kind: 'onchain', escrow, cost: record.paid, redeemed, note: null }
+  } catch (err) {
+    return { kind: 'onchain', escrow, cost: record.paid, redeemed: null, note: `the chain could not be read: ${(err as Error).message}` }
+  } finally {
+    client.close()
+  }
+}
+
+function describeSettlement (s: LeaseSettlement, decimals: number): string {
+  const money = (v: bigint): string => formatAmount(v, decimals)
+  if (s.kind === 'offchain') return `off-chain: vouchers for ${money(s.cost)}, settled by the provider's batch export`
+  if (s.redeemed === null) return `on chain through escrow ${s.escrow}: vouchers for ${money(s.cost)} (${s.note ?? 'not read'})`
+  const state = s.redeemed >= s.cost ? 'fully redeemed' : s.redeemed === 0n ? 'not yet redeemed' : `${money(s.cost - s.redeemed)} not yet redeemed`
+  return `on chain through escrow ${s.escrow}: vouchers for ${money(s.cost)}, ${money(s.redeemed)} paid by the escrow (${state})`
 }
 
 /** Attaches for a moment from the last event seen, to learn what the provider says now. */
