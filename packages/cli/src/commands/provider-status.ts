@@ -3,10 +3,13 @@ import { readProviderFile, type ProviderStatus } from '@gpumesh/provider'
 import { formatAmount } from '@gpumesh/protocol'
 import { resolveDataDir } from '../data-dir.js'
 import { CliError, EXIT } from '../errors.js'
+import { describeEarnings } from './settle.js'
 import type { Command } from '../context.js'
 
 /** ProviderStatus as it arrives in JSON: bigints are decimal strings. */
-type StatusJson = Omit<ProviderStatus, 'offer' | 'activeLeases'> & {
+type StatusJson = Omit<ProviderStatus, 'offer' | 'activeLeases' | 'earnings' | 'settlement'> & {
+  settlement: { mode: string, escrow: string, chainId: string, lastRedemption: { txHashes: string[], paid: string, vouchers: number } | null }
+  earnings: Array<Record<string, unknown> & { renters: Array<Record<string, unknown>> }>
   offer: Omit<ProviderStatus['offer'], 'gpus'> & { gpus: Array<{ class: string, countFree: number, countTotal: number, pricePerGpuHour: string, simulated: boolean }> }
   activeLeases: Array<Omit<ProviderStatus['activeLeases'][number], 'pricePerGpuHour'> & { pricePerGpuHour: string }>
 }
@@ -44,6 +47,17 @@ export const providerStatusCommand: Command = {
   }
 }
 
+/** Money fields of an earnings row back to bigints (JSON carries them as decimal strings). */
+function bigints (row: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(row)) {
+    out[key] = Array.isArray(value)
+      ? value.map((v) => bigints(v as Record<string, unknown>))
+      : typeof value === 'string' && /^\d+$/.test(value) && key !== 'token' && key !== 'renter' ? BigInt(value) : value
+  }
+  return out
+}
+
 function render (s: StatusJson): string {
   const lines = [
     `provider ${s.peerId ?? '?'} ${s.running ? 'running' : 'stopping'}`,
@@ -65,6 +79,12 @@ function render (s: StatusJson): string {
   }
   if (s.offer.reason != null) lines.push(`  not published: ${s.offer.reason}`)
   for (const note of s.offer.notes) lines.push(`  note: ${note}`)
+  lines.push('', s.settlement.mode === 'onchain'
+    ? `Settlement: on chain ${s.settlement.chainId} through escrow ${s.settlement.escrow}`
+    : 'Settlement: off-chain (gpumesh settle export writes verifiable batches)')
+  const last = s.settlement.lastRedemption
+  if (last != null) lines.push(`  last redemption: ${formatAmount(BigInt(last.paid), s.offer.tokenDecimals)} for ${last.vouchers} voucher(s)${last.txHashes.length > 0 ? ` (${last.txHashes.join(', ')})` : ''}`)
+  lines.push(...describeEarnings(s.earnings.map(bigints) as unknown as Parameters<typeof describeEarnings>[0], s.offer.tokenDecimals).trimEnd().split('\n').map((l) => `  ${l}`))
   lines.push('', `Active leases: ${s.activeLeases.length}`)
   for (const l of s.activeLeases) lines.push(`  ${l.leaseId}  ${l.state}  ${l.gpus.length} × ${l.gpuClass}  renter ${l.renter}`)
   const rejected = Object.entries(s.leaseStats.rejected).map(([code, n]) => `${code} ${n}`).join(', ')
