@@ -8,7 +8,7 @@
  * recorded) before the chain can see it; a broadcast that fails is retried with the same signed
  * transaction. Every ethers or RPC failure leaves this module as a {@link ChainError}.
  */
-import { AbiCoder, Contract, Interface, JsonRpcProvider, Network, Wallet, getAddress, isAddress, keccak256 } from 'ethers'
+import { AbiCoder, Contract, ContractFactory, Interface, JsonRpcProvider, Network, Wallet, getAddress, isAddress, keccak256 } from 'ethers'
 import type { Log, Signer, TransactionReceipt, TransactionRequest } from 'ethers'
 import type { Address, Bytes32, Hex, Voucher } from '@gpumesh/protocol'
 import { loadContracts } from './artifacts.js'
@@ -514,7 +514,6 @@ export async function mintTestToken (signer: Signer, token: Address, to: Address
 
 async function deploy (signer: Signer, abi: unknown[], bytecode: string, args: unknown[], what: string): Promise<Address> {
   try {
-    const { ContractFactory } = await import('ethers')
     const factory = new ContractFactory(abi as string[], bytecode, signer)
     const contract = await factory.deploy(...args)
     await contract.waitForDeployment()

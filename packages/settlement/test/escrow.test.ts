@@ -1,7 +1,7 @@
 import { Contract, Interface, Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Address, Voucher } from '@gpumesh/protocol'
-import { ChainError, encodeRedeemGroups, loadContracts, voucherKey } from '../src/index.js'
+import { ChainError, deployTestToken, encodeRedeemGroups, loadContracts, mintTestToken, voucherKey } from '../src/index.js'
 import type { EscrowClient } from '../src/index.js'
 import { WITHDRAWAL_DELAY_SEC, addressOf, fund, increaseTime, leaseId, startChain, voucher } from './helpers.js'
 import type { Chain } from './helpers.js'
@@ -123,6 +123,38 @@ describe('batch redeem', () => {
     expect(result.entries[0]).toMatchObject({ code: 'PAID', paid: 400n })
     expect(await tokenBalance(treasury)).toBe(treasuryBefore + 400n)
     expect(await tokenBalance(fleetProvider)).toBe(providerBefore)
+  })
+})
+
+describe('groups', () => {
+  it('groups vouchers by provider and token, one transfer each, and reports entries in the order given', async () => {
+    const renterKey = await newRenter()
+    const renter = addressOf(renterKey)
+    const secondToken = await deployTestToken(c.deployer, { symbol: 'TEUR' })
+    await fund(c, renterKey, 1_000n)
+    await mintTestToken(c.deployer, secondToken, renter, 1_000n)
+    await c.client(renterKey).deposit(secondToken, 1_000n)
+    const otherProviderKey = keys[2] as string
+    const otherProvider = addressOf(otherProviderKey)
+    const otherPayee = await providerClient.payoutAddress(otherProvider)
+    const before = [await tokenBalance(provider), await providerClient.tokenBalance(secondToken, provider), await tokenBalance(otherPayee)]
+    const vouchers = [
+      v(leaseId(), renterKey, 10n),
+      v(leaseId(), renterKey, 20n, { token: secondToken }),
+      voucher({ leaseId: leaseId(), provider: otherProvider, renterKey, token: c.token, cumulativeAmount: 30n, domain: c.domain }),
+      v(leaseId(), renterKey, 40n),
+      v(leaseId(), renterKey, 50n, { token: secondToken })
+    ]
+    const result = await providerClient.redeem(vouchers)
+    expect(result.entries.map((e) => [e.leaseId, e.paid, e.code])).toEqual(vouchers.map((x) => [x.leaseId, x.cumulativeAmount, 'PAID']))
+    expect(result.entries.map((e) => e.voucherKey)).toEqual(vouchers.map((x) => voucherKey(x)))
+    expect([await tokenBalance(provider), await providerClient.tokenBalance(secondToken, provider), await tokenBalance(otherPayee)])
+      .toEqual([(before[0] as bigint) + 50n, (before[1] as bigint) + 70n, (before[2] as bigint) + 30n])
+    const receipt = await providerClient.receipt(result.txHash)
+    const transferTopic = new Interface(['event Transfer(address indexed from, address indexed to, uint256 value)']).getEvent('Transfer')?.topicHash
+    expect(receipt?.logs.filter((log) => log.topics[0] === transferTopic)).toHaveLength(3)
+    // what a static call says now: every entry is a replay
+    expect((await providerClient.previewRedeem(vouchers)).map((e) => e.code)).toEqual(['REPLAY', 'REPLAY', 'REPLAY', 'REPLAY', 'REPLAY'])
   })
 })
 
