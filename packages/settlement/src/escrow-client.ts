@@ -325,7 +325,7 @@ export class EscrowClient {
       options.signal?.throwIfAborted()
       const receipt = await this.receipt(txHash)
       if (receipt !== null) return receipt
-      if (Date.now() > deadline) throw new ChainError(`The transaction ${txHash} was not mined in time; it may still be. Run the command again later to reconcile.`, 'TIMEOUT', true)
+      if (Date.now() > deadline) throw new ChainError(`The transaction ${txHash} was not mined in time; it may still be. Settle again later: the ledger is reconciled with the chain first.`, 'TIMEOUT', false)
       await abortableDelay(this.#pollIntervalMs, options.signal)
     }
   }
