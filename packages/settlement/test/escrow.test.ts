@@ -212,6 +212,19 @@ describe('rejections', () => {
   })
 })
 
+describe('transaction queue', () => {
+  it('serializes concurrent transactions of one key, even from two clients, so no nonce is reused', async () => {
+    const key = await newRenter()
+    const [one, two] = [c.client(key), c.client(key)]
+    const nonceBefore = await c.rpc.getTransactionCount(addressOf(key))
+    const payouts = Array.from({ length: 6 }, (_, i) => addressOf(keys[i % 3 + 5] as string))
+    const results = await Promise.all(payouts.map(async (payout, i) => await (i % 2 === 0 ? one : two).setPayoutAddress(payout)))
+    expect(new Set(results.map((r) => r.txHash)).size).toBe(6)
+    expect(await c.rpc.getTransactionCount(addressOf(key))).toBe(nonceBefore + 6)
+    expect(await one.payoutAddress(addressOf(key))).toBe(payouts[5])
+  })
+})
+
 describe('withdrawals', () => {
   it('waits out the delay, and redemptions during it come first', async () => {
     const renterKey = await newRenter()
