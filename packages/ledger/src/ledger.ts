@@ -26,7 +26,8 @@ import type {
   UsageSampleRecord, VoucherInput, VoucherRecord
 } from './types.js'
 import type {
-  ChainPaid, ConfirmSettlementInput, EarningsOptions, LeaseSettlementView, SettlementBatchRecord, SettlementEntryInput,
+  ChainPaid, ConfirmSettlementInput, EarningsOptions, LeaseSettlementView, RenterExposure, RenterExposureOptions,
+  SettlementBatchRecord, SettlementEntryInput,
   SettlementKind, TokenEarnings, UnsettledVoucher, UnsettledVouchersOptions
 } from './types.js'
 
@@ -600,6 +601,11 @@ export class Ledger {
   /** Per chain and token: accrued, vouchered, exported, redeemed, outstanding, and who owes it. */
   earnings (options: EarningsOptions = {}): TokenEarnings[] {
     return this.#run('read earnings', ({ settlements }) => settlements.earnings(options))
+  }
+
+  /** What a renter owes at one escrow and token and the escrow has not paid yet (for escrow checks). */
+  renterExposure (options: RenterExposureOptions): RenterExposure {
+    return this.#run('read renter exposure', ({ settlements }) => settlements.renterExposure(options))
   }
 
   /** One lease's settlement figures; null when there is no such lease. */

@@ -7,7 +7,7 @@ import type { LeaseRow, SettlementRow, VoucherRow } from './rows.js'
 import { LEASE_COLUMNS } from './statements.js'
 import type {
   Address, ChainPaid, Clock, ConfirmSettlementInput, EarningsFigures, EarningsOptions, LeaseSettlementView,
-  RenterEarnings, SettlementBatchRecord, SettlementEntryInput, SettlementEntryRecord, SettlementKind,
+  RenterEarnings, RenterExposure, RenterExposureOptions, SettlementBatchRecord, SettlementEntryInput, SettlementEntryRecord, SettlementKind,
   SettlementRecord, SettlementState, TokenEarnings, UnsettledVoucher, UnsettledVouchersOptions
 } from './types.js'
 
@@ -63,6 +63,13 @@ const SQL = {
       ls.redeemed_amount AS redeemed, ls.exported_amount AS exported
     FROM leases l LEFT JOIN lease_settlement ls ON ls.lease_id = l.lease_id
     WHERE l.created_at >= ? AND l.state NOT IN ('proposed', 'rejected')`,
+  exposure: `SELECT
+      (SELECT cumulative_amount FROM usage_periods WHERE lease_id = l.lease_id ORDER BY period_index DESC LIMIT 1) AS accrued,
+      (SELECT cumulative_amount FROM vouchers WHERE lease_id = l.lease_id ORDER BY sequence DESC LIMIT 1) AS vouchered,
+      ls.redeemed_amount AS redeemed
+    FROM leases l LEFT JOIN lease_settlement ls ON ls.lease_id = l.lease_id
+    WHERE lower(l.escrow) = lower(@escrow) AND lower(l.renter) = lower(@renter) AND lower(l.token) = lower(@token)
+      AND l.state NOT IN ('proposed', 'rejected')`,
   leaseView: `SELECT l.lease_id, l.escrow,
       (SELECT cumulative_amount FROM usage_periods WHERE lease_id = l.lease_id ORDER BY period_index DESC LIMIT 1) AS accrued,
       (SELECT cumulative_amount FROM vouchers WHERE lease_id = l.lease_id ORDER BY sequence DESC LIMIT 1) AS vouchered,
@@ -272,6 +279,22 @@ export class SettlementStore {
       renters: [...byRenter.values()].filter((r) => r.outstanding > 0n || r.unvouchered > 0n)
         .sort((a, b) => a.outstanding === b.outstanding ? a.renter.localeCompare(b.renter) : (a.outstanding > b.outstanding ? -1 : 1))
     }))
+  }
+
+  renterExposure (options: RenterExposureOptions): RenterExposure {
+    const rows = this.#s.exposure.all({ escrow: options.escrow, renter: options.renter, token: options.token }) as Array<{
+      accrued: string | null, vouchered: string | null, redeemed: string | null
+    }>
+    const exposure: RenterExposure = { unredeemedVouchered: 0n, unredeemedOwed: 0n, leases: 0 }
+    for (const row of rows) {
+      const accrued = moneyFromText(row.accrued ?? '0', 'accrued')
+      const vouchered = moneyFromText(row.vouchered ?? '0', 'vouchered')
+      const redeemed = moneyFromText(row.redeemed ?? '0', 'redeemed')
+      exposure.unredeemedVouchered += max(0n, vouchered - redeemed)
+      exposure.unredeemedOwed += max(0n, max(accrued, vouchered) - redeemed)
+      exposure.leases += 1
+    }
+    return exposure
   }
 
   leaseView (leaseId: string): LeaseSettlementView | null {

@@ -363,6 +363,24 @@ export interface TokenEarnings extends EarningsFigures {
   renters: RenterEarnings[]
 }
 
+export interface RenterExposureOptions {
+  escrow: Address
+  renter: Address
+  token: Address
+}
+
+/**
+ * What a renter owes a provider at one escrow and token and the escrow has not paid yet, over all its
+ * leases there (in-flight batches included, since their money has not moved until they confirm).
+ */
+export interface RenterExposure {
+  /** Σ max(0, newest voucher's cumulative − redeemed). */
+  unredeemedVouchered: bigint
+  /** Σ max(0, max(accrued, vouchered) − redeemed): also what was metered but not yet vouchered. */
+  unredeemedOwed: bigint
+  leases: number
+}
+
 /** One lease's settlement figures (for `lease status` and `leases`). */
 export interface LeaseSettlementView {
   leaseId: string

@@ -184,3 +184,23 @@ describe('earnings', () => {
     expect(ledger.earnings({ since: clock.now() + 1 })).toEqual([])
   })
 })
+
+describe('renter exposure', () => {
+  it('sums what one renter owes at one escrow and token and was not redeemed, in-flight batches included', () => {
+    const a = lease(1)
+    const b = lease(2)
+    lease(3, ESCROW, OTHER_RENTER)
+    lease(4, ZERO_ADDRESS)
+    period(a, 0, 100n, 0n)
+    voucher(a, 1n, 100n)
+    period(a, 1, 180n, 100n) // metered, not yet vouchered
+    period(b, 0, 50n, 0n)
+    voucher(b, 1n, 50n)
+    const batch = ledger.recordOnchainBatch([{ leaseId: a, sequence: 1n, cumulativeAmount: 100n }])
+    const input = leaseInput(1)
+    const exposure = () => ledger.renterExposure({ escrow: ESCROW, renter: input.renter, token: input.token })
+    expect(exposure()).toEqual({ unredeemedVouchered: 150n, unredeemedOwed: 230n, leases: 2 })
+    ledger.confirmSettlement(batch.id, { txHash: '0x2', blockNumber: 2, gasUsed: 1n, entries: [{ leaseId: a, paidAmount: 100n, code: 'PAID', redeemedTotal: 100n }] })
+    expect(exposure()).toEqual({ unredeemedVouchered: 50n, unredeemedOwed: 130n, leases: 2 })
+  })
+})

@@ -61,7 +61,8 @@ contract GpumeshEscrow {
         Entry[] entries;
     }
 
-    mapping(address renter => mapping(address token => Account)) internal accounts;
+    /// By accountKey(renter, token).
+    mapping(bytes32 accountKey => Account) internal accounts;
     /// What each lease was paid so far, by voucher key.
     mapping(bytes32 voucherKey => uint256) public paidByKey;
     mapping(address provider => address) internal payoutAddresses;
@@ -96,7 +97,7 @@ contract GpumeshEscrow {
     /// Moves `amount` of `token` from the caller (who approved this contract) into the caller's account.
     function deposit(address token, uint256 amount) external {
         require(amount != 0, ZeroAmount());
-        Account storage account = accounts[msg.sender][token];
+        Account storage account = accounts[accountKey(msg.sender, token)];
         uint256 balance = uint256(account.balance) + amount;
         require(balance <= type(uint128).max, AmountTooLarge());
         account.balance = uint128(balance);
@@ -106,7 +107,7 @@ contract GpumeshEscrow {
 
     /// Announces a withdrawal of `amount` (replacing any earlier one and restarting the delay); 0 cancels.
     function announceWithdrawal(address token, uint256 amount) external {
-        Account storage account = accounts[msg.sender][token];
+        Account storage account = accounts[accountKey(msg.sender, token)];
         require(amount <= account.balance, InsufficientBalance(account.balance, amount));
         require(amount <= type(uint96).max, AmountTooLarge());
         uint256 unlockAt = amount == 0 ? 0 : block.timestamp + withdrawalDelay;
@@ -117,7 +118,7 @@ contract GpumeshEscrow {
 
     /// Withdraws the announced amount once unlocked, or what is left of the balance if less.
     function withdraw(address token) external returns (uint256 amount) {
-        Account storage account = accounts[msg.sender][token];
+        Account storage account = accounts[accountKey(msg.sender, token)];
         Account memory a = account;
         require(a.pendingWithdrawal != 0, NoWithdrawalAnnounced());
         require(block.timestamp >= a.unlockAt, WithdrawalLocked(a.unlockAt));
@@ -170,15 +171,15 @@ contract GpumeshEscrow {
         returns (uint256 amount, uint8 code)
     {
         address renter = e.renter;
-        bytes32 key = voucherKeyOf(e.leaseId, provider, renter, token);
+        (bytes32 key, bytes32 digest) = keyAndDigest(separator, e, provider, renter, token);
         uint256 s = uint256(e.vs) & ((1 << 255) - 1);
         if (s > HALF_N) return skip(key, e.leaseId, BAD_SIGNATURE);
-        address signer = ecrecover(digestOf(separator, e, provider, token), uint8(uint256(e.vs) >> 255) + 27, e.r, bytes32(s));
+        address signer = ecrecover(digest, uint8(uint256(e.vs) >> 255) + 27, e.r, bytes32(s));
         if (signer == address(0)) return skip(key, e.leaseId, BAD_SIGNATURE);
         if (signer != renter) return skip(key, e.leaseId, WRONG_SIGNER);
         uint256 paid = paidByKey[key];
         if (e.cumulativeAmount <= paid) return skip(key, e.leaseId, REPLAY);
-        Account storage account = accounts[renter][token];
+        Account storage account = accounts[accountKey(renter, token)];
         uint256 balance = account.balance;
         if (balance == 0) return skip(key, e.leaseId, NO_BALANCE);
         amount = e.cumulativeAmount - paid;
@@ -228,7 +229,7 @@ contract GpumeshEscrow {
         view
         returns (uint256 balance, uint256 pendingWithdrawal, uint256 unlockAt)
     {
-        Account memory a = accounts[renter][token];
+        Account memory a = accounts[accountKey(renter, token)];
         return (a.balance, a.pendingWithdrawal, a.unlockAt);
     }
 
@@ -248,11 +249,21 @@ contract GpumeshEscrow {
         return keccak256(abi.encode(DOMAIN_TYPEHASH, keccak256("gpumesh"), keccak256("1"), block.chainid, address(this)));
     }
 
-    /// keccak256(0x1901 ‖ domainSeparator ‖ keccak256(abi.encode(VOUCHER_TYPEHASH, fields…))) in scratch memory.
-    function digestOf(bytes32 separator, Entry calldata e, address provider, address token)
+    function accountKey(address renter, address token) internal pure returns (bytes32 key) {
+        assembly ("memory-safe") {
+            mstore(0x00, renter)
+            mstore(0x20, token)
+            key := keccak256(0x00, 0x40)
+        }
+    }
+
+    /// The voucher key and the EIP-712 digest of an entry, from one layout in scratch memory:
+    /// [typeHash, leaseId, provider, renter, token, cumulativeAmount, sequence]; the key hashes words
+    /// 1–4, the struct hash all seven, the digest keccak256(0x1901 ‖ domainSeparator ‖ structHash).
+    function keyAndDigest(bytes32 separator, Entry calldata e, address provider, address renter, address token)
         internal
         pure
-        returns (bytes32 digest)
+        returns (bytes32 key, bytes32 digest)
     {
         bytes32 typeHash = VOUCHER_TYPEHASH;
         assembly ("memory-safe") {
@@ -260,10 +271,10 @@ contract GpumeshEscrow {
             mstore(m, typeHash)
             mstore(add(m, 0x20), calldataload(e)) // leaseId
             mstore(add(m, 0x40), provider)
-            mstore(add(m, 0x60), calldataload(add(e, 0x20))) // renter
+            mstore(add(m, 0x60), renter)
             mstore(add(m, 0x80), token)
-            mstore(add(m, 0xa0), calldataload(add(e, 0x40))) // cumulativeAmount
-            mstore(add(m, 0xc0), calldataload(add(e, 0x60))) // sequence
+            key := keccak256(add(m, 0x20), 0x80)
+            calldatacopy(add(m, 0xa0), add(e, 0x40), 0x40) // cumulativeAmount, sequence
             let structHash := keccak256(m, 0xe0)
             mstore(m, 0x1901000000000000000000000000000000000000000000000000000000000000)
             mstore(add(m, 0x02), separator)

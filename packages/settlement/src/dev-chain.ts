@@ -3,6 +3,10 @@
  * ships the binary). It listens on 127.0.0.1 (port 0 by default: the kernel picks a free one, read
  * back from anvil's "Listening on" line), funds ten keys, and is ready once it answers `eth_chainId`
  * (polled, never slept on). `stop()` ends it (SIGTERM, then SIGKILL) and waits for its exit.
+ *
+ * No orphan: on POSIX anvil runs under a small `sh` watchdog that holds a pipe from this process and
+ * ends anvil as soon as the pipe closes — when `stop()` closes it, and also when this process dies
+ * without stopping it (a killed test runner, a crash).
  */
 import { spawn } from 'node:child_process'
 import { createRequire } from 'node:module'
@@ -55,13 +59,22 @@ export function anvilBinaryPath (): string {
 
 const MAX_OUTPUT = 64 * 1024
 
+/**
+ * `sh -c WATCHDOG anvil args…`: runs anvil, and ends it when stdin reaches EOF (this process closed
+ * the pipe, or died). Exits with anvil. (A background job's stdin is /dev/null unless redirected, hence fd 3.)
+ */
+const WATCHDOG = 'exec 3<&0; "$0" "$@" </dev/null 3<&- & pid=$!; (cat <&3 >/dev/null; kill "$pid") >/dev/null 2>&1 & exec 3<&-; wait "$pid"'
+
 export async function startDevChain (options: DevChainOptions = {}): Promise<DevChain> {
   options.signal?.throwIfAborted()
   const binary = options.binary ?? anvilBinaryPath()
   const args = ['--host', '127.0.0.1', '--port', String(options.port ?? 0), '--accounts', String(DEV_CHAIN_ACCOUNTS)]
   if (options.blockTimeSec !== undefined) args.push('--block-time', String(options.blockTimeSec))
   if (options.chainId !== undefined) args.push('--chain-id', options.chainId.toString())
-  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  const watchdog = osPlatform() !== 'win32'
+  const child = watchdog
+    ? spawn('/bin/sh', ['-c', WATCHDOG, binary, ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
+    : spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] })
 
   let output = ''
   let exited = false
@@ -77,7 +90,8 @@ export async function startDevChain (options: DevChainOptions = {}): Promise<Dev
 
   const stop = async (): Promise<void> => {
     if (!exited) {
-      child.kill('SIGTERM')
+      if (watchdog) child.stdin?.end()
+      else child.kill('SIGTERM')
       const killTimer = setTimeout(() => { if (!exited) child.kill('SIGKILL') }, 3000)
       await exitPromise
       clearTimeout(killTimer)

@@ -9,7 +9,7 @@ export type ChainErrorCode =
   | 'REVERTED' // the transaction or call reverted
   | 'INSUFFICIENT_FUNDS' // the sending key cannot pay for gas (or the value)
   | 'NONCE' // the nonce was already used or is too far ahead
-  | 'TIMEOUT' // no receipt in time
+  | 'TIMEOUT' // no receipt in time (not retried: the transaction may still be mined; reconcile later)
   | 'ABORTED' // the caller's signal fired
   | 'BAD_INPUT' // an argument the chain would never accept (bad address, negative amount)
   | 'NO_KEY' // a transaction was asked of a client without a private key

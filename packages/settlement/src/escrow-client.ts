@@ -8,7 +8,7 @@
  * recorded) before the chain can see it; a broadcast that fails is retried with the same signed
  * transaction. Every ethers or RPC failure leaves this module as a {@link ChainError}.
  */
-import { AbiCoder, Contract, Interface, JsonRpcProvider, Network, Wallet, getAddress, isAddress, keccak256 } from 'ethers'
+import { AbiCoder, Contract, ContractFactory, Interface, JsonRpcProvider, Network, Wallet, getAddress, isAddress, keccak256 } from 'ethers'
 import type { Log, Signer, TransactionReceipt, TransactionRequest } from 'ethers'
 import type { Address, Bytes32, Hex, Voucher } from '@gpumesh/protocol'
 import { loadContracts } from './artifacts.js'
@@ -331,7 +331,7 @@ export class EscrowClient {
       options.signal?.throwIfAborted()
       const receipt = await this.receipt(txHash)
       if (receipt !== null) return receipt
-      if (Date.now() > deadline) throw new ChainError(`The transaction ${txHash} was not mined in time; it may still be. Run the command again later to reconcile.`, 'TIMEOUT', true)
+      if (Date.now() > deadline) throw new ChainError(`The transaction ${txHash} was not mined in time; it may still be. Settle again later: the ledger is reconciled with the chain first.`, 'TIMEOUT', false)
       await abortableDelay(this.#pollIntervalMs, options.signal)
     }
   }
@@ -520,7 +520,6 @@ export async function mintTestToken (signer: Signer, token: Address, to: Address
 
 async function deploy (signer: Signer, abi: unknown[], bytecode: string, args: unknown[], what: string): Promise<Address> {
   try {
-    const { ContractFactory } = await import('ethers')
     const factory = new ContractFactory(abi as string[], bytecode, signer)
     const contract = await factory.deploy(...args)
     await contract.waitForDeployment()

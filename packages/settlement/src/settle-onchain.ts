@@ -180,6 +180,9 @@ export async function settleOnchain (options: SettleOnchainOptions): Promise<Set
   if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > MAX_BATCH_SIZE) {
     throw new ChainError(`The batch size must be a whole number from 1 to ${MAX_BATCH_SIZE}.`, 'BAD_INPUT', false)
   }
+  if (!dryRun && client.address === null) {
+    throw new ChainError('Settling on chain needs a payment key to send transactions; none was configured.', 'NO_KEY', false)
+  }
   const minAmount = options.minAmount ?? 1n
   const progress = async (event: SettleProgress): Promise<void> => { if (options.onProgress !== undefined) await options.onProgress(event) }
   const retrying = (settlementId: number | null) => async (attempt: number, delayMs: number, error: ChainError): Promise<void> => {

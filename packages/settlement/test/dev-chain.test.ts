@@ -1,5 +1,7 @@
+import { spawn } from 'node:child_process'
 import { createServer } from 'node:net'
-import { describe, expect, it } from 'vitest'
+import { fileURLToPath } from 'node:url'
+import { describe, expect, it, vi } from 'vitest'
 import { paymentKeyAddress } from '@gpumesh/protocol'
 import { EscrowClient, startDevChain } from '../src/index.js'
 
@@ -48,6 +50,25 @@ describe('dev chain', () => {
     controller.abort()
     await chain.stop()
     expect(await answers(chain.rpcUrl)).toBe(false)
+  })
+
+  it('leaves no anvil behind when the process that started it is killed', async () => {
+    const fixture = fileURLToPath(new URL('./fixtures/dev-chain-child.mjs', import.meta.url))
+    const child = spawn(process.execPath, [fixture], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const exited = new Promise<void>((resolve) => child.once('exit', () => { resolve() }))
+    const rpcUrl = await new Promise<string>((resolve, reject) => {
+      let out = ''
+      child.stdout.on('data', (chunk: Buffer) => {
+        out += chunk.toString()
+        const match = /RPC (\S+)\n/.exec(out)
+        if (match !== null) resolve(match[1] as string)
+      })
+      child.once('exit', (code) => { reject(new Error(`the child exited (${code}) before its chain started`)) })
+    })
+    expect(await answers(rpcUrl)).toBe(true)
+    child.kill('SIGKILL')
+    await exited
+    await vi.waitFor(async () => { expect(await answers(rpcUrl)).toBe(false) }, { timeout: 10_000, interval: 50 })
   })
 
   it('says in a sentence, with a retryable ChainError, when the node cannot be reached', async () => {

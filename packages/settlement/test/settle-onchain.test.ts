@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:http'
+import type { Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -9,8 +11,8 @@ import { openLedger } from '@gpumesh/ledger'
 import type { Ledger } from '@gpumesh/ledger'
 import { jsonReplacer } from '@gpumesh/protocol'
 import type { Address, Bytes32, Voucher } from '@gpumesh/protocol'
-import { settleOnchain, unredeemedAmount } from '../src/index.js'
-import type { EscrowClient, SettleReport } from '../src/index.js'
+import { EscrowClient, settleOnchain, unredeemedAmount } from '../src/index.js'
+import type { SettleProgress, SettleReport } from '../src/index.js'
 import { addressOf, fund, leaseId as newLeaseId, startChain, voucher as signedVoucher } from './helpers.js'
 import type { Chain } from './helpers.js'
 
@@ -165,6 +167,60 @@ describe('settleOnchain', () => {
     expect(await balance()).toBe(before + 120n)
     expect(ledger.listSettlements().map((s) => s.state)).toEqual(['confirmed'])
     await expectLedgerMatchesChain([va])
+  })
+})
+
+describe('RPC failures', () => {
+  /** A JSON-RPC proxy to anvil that, once, forwards eth_sendRawTransaction and then drops the connection. */
+  async function lossyProxy (): Promise<{ url: string, dropped: () => number, close: () => Promise<void> }> {
+    let dropped = 0
+    const server: Server = createServer((req, res) => {
+      const chunks: Buffer[] = []
+      req.on('data', (chunk: Buffer) => chunks.push(chunk))
+      req.on('end', () => {
+        const body = Buffer.concat(chunks).toString()
+        void (async () => {
+          const upstream = await fetch(c.chain.rpcUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+          const text = await upstream.text()
+          if (dropped === 0 && body.includes('eth_sendRawTransaction')) {
+            dropped++
+            res.socket?.destroy()
+            return
+          }
+          res.writeHead(200, { 'content-type': 'application/json' }).end(text)
+        })()
+      })
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const address = server.address()
+    const port = typeof address === 'object' && address !== null ? address.port : 0
+    return {
+      url: `http://127.0.0.1:${port}`,
+      dropped: () => dropped,
+      close: async () => { server.closeAllConnections(); await new Promise<void>((resolve) => server.close(() => { resolve() })) }
+    }
+  }
+
+  it('retries a broadcast whose answer was lost by finding the transaction, not by sending another', async () => {
+    const proxy = await lossyProxy()
+    const client = new EscrowClient({ rpcUrl: proxy.url, escrow: c.escrow, privateKey: providerKey, pollIntervalMs: 20 })
+    try {
+      const v = pay(lease(renters[0] as string), renters[0] as string, 1n, 90n)
+      const before = await balance()
+      const nonceBefore = await c.rpc.getTransactionCount(provider)
+      const events: SettleProgress[] = []
+      const report = await settleOnchain({ ledger, client, retry, onProgress: (e) => { events.push(e) } })
+      expect(proxy.dropped()).toBe(1)
+      expect(events.filter((e) => e.type === 'retry')).toHaveLength(1)
+      expect(events.find((e) => e.type === 'retry')).toMatchObject({ error: { name: 'ChainError', code: 'NETWORK', retryable: true } })
+      expect(report.batches.map((b) => [b.state, b.paid])).toEqual([['confirmed', 90n]])
+      expect(await c.rpc.getTransactionCount(provider)).toBe(nonceBefore + 1)
+      expect(await balance()).toBe(before + 90n)
+      await expectLedgerMatchesChain([v])
+    } finally {
+      client.close()
+      await proxy.close()
+    }
   })
 })
 
