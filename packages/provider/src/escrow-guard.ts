@@ -16,7 +16,7 @@ export interface EscrowAccountReader {
 }
 
 /** What the guard reads from the ledger about one renter's leases with this provider. */
-export interface RenterExposure {
+export interface RenterCommitments {
   /** Metered (reported) and not yet redeemed on chain, over every lease of the renter in this token. */
   unredeemed: bigint
   /** The next billing interval of each of the renter's running leases, summed. */
@@ -25,7 +25,7 @@ export interface RenterExposure {
 
 export interface EscrowGuardComponents {
   reader: EscrowAccountReader
-  exposure: (renter: Address, token: Address) => RenterExposure
+  commitments: (renter: Address, token: Address) => RenterCommitments
 }
 
 export interface EscrowGuardOptions {
@@ -59,7 +59,7 @@ export class EscrowGuard {
   async check (renter: Address, token: Address, extra: bigint, options: { signal?: AbortSignal } = {}): Promise<EscrowVerdict> {
     options.signal?.throwIfAborted()
     const { available } = await this.#c.reader.account(renter, token)
-    const exposure = this.#c.exposure(renter, token)
+    const exposure = this.#c.commitments(renter, token)
     const required = exposure.unredeemed + exposure.nextIntervals + extra
     const covered = available >= required
     const amount = (v: bigint): string => formatAmount(v, this.#o.tokenDecimals)

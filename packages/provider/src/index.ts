@@ -3,8 +3,8 @@ export {
   configFromEnv, configKeys, envNameForKey, mergeLayers, parseProviderConfig, providerConfigSchema, settlementEscrow,
   type ConfigLayer, type ProviderConfig
 } from './config.js'
-export { EscrowGuard, intervalCost, type EscrowAccountReader, type EscrowVerdict, type RenterExposure } from './escrow-guard.js'
-export { SettlementBusyError, SettlementService, privateKeyHex, renterExposure, runOnchainSettlement } from './settlement-service.js'
+export { EscrowGuard, intervalCost, type EscrowAccountReader, type EscrowVerdict, type RenterCommitments } from './escrow-guard.js'
+export { SettlementBusyError, SettlementService, privateKeyHex, renterCommitments, runOnchainSettlement } from './settlement-service.js'
 export { CONFIG_KEY_DOCS, parseConfigYaml, readConfigFile, renderConfigTemplate } from './config-file.js'
 export { askPrice, cumulativeAmount, listPrice, surgeBasisPoints, type PricingPolicy, type Utilisation } from './pricing.js'
 export * from './probe/index.js'

@@ -1,12 +1,12 @@
 import { join } from 'node:path'
 import type { Logger } from 'pino'
-import type { Ledger, LeaseRecord } from '@gpumesh/ledger'
+import type { Ledger } from '@gpumesh/ledger'
 import type { Address, PaymentKey } from '@gpumesh/protocol'
 import { EscrowClient, settleOnchain, unredeemedAmount, type SettleOnchainOptions, type SettleReport } from '@gpumesh/settlement'
 import { settlementEscrow, type ProviderConfig } from './config.js'
 import { AUTO_REDEEM_CHECK_INTERVAL_MS, SETTLEMENT_LOCK_FILE } from './constants.js'
 import { lockProcessFile } from './data-dir-lock.js'
-import { EscrowGuard, intervalCost, type RenterExposure } from './escrow-guard.js'
+import { EscrowGuard, intervalCost, type RenterCommitments } from './escrow-guard.js'
 import { RepeatingTask } from './repeating-task.js'
 
 /**
@@ -42,21 +42,19 @@ export async function runOnchainSettlement (dataDir: string, options: SettleOnch
   }
 }
 
-/** What a renter owes this provider through `escrow` and has not had redeemed, and its next intervals. */
-export function renterExposure (ledger: Ledger, escrow: Address, renter: Address, token: Address): RenterExposure {
+/**
+ * What a renter owes this provider through `escrow` and has not had redeemed (metered or vouchered,
+ * whichever is more, per lease: the ledger's `renterExposure`), and the next interval of each of its
+ * running leases.
+ */
+export function renterCommitments (ledger: Ledger, escrow: Address, renter: Address, token: Address): RenterCommitments {
   const same = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase()
-  let unredeemed = 0n
   let nextIntervals = 0n
-  for (const lease of ledger.listLeases()) {
+  for (const lease of ledger.activeLeases()) {
     if (!same(lease.renter, renter) || !same(lease.token, token) || !same(lease.escrow, escrow)) continue
-    if (lease.state === 'accepted' || lease.state === 'running') nextIntervals += nextInterval(lease)
-    unredeemed += ledger.leaseSettlement(lease.leaseId)?.outstanding ?? 0n
+    nextIntervals += intervalCost(lease.pricePerGpuHour, lease.gpus.length, lease.billingIntervalSec)
   }
-  return { unredeemed, nextIntervals }
-}
-
-function nextInterval (lease: LeaseRecord): bigint {
-  return intervalCost(lease.pricePerGpuHour, lease.gpus.length, lease.billingIntervalSec)
+  return { unredeemed: ledger.renterExposure({ escrow, renter, token }).unredeemedOwed, nextIntervals }
 }
 
 export interface SettlementServiceComponents {
@@ -93,7 +91,7 @@ export class SettlementService {
       ? null
       : new EscrowGuard({
         reader: { account: async (renter, token) => await client.account(renter, token) },
-        exposure: (renter, token) => renterExposure(components.ledger, this.#escrow, renter, token)
+        commitments: (renter, token) => renterCommitments(components.ledger, this.#escrow, renter, token)
       }, { tokenDecimals: config.pricing.tokenDecimals })
     const auto = config.settlement.autoRedeem
     this.#task = client === null || (auto.everyMinutes == null && auto.whenUnredeemedAbove == null)
