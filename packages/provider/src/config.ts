@@ -277,8 +277,9 @@ export function parseProviderConfig (...layers: ConfigLayer[]): ProviderConfig {
   const toBaseUnits = (path: string, text: string): bigint => {
     try {
       return parseAmount(text, decimals)
-    } catch (err) {
-      issues.push({ path, value: text, expected: (err as Error).message })
+    } catch {
+      // Not parseAmount's own message: it repeats the value, which the issue already shows.
+      issues.push({ path, value: text, expected: `an amount with at most ${decimals} decimals (pricing.tokenDecimals)` })
       return 0n
     }
   }
@@ -321,7 +322,10 @@ function expectationOf (issue: z.core.$ZodIssue): string {
     case 'invalid_value': return `one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`
     case 'too_small': return `at least ${String(issue.minimum)}${issue.origin === 'array' ? ' entries' : ''}`
     case 'too_big': return `at most ${String(issue.maximum)}${issue.origin === 'array' ? ' entries' : ''}`
-    case 'invalid_format': return issue.message.replace(/^Invalid string: /i, '')
+    case 'invalid_format':
+      // zod words these as a rule ("must start with …"); the sentence around it already says "must be".
+      if (issue.format === 'starts_with') return `text starting with ${JSON.stringify((issue as { prefix?: string }).prefix ?? '')}`
+      return issue.message.replace(/^Invalid string: /i, '').replace(/^must (be )?/i, '')
     default: return issue.message
   }
 }
