@@ -73,6 +73,7 @@ describe('kill -9 of the daemon during a job', () => {
       'runner:',
       '  kind: process',
       '  stopGraceSec: 2',
+      '  process: { sameUser: true }',
       ''
     ].join('\n'))
     client = await startClient()

@@ -90,12 +90,25 @@ const offersSchema = z.object({
 const runnerSchema = z.object({
   /**
    * Which runner executes renters' jobs. `none` accepts no jobs. `process` runs renters' code on this
-   * host as the daemon's user; enable it only for renters you trust. `docker` isolates in containers.
+   * host, as `runner.process.user` (or, with `runner.process.sameUser`, as the daemon's user). `docker`
+   * isolates in containers.
    */
   kind: z.enum(['none', 'process', 'docker']).default('none'),
   stopGraceSec: seconds.max(3600).default(30),
   maxBundleBytes: z.number().int().positive().default(1024 * 1024 * 1024),
   artifactRetentionSec: seconds.default(7 * 24 * 3600),
+  process: z.object({
+    /**
+     * The account jobs of the process runner run as (a name, a uid or uid:gid), never the daemon's
+     * own: then a job cannot read the data directory (keys, API token) or the daemon's environment.
+     * Needs the daemon to run as root. Jobs then live in `jobsDir`, outside the data directory.
+     */
+    user: z.string().min(1).nullable().default(null),
+    /** Where jobs live when `user` is set: a directory outside the data directory, null for `<dataDir>/jobs`. */
+    jobsDir: z.string().startsWith('/', 'an absolute path').nullable().default(null),
+    /** Run jobs as the daemon's own user, able to read its keys: only when every renter is trusted with them. */
+    sameUser: z.boolean().default(false)
+  }).strict().prefault({}),
   docker: z.object({
     binary: z.string().min(1).default('docker'),
     memory: z.string().min(1).nullable().default(null),
@@ -155,7 +168,7 @@ const ENV_ALIASES: Record<string, string> = {
 }
 
 /** Environment variables that are not configuration keys (read by the CLI itself). */
-const ENV_NOT_CONFIG = new Set(['GPUMESH_PASSWORD', 'GPUMESH_CONFIG'])
+const ENV_NOT_CONFIG = new Set(['GPUMESH_PASSWORD', 'GPUMESH_PASSWORD_FILE', 'GPUMESH_CONFIG'])
 
 /** `probe.maxTemperatureC` → `GPUMESH_PROBE_MAX_TEMPERATURE_C`. */
 export function envNameForKey (path: string): string {

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { userInfo } from 'node:os'
 import { join } from 'node:path'
 import { Ledger } from '@gpumesh/ledger'
 import { createNode, validateTopic, type CreateNodeOptions, type GpumeshNode } from '@gpumesh/net'
@@ -19,6 +20,7 @@ import { lockDataDir, type DataDirLock } from './data-dir-lock.js'
 import { isOperatorError } from './errors.js'
 import { loadFleetMembership } from './fleet.js'
 import { GpuProber, GpuSampler, resolveProbeExecutables, type ProbeIssue } from './probe/index.js'
+import { prepareJobAccount } from './job-account.js'
 import { recoverRunningLeases } from './recovery.js'
 import { RepeatingTask } from './repeating-task.js'
 import type { ProviderConfig } from './config.js'
@@ -43,6 +45,8 @@ export interface ProviderComponents {
   nodeOptions?: Partial<CreateNodeOptions>
   /** The local API token; default 32 random bytes. */
   apiToken?: string
+  /** The daemon's uid, for the process runner's account checks; default os.userInfo().uid. */
+  daemonUid?: number
 }
 
 export interface RecentError {
@@ -155,7 +159,7 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
       })
       : null
   const verifyingContract = (config.settlement.escrowAddress ?? ZERO_ADDRESS) as Address
-  const jobsDir = join(config.dataDir, JOBS_DIR)
+  const jobsDir = config.runner.process.jobsDir ?? join(config.dataDir, JOBS_DIR)
   const jobs = new JobManager({
     ledger, runner, clock, sampleGpus: gpuSampler(config, components, inventory, logger), paymentKey, logger: logger.child({ module: 'jobs' })
   }, {
@@ -260,6 +264,14 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
   const doStart = async (): Promise<void> => {
     try {
       dataDirLock = await lockDataDir(config.dataDir)
+      // Before any job is started or re-attached: who process-runner jobs run as, or a refusal.
+      const account = await prepareJobAccount(config, { daemonUid: components.daemonUid ?? userInfo().uid, jobsDir })
+      if (account !== null && runner instanceof ProcessRunner) {
+        runner.useAccount(account)
+        log.info({ user: account.name, uid: account.uid, gid: account.gid, jobsDir }, 'process-runner jobs run as another user')
+      } else if (runner instanceof ProcessRunner) {
+        log.warn('process-runner jobs run as the daemon\'s own user (runner.process.sameUser): they can read its keys, API token and environment')
+      }
       ledger.open()
       const expired = ledger.expireOverdueLeases(clock.now())
       if (expired.length > 0) log.info({ leases: expired }, 'leases past their start deadline while the daemon was down expired')
@@ -367,8 +379,9 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
         gpus: inventory.gpus().map((g) => ({ uuid: g.uuid, class: g.class, state: g.state, simulated: g.simulated }))
       }, 'provider started')
     } catch (err) {
-      // A cause the operator can fix is logged as its sentence; anything else with its stack.
-      if (isOperatorError(err)) log.error({ code: (err as { code: string }).code }, `provider failed to start: ${(err as Error).message}`)
+      // Anything the operator cannot fix from a sentence is logged with its stack.
+      // The caller shows an operator's error as its sentence; a log line would say it twice.
+      if (isOperatorError(err)) log.debug({ code: (err as { code: string }).code }, `provider failed to start: ${(err as Error).message}`)
       else log.error({ err }, 'provider failed to start; stopping what started')
       starting = null
       await stop().catch((stopErr: unknown) => { log.error({ err: stopErr }, 'stopping after a failed start failed') })
