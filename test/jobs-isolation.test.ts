@@ -105,7 +105,7 @@ describe('a hostile job on the process runner of a real daemon', () => {
     const artifacts = join(scratch, name)
     await mkdir(artifacts)
     await extract({ file: archive, cwd: artifacts })
-    const lines = events.flatMap((e) => (e.kind === 'log' && e.stream === 'stdout' ? [e.text] : []))
+    const lines = events.flatMap((e) => (e.kind === 'log' && e.stream === 'stdout' && e.text !== undefined ? [e.text] : []))
     return { lines, state: outcome.state, artifacts }
   }
 
