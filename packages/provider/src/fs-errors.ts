@@ -6,9 +6,9 @@ import { dirname } from 'node:path'
  * Used for the data directory (`init`, `provider start`) and anything else a person chose a path for.
  * Null for an error that is not a file-system one.
  */
-export async function describeFsError (err: unknown, path: string, what = 'the data directory'): Promise<string | null> {
+export async function describeFsError (err: unknown, path: string, what = 'the data directory', option = '--data-dir or GPUMESH_HOME'): Promise<string | null> {
   const code = (err as NodeJS.ErrnoException | null)?.code
-  const choose = 'or choose another (--data-dir or GPUMESH_HOME)'
+  const choose = `or choose another (${option})`
   switch (code) {
     case 'EROFS':
       return `Cannot write to ${what} ${path}: it is on a read-only file system. Remount it read-write ${choose}.`
@@ -19,7 +19,7 @@ export async function describeFsError (err: unknown, path: string, what = 'the d
     case 'EDQUOT':
       return `Cannot write to ${what} ${path}: the disk is full${code === 'EDQUOT' ? ' (quota reached)' : ''}. Free some space ${choose}.`
     case 'ENOTDIR':
-      return `Cannot use ${what} ${path}: a part of that path is a file, not a directory. Choose another path (--data-dir or GPUMESH_HOME).`
+      return `Cannot use ${what} ${path}: a part of that path is a file, not a directory. Choose another path (${option}).`
     case 'ENOENT': {
       // A recursive mkdir says ENOENT when it cannot make a parent (e.g. on a read-only mount).
       const above = await nearestExisting(dirname(path))
