@@ -13,7 +13,7 @@ import { ARTIFACT_CLEANUP_INTERVAL_MS, EXPIRY_SWEEP_INTERVAL_MS, JOBS_DIR, LEDGE
 import { Inventory, type InventoryGpu, type InventoryProber } from './inventory.js'
 import { JobService } from './job-service.js'
 import { DockerRunner, JobManager, ProcessRunner, simulatedGpuSampler, type JobRunner, type SampleGpus } from './jobs/index.js'
-import { LeaseHandler, type LeaseHandlerStats } from './lease-handler.js'
+import { LeaseHandler, RECORDED_REJECTION_CODES, type LeaseHandlerStats } from './lease-handler.js'
 import { ProviderMetrics } from './metrics.js'
 import { OfferPublisher, type OfferState } from './offer-publisher.js'
 import { lockDataDir, type DataDirLock } from './data-dir-lock.js'
@@ -225,7 +225,7 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
         notes: offerState?.notes ?? []
       },
       activeLeases: ledger.isOpen ? ledger.activeLeases().map(leaseSummary) : [],
-      leaseStats: leases?.stats ?? { accepted: 0, rejected: {} },
+      leaseStats: proposalStats(ledger, leases?.stats ?? null),
       probeErrors: inventory.probeErrors,
       recentErrors: [...recentErrors]
     }
@@ -425,6 +425,20 @@ function gpuSampler (config: ProviderConfig, components: ProviderComponents, inv
     simulated: simulatedGpuSampler(),
     logger: logger.child({ module: 'gpu-sampler' })
   }).sample
+}
+
+/**
+ * Proposal counts for status: accepted ones and recorded rejections from the ledger (so they survive a
+ * restart); rejections the ledger does not keep (unsigned or malformed proposals) as counted since start.
+ */
+function proposalStats (ledger: Ledger, live: LeaseHandlerStats | null): LeaseHandlerStats {
+  if (!ledger.isOpen) return live ?? { accepted: 0, rejected: {} }
+  const counts = ledger.proposalCounts()
+  const rejected: LeaseHandlerStats['rejected'] = counts.rejected as LeaseHandlerStats['rejected']
+  for (const [code, n] of Object.entries(live?.rejected ?? {})) {
+    if (!RECORDED_REJECTION_CODES.has(code as keyof LeaseHandlerStats['rejected'])) rejected[code as keyof LeaseHandlerStats['rejected']] = n
+  }
+  return { accepted: counts.accepted, rejected }
 }
 
 function leaseSummary (lease: LeaseRecord): LeaseSummary {
