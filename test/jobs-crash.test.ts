@@ -73,6 +73,7 @@ describe('kill -9 of the daemon during a job', () => {
       'runner:',
       '  kind: process',
       '  stopGraceSec: 2',
+      '  process: { sameUser: true }',
       ''
     ].join('\n'))
     client = await startClient()
@@ -164,7 +165,7 @@ describe('kill -9 of the daemon during a job', () => {
     }
   }, 45_000)
 
-  it('tells a renter on the command line what was paid when the provider dies, and lease status catches up once it is back', async () => {
+  it('lease submit keeps re-attaching while the provider restarts, and gets the job\'s end and artifacts; lease fetch gets them again', async () => {
     const first = await start(null)
     const renterDir = join(dataDir, 'renter-home')
     await run(process.execPath, [CLI, 'init', '--role', 'renter', '--data-dir', renterDir], { env, timeout: 20_000 })
@@ -201,24 +202,19 @@ describe('kill -9 of the daemon during a job', () => {
     first.child.kill('SIGKILL')
     await new Promise((resolve) => first.child.once('exit', resolve))
 
-    expect(await exited).toBe(1)
-    const said = /The provider stopped answering mid-job \(.+\)\. Paid (\d+\.\d+) for lease (0x[0-9a-f]{64}); (?:the last checkpoint the job reported: ckpt-\d+\.json|the job reported no checkpoint)\./.exec(stderr)
-    expect(said, stderr).not.toBeNull()
-    const leaseId = said?.[2] ?? ''
-    expect(Number(said?.[1])).toBeGreaterThan(0)
-    expect(stderr).not.toMatch(/\n\s+at /)
-
-    // The daemon comes back on the same address and re-attaches to the job; the renter's status call
-    // attaches too, pays the periods since, sees the end and brings the record up to date.
+    // The daemon comes back on the same address and re-attaches to the job; lease submit, which kept
+    // trying meanwhile (saying so), re-attaches too, pays on, sees the end and downloads the artifacts.
     const port = /\/tcp\/(\d+)\//.exec(first.info.addresses[0] ?? '')?.[1] ?? '0'
     const second = await start(first.info.pid, ['--listen', `/ip4/127.0.0.1/tcp/${port}`])
-    const status = await run(process.execPath, [CLI, 'lease', 'status', leaseId, '--wait', '30', '--data-dir', renterDir], { env, timeout: 40_000 })
-    expect(status.stdout).toMatch(/^state {6}completed \(exit code 0\)$/m)
-    expect(status.stdout).toMatch(/^provider {3}completed — exit code 0, paid \d+\.\d+$/m)
-    const record = JSON.parse(await readFile(join(records, `${leaseId}.json`), 'utf8')) as { paid: string, state: string, billedMs: number }
+    expect(await exited, stderr).toBe(0)
+    expect(stderr).toMatch(/gpumesh: the provider stopped answering \(.+\); re-attaching in \d+\.\d s \(attempt 1, giving up in 120 s\)/)
+    expect(stderr).not.toMatch(/\n\s+at /)
+    const leaseId = (await paidRecord())?.leaseId ?? ''
+    const record = JSON.parse(await readFile(join(records, `${leaseId}.json`), 'utf8')) as { paid: string, state: string, billedMs: number, artifactsDir: string }
     expect(record.state).toBe('completed')
-    expect(BigInt(record.paid)).toBeGreaterThan(BigInt(Math.round(Number(said?.[1]) * 1e6)))
-    expect(record.billedMs).toBeGreaterThan(0)
+    expect(record.artifactsDir).toBe(join(jobDir, 'gpumesh-out', leaseId))
+    const model = JSON.parse(await readFile(join(jobDir, 'gpumesh-out', leaseId, 'output', 'model.json'), 'utf8')) as { steps: number }
+    expect(model.steps).toBe(120)
     const ledger = openLedger(join(dataDir, 'ledger.sqlite'))
     try {
       expect(ledger.getLease(leaseId)?.state).toBe('completed')
@@ -226,6 +222,11 @@ describe('kill -9 of the daemon during a job', () => {
     } finally {
       ledger.close()
     }
+
+    // lease fetch downloads them again, whenever the provider still keeps them.
+    const fetched = await run(process.execPath, [CLI, 'lease', 'fetch', leaseId.slice(0, 12), '--out', join(jobDir, 'again'), '--data-dir', renterDir], { env, timeout: 30_000 })
+    expect(fetched.stdout).toMatch(new RegExp(`^artifacts  ${join(jobDir, 'again', leaseId)} \\(\\d+ files, \\d+ bytes, sha256 [0-9a-f]{12}…\\)\n$`))
+    expect(await readFile(join(jobDir, 'again', leaseId, 'output', 'model.json'), 'utf8')).toBe(await readFile(join(jobDir, 'gpumesh-out', leaseId, 'output', 'model.json'), 'utf8'))
     second.child.kill('SIGTERM')
     await new Promise((resolve) => second.child.once('exit', resolve))
   }, 60_000)

@@ -3,7 +3,7 @@
  * process runner, 1 s billing), runs the training fixture through the job client, pays every usage
  * period with vouchers, and downloads the artifacts.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Wallet } from 'ethers'
@@ -11,7 +11,7 @@ import { extract } from 'tar'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { GpumeshNode } from '@gpumesh/net'
 import type { JobEvent } from '@gpumesh/protocol'
-import { downloadArtifacts, submitJob } from '@gpumesh/renter'
+import { buildBundle, downloadArtifacts, readBundle, submitJob } from '@gpumesh/renter'
 import { startClient, until, type TestProvider } from './provider-helpers.js'
 import { clientOptions, leaseFrom, startJobProvider, trainSpec, trainingBundle } from './jobs-helpers.js'
 
@@ -94,5 +94,27 @@ describe('job protocol end to end', () => {
       expect(await readFile(join(out, file), 'utf8')).toBe(await readFile(join(jobRoot, file), 'utf8'))
     }
     expect(JSON.parse(await readFile(join(out, 'output/model.json'), 'utf8'))).toMatchObject({ steps: 25 })
+  }, 30_000)
+
+  it('runs a job whose bundle is empty (a job file with files: []) and returns what it wrote', async () => {
+    const wallet = Wallet.createRandom()
+    const emptyDir = join(scratch, 'empty-job')
+    await mkdir(emptyDir)
+    const bundle = await buildBundle({ baseDir: emptyDir, files: [], destFile: join(scratch, 'empty.tar.gz') })
+    expect(bundle.entries).toEqual([])
+    const terms = await leaseFrom(client, daemon.provider.addresses(), wallet, bundle.sha256)
+    const outcome = await submitJob({
+      ...clientOptions(client, wallet, terms),
+      spec: { command: '/bin/sh', args: ['-c', 'ls -A; echo ran > "$GPUMESH_OUTPUT_DIR/result.txt"'], env: {}, image: null, maxRunTimeSec: 60 },
+      bundle: readBundle(bundle.path),
+      bundleSize: bundle.size
+    })
+    expect(outcome).toMatchObject({ state: 'completed', exitCode: 0 })
+    const archive = join(scratch, 'empty-artifacts.tar.gz')
+    await downloadArtifacts({ ...clientOptions(client, wallet, terms), destFile: archive })
+    const out = join(scratch, 'empty-out')
+    await mkdir(out)
+    await extract({ file: archive, cwd: out })
+    expect(await readFile(join(out, 'output', 'result.txt'), 'utf8')).toBe('ran\n')
   }, 30_000)
 })

@@ -24,7 +24,7 @@ export async function startJobProvider (config: ConfigLayer = {}, options: Param
     gpus: 4,
     ...options,
     config: {
-      runner: { kind: 'process', stopGraceSec: 2, maxBundleBytes: 64 * 1024 },
+      runner: { kind: 'process', stopGraceSec: 2, maxBundleBytes: 64 * 1024, process: { sameUser: true } },
       billing: { intervalSec: 1, paymentGraceSec: 2 },
       ...config
     }

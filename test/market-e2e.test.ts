@@ -147,6 +147,7 @@ describe('gpumesh market end to end', () => {
           'runner:',
           '  kind: process',
           '  stopGraceSec: 2',
+          '  process: { sameUser: true }',
           'billing:',
           '  intervalSec: 1',
           '  paymentGraceSec: 5',

@@ -52,4 +52,13 @@ describe('provider local API', () => {
     expect(after).toContain('gpumesh_provider_leases_active{state="accepted"} 1')
     expect(after).not.toMatch(/0x[0-9a-fA-F]{64}/) // no lease id as a label
   })
+
+  it('counts proposals from the ledger, so a restart keeps them', async () => {
+    expect(daemon.provider.status().leaseStats).toEqual({ accepted: 1, rejected: { REPLAY: 1 } })
+    await daemon.provider.stop()
+    await daemon.provider.start()
+    expect(daemon.provider.status().leaseStats).toEqual({ accepted: 1, rejected: { REPLAY: 1 } })
+    base = daemon.provider.apiUrl() as string
+    expect(await (await get('/metrics')).text()).toContain('gpumesh_provider_proposals_total{outcome="accepted"} 1')
+  })
 })

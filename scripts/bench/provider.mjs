@@ -4,6 +4,12 @@
 //   reqres_rtt_p50_ms        the same request/response path with a trivial handler, same run, for scale
 //   daemon_idle_rss_mb       RSS of a `gpumesh provider start` process with 8 simulated GPUs, idle 30 s
 //   daemon_idle_cpu_percent  its CPU time over those 30 s (utime + stime from /proc/<pid>/stat)
+//   daemon_hostile_rss_growth_mb  the same daemon's RSS after three rounds of 1,200 hostile streams
+//                            (garbage frames, half-sent frames left open, absurd length prefixes, on the
+//                            lease and job protocols) less its RSS before them; the rounds' own
+//                            figures are beside it. Flat across rounds (not growing by round) means
+//                            nothing is kept per stream; half-sent frames are reset at the handler
+//                            deadline (the net and provider tests check that).
 import { execFile, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
@@ -13,10 +19,11 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { Wallet } from 'ethers'
+import { multiaddr } from '@multiformats/multiaddr'
 import pino from 'pino'
 import { createNode, generatePeerKey, handle, request } from '@gpumesh/net'
 import {
-  LEASE_PROTOCOL, bytesToHex, decodeLeaseDecision, encodeLeaseProposal, marketDomain, signOrder
+  JOB_PROTOCOL, LEASE_PROTOCOL, bytesToHex, decodeLeaseDecision, encodeLeaseProposal, marketDomain, signOrder
 } from '@gpumesh/protocol'
 import { createProvider, parseProviderConfig } from '@gpumesh/provider'
 
@@ -24,6 +31,9 @@ const CLI = fileURLToPath(new URL('../../packages/cli/bin/gpumesh.js', import.me
 const ECHO = '/gpumesh/bench-echo/1.0.0'
 const CLASS = 'H100-SXM-80GB'
 const IDLE_MS = 30_000
+const HOSTILE_ROUNDS = 3
+const HOSTILE_STREAMS = 1_200
+const HOSTILE_CONCURRENCY = 40
 
 function p50 (values) {
   const sorted = [...values].sort((a, b) => a - b)
@@ -146,15 +156,79 @@ async function daemonIdle () {
     await new Promise((resolve) => setTimeout(resolve, IDLE_MS))
     const ticks = (await cpuTicks(child.pid)) - before
     const seconds = (performance.now() - t0) / 1000
+    const idleRss = await rssMiB(child.pid)
+    const info = JSON.parse(await readFile(join(dataDir, 'provider.json'), 'utf8'))
+    const rounds = await hostileRounds(child.pid, info.addresses)
+    const growth = rounds.at(-1) - idleRss
     return {
-      daemon_idle_rss_mb: { value: Number((await rssMiB(child.pid)).toFixed(1)), unit: 'MiB', gpus: 8 },
-      daemon_idle_cpu_percent: { value: Number((100 * ticks / clkTck / seconds).toFixed(2)), unit: '%', seconds: Number(seconds.toFixed(1)) }
+      daemon_idle_rss_mb: { value: Number(idleRss.toFixed(1)), unit: 'MiB', gpus: 8 },
+      daemon_idle_cpu_percent: { value: Number((100 * ticks / clkTck / seconds).toFixed(2)), unit: '%', seconds: Number(seconds.toFixed(1)) },
+      daemon_hostile_rss_growth_mb: {
+        value: Number(growth.toFixed(1)),
+        unit: 'MiB',
+        baseline: Number(idleRss.toFixed(1)),
+        rounds: rounds.map((r) => r.toFixed(1)).join('/'),
+        streams: HOSTILE_ROUNDS * HOSTILE_STREAMS
+      }
     }
   } finally {
     child.kill('SIGTERM')
     await new Promise((resolve) => child.once('exit', resolve))
     await rm(dataDir, { recursive: true, force: true })
   }
+}
+
+/** One hostile stream: what it sends, and whether it then leaves the stream open (a half-sent frame). */
+function hostileStream (i) {
+  switch (i % 4) {
+    case 0: return { protocol: LEASE_PROTOCOL, bytes: randomBytes(1 + (i % 2000)), hold: false } // garbage
+    case 1: return { protocol: LEASE_PROTOCOL, bytes: Uint8Array.from([0xe8, 0x07, ...randomBytes(100)]), hold: true } // 1000 announced, 100 sent
+    case 2: return { protocol: JOB_PROTOCOL, bytes: Uint8Array.from([0xff, 0xff, 0xff, 0xff, 0x0f]), hold: false } // a 4 GiB length prefix
+    default: return { protocol: JOB_PROTOCOL, bytes: Uint8Array.from([50, ...randomBytes(50)]), hold: false } // a whole frame of noise
+  }
+}
+
+/** Sends one hostile stream and waits until the daemon has closed or reset it (at most 20 s). */
+async function sendHostile (client, target, i) {
+  const { protocol, bytes, hold } = hostileStream(i)
+  let stream
+  try {
+    stream = await client.dialProtocol(target, protocol)
+  } catch {
+    return // refused (inbound stream cap, rate limit): that is the daemon holding up
+  }
+  const closed = new Promise((resolve) => {
+    stream.addEventListener('close', resolve, { once: true })
+    setTimeout(resolve, 20_000).unref()
+  })
+  try {
+    stream.send(bytes)
+    if (!hold) await stream.close().catch(() => {})
+  } catch {
+    // the daemon reset it already
+  }
+  await closed
+  if (stream.status !== 'closed' && stream.status !== 'reset') stream.abort(new Error('bench: gave up waiting'))
+}
+
+async function hostileRounds (pid, addresses) {
+  const targets = addresses.map((a) => multiaddr(a))
+  const out = []
+  for (let round = 0; round < HOSTILE_ROUNDS; round++) {
+    const clients = await Promise.all(Array.from({ length: 4 }, async () => createNode({ listen: ['/ip4/127.0.0.1/tcp/0'], loopback: true })))
+    try {
+      let next = 0
+      await Promise.all(Array.from({ length: HOSTILE_CONCURRENCY }, async (_, lane) => {
+        const client = clients[lane % clients.length]
+        while (next < HOSTILE_STREAMS) await sendHostile(client, targets, next++)
+      }))
+    } finally {
+      await Promise.all(clients.map(async (c) => c.stop()))
+    }
+    await new Promise((resolve) => setTimeout(resolve, 3_000)) // let the daemon drop what it held
+    out.push(await rssMiB(pid))
+  }
+  return out
 }
 
 export async function run () {

@@ -72,7 +72,7 @@ export async function loadIdentity (dataDir: string, password: string): Promise<
     const decrypted = await Wallet.fromEncryptedJson(keystore, password)
     wallet = decrypted instanceof Wallet ? decrypted : new Wallet(decrypted.privateKey)
   } catch (err) {
-    throw new CliError('BAD_PASSWORD', `Could not unlock the payment key in ${keystorePath}: the password is wrong or the file is damaged. Set GPUMESH_PASSWORD to the password given to "gpumesh init".`, { cause: err })
+    throw new CliError('BAD_PASSWORD', `Could not unlock the payment key in ${keystorePath}: the password is wrong or the file is damaged. Give the password used with "gpumesh init" (GPUMESH_PASSWORD_FILE, GPUMESH_PASSWORD or the prompt).`, { cause: err })
   }
   return { peerKey, peerId: peerIdFromPrivateKey(peerKey).toString(), wallet, address: wallet.address }
 }

@@ -11,6 +11,7 @@ import { leaseSubmitCommand } from './commands/lease-submit.js'
 import { leaseStatusCommand } from './commands/lease-status.js'
 import { leaseLogsCommand } from './commands/lease-logs.js'
 import { leaseCancelCommand } from './commands/lease-cancel.js'
+import { leaseFetchCommand } from './commands/lease-fetch.js'
 import { fleetSignCommand } from './commands/fleet-sign.js'
 import {
   escrowAnnounceWithdrawalCommand, escrowDeployCommand, escrowDepositCommand, escrowStatusCommand, escrowWithdrawCommand
@@ -39,6 +40,7 @@ export const COMMANDS: readonly Command[] = [
   leaseStatusCommand,
   leaseLogsCommand,
   leaseCancelCommand,
+  leaseFetchCommand,
   fleetSignCommand,
   earningsCommand,
   settleOnchainCommand,

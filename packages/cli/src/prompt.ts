@@ -1,3 +1,5 @@
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { CliError } from './errors.js'
 import type { CommandContext } from './context.js'
@@ -18,15 +20,24 @@ export async function promptHidden (question: string): Promise<string> {
   }
 }
 
+/** The systemd credential (LoadCredential=gpumesh-password:…) read from $CREDENTIALS_DIRECTORY. */
+export const PASSWORD_CREDENTIAL = 'gpumesh-password'
+
+/** Variables that hold a secret: the daemon passes none of them on (to jobs, to GPU tools). */
+export const SECRET_ENV = ['GPUMESH_PASSWORD'] as const
+
 /**
- * The keystore password: GPUMESH_PASSWORD, else asked at the terminal (twice when `confirm`), else a
- * sentence saying how to give it. An empty password is refused unless `allowEmpty`.
+ * The keystore password, from the first of: GPUMESH_PASSWORD_FILE (a file holding it), the systemd
+ * credential `gpumesh-password`, GPUMESH_PASSWORD, a prompt at the terminal (twice when `confirm`).
+ * A file keeps the password out of the process's environment, which /proc/<pid>/environ shows to
+ * every process of the same user. One trailing newline of a file is dropped. An empty password is
+ * refused unless `allowEmpty`.
  */
 export async function obtainPassword (ctx: CommandContext, options: { confirm: boolean, allowEmpty: boolean }): Promise<string> {
-  let password = ctx.env.GPUMESH_PASSWORD
+  let password = await passwordFromFile(ctx) ?? ctx.env.GPUMESH_PASSWORD
   if (password == null) {
     if (!ctx.interactive) {
-      throw new CliError('NO_PASSWORD', 'No password for the payment keystore: set GPUMESH_PASSWORD or run in a terminal to be asked.', { exitCode: 2 })
+      throw new CliError('NO_PASSWORD', 'No password for the payment keystore: set GPUMESH_PASSWORD_FILE to a file holding it (or GPUMESH_PASSWORD), or run in a terminal to be asked.', { exitCode: 2 })
     }
     password = await promptHidden('Password for the payment key: ')
     if (options.confirm && await promptHidden('Repeat the password: ') !== password) {
@@ -37,4 +48,27 @@ export async function obtainPassword (ctx: CommandContext, options: { confirm: b
     throw new CliError('EMPTY_PASSWORD', 'An empty password would leave the payment key unprotected. Choose a password, or pass --insecure-empty-password if you really mean it.', { exitCode: 2 })
   }
   return password
+}
+
+async function passwordFromFile (ctx: CommandContext): Promise<string | null> {
+  const file = ctx.env.GPUMESH_PASSWORD_FILE
+  const credentials = ctx.env.CREDENTIALS_DIRECTORY
+  const [path, source] = file != null && file !== ''
+    ? [file, 'GPUMESH_PASSWORD_FILE']
+    : credentials != null && credentials !== '' ? [join(credentials, PASSWORD_CREDENTIAL), 'the systemd credential'] : [null, '']
+  if (path == null) return null
+  try {
+    return (await readFile(path, 'utf8')).replace(/\r?\n$/, '')
+  } catch (err) {
+    // Without a credential file, systemd's directory is no reason to fail: fall through to the others.
+    if (source !== 'GPUMESH_PASSWORD_FILE' && (err as NodeJS.ErrnoException).code === 'ENOENT') return null
+    throw new CliError('NO_PASSWORD', `Cannot read the password from ${path} (${source}): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}. Check the path and that this user may read it.`, { exitCode: 2, cause: err })
+  }
+}
+
+/** The environment without secrets, for what the daemon hands on. */
+export function withoutSecrets (env: Record<string, string | undefined>): Record<string, string | undefined> {
+  const out = { ...env }
+  for (const name of SECRET_ENV) delete out[name]
+  return out
 }

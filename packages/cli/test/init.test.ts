@@ -1,6 +1,6 @@
 // Runs the built CLI as a real child process (npm test builds it first).
 import { execFile } from 'node:child_process'
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -42,6 +42,21 @@ describe('gpumesh init', () => {
     expect(wallet.address).toBe(out.address)
     const config = parseProviderConfig(parseConfigYaml(await readFile(out.config, 'utf8')))
     expect(config.dataDir).toBe(dir)
+  })
+
+  it('takes the password from GPUMESH_PASSWORD_FILE or the systemd credential, so it need not be in the environment', async () => {
+    await writeFile(join(base, 'pw-file'), 'from-a-file\n', { mode: 0o600 })
+    await mkdir(join(base, 'creds'))
+    await writeFile(join(base, 'creds', 'gpumesh-password'), 'from-systemd', { mode: 0o600 })
+    const dir = join(base, 'pw-a')
+    const byFile = JSON.parse((await gpumesh(['init', '--data-dir', dir, '--json'], { GPUMESH_PASSWORD_FILE: join(base, 'pw-file') })).stdout) as { address: string }
+    expect((await Wallet.fromEncryptedJson(await readFile(join(dir, 'payment-key.json'), 'utf8'), 'from-a-file')).address).toBe(byFile.address)
+    const dir2 = join(base, 'pw-b')
+    const byCredential = JSON.parse((await gpumesh(['init', '--data-dir', dir2, '--json'], { CREDENTIALS_DIRECTORY: join(base, 'creds') })).stdout) as { address: string }
+    expect((await Wallet.fromEncryptedJson(await readFile(join(dir2, 'payment-key.json'), 'utf8'), 'from-systemd')).address).toBe(byCredential.address)
+    const missing = await gpumesh(['init', '--data-dir', join(base, 'pw-c')], { GPUMESH_PASSWORD_FILE: join(base, 'no-such-file') })
+    expect(missing.code).toBe(2)
+    expect(missing.stderr).toBe(`gpumesh: Cannot read the password from ${join(base, 'no-such-file')} (GPUMESH_PASSWORD_FILE): ENOENT. Check the path and that this user may read it.\n`)
   })
 
   it('refuses to overwrite an identity without --force, and replaces it with --force', async () => {

@@ -303,6 +303,19 @@ export class Ledger {
       (s.listRejections.all(options.since ?? 0, options.limit ?? 1000) as RejectionRow[]).map(rejectionFromRow))
   }
 
+  /**
+   * Proposals as the ledger knows them, across restarts: every lease it holds was an accepted proposal,
+   * and every recorded rejection is counted by its code.
+   */
+  proposalCounts (): { accepted: number, rejected: Record<string, number> } {
+    return this.#run('count proposals', ({ s }) => {
+      const accepted = (s.countLeases.get() as { n: number }).n
+      const rejected: Record<string, number> = {}
+      for (const row of s.countRejectionsByCode.all() as Array<{ code: string, n: number }>) rejected[row.code] = row.n
+      return { accepted, rejected }
+    })
+  }
+
   /** Stores the signed lease terms once they are signed. Setting the same terms again does nothing. */
   setLeaseTerms (leaseId: string, terms: string): void {
     this.#run('set lease terms', ({ s, durable }) => {

@@ -63,6 +63,8 @@ const SQL = {
     VALUES (?, ?, ?, ?, ?, ?, ?)`,
   getRejection: 'SELECT * FROM rejections WHERE id = ?',
   listRejections: 'SELECT * FROM rejections WHERE at >= ? ORDER BY id DESC LIMIT ?',
+  countLeases: 'SELECT COUNT(*) AS n FROM leases',
+  countRejectionsByCode: 'SELECT code, COUNT(*) AS n FROM rejections GROUP BY code ORDER BY code',
 
   insertSample: `INSERT INTO usage_samples (lease_id, offset_ms, at, gpu_uuid, utilization_percent, memory_used_mib, power_w)
     VALUES (?, ?, ?, ?, ?, ?, ?)`,

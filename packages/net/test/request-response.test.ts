@@ -138,6 +138,20 @@ describe('request/response', () => {
     expect(text(await request(client, server.getMultiaddrs(), SHORT, bytes('x')))).toBe('ok')
   })
 
+  it('resets the stream of a peer that sends half a frame and stops (a slow-loris), without calling the handler', async () => {
+    const callsBefore = shortCalls
+    const stream = await client.dialProtocol(server.getMultiaddrs(), SHORT)
+    const closed = new Promise<Event & { error?: Error }>((resolve) => {
+      stream.addEventListener('close', (evt) => { resolve(evt) }, { once: true })
+    })
+    // A length prefix announcing 100 bytes, then 10 of them, then nothing.
+    stream.send(Uint8Array.from([100, ...new Array<number>(10).fill(7)]))
+    const evt = await closed
+    expect(evt.error?.name).toBe('StreamResetError')
+    expect(shortCalls).toBe(callsBefore)
+    expect(text(await request(client, server.getMultiaddrs(), SHORT, bytes('x')))).toBe('ok')
+  })
+
   it('rate-limits a flooding peer while another peer is still served', async () => {
     const results = await Promise.allSettled(Array.from({ length: 12 }, async () =>
       request(client, server.getMultiaddrs(), LIMITED, bytes('x'))))

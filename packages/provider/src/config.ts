@@ -92,12 +92,25 @@ const offersSchema = z.object({
 const runnerSchema = z.object({
   /**
    * Which runner executes renters' jobs. `none` accepts no jobs. `process` runs renters' code on this
-   * host as the daemon's user; enable it only for renters you trust. `docker` isolates in containers.
+   * host, as `runner.process.user` (or, with `runner.process.sameUser`, as the daemon's user). `docker`
+   * isolates in containers.
    */
   kind: z.enum(['none', 'process', 'docker']).default('none'),
   stopGraceSec: seconds.max(3600).default(30),
   maxBundleBytes: z.number().int().positive().default(1024 * 1024 * 1024),
   artifactRetentionSec: seconds.default(7 * 24 * 3600),
+  process: z.object({
+    /**
+     * The account jobs of the process runner run as (a name, a uid or uid:gid), never the daemon's
+     * own: then a job cannot read the data directory (keys, API token) or the daemon's environment.
+     * Needs the daemon to run as root. Jobs then live in `jobsDir`, outside the data directory.
+     */
+    user: z.string().min(1).nullable().default(null),
+    /** Where jobs live when `user` is set: a directory outside the data directory, null for `<dataDir>/jobs`. */
+    jobsDir: z.string().startsWith('/', 'an absolute path').nullable().default(null),
+    /** Run jobs as the daemon's own user, able to read its keys: only when every renter is trusted with them. */
+    sameUser: z.boolean().default(false)
+  }).strict().prefault({}),
   docker: z.object({
     binary: z.string().min(1).default('docker'),
     memory: z.string().min(1).nullable().default(null),
@@ -173,7 +186,7 @@ const ENV_ALIASES: Record<string, string> = {
 }
 
 /** Environment variables that are not configuration keys (read by the CLI itself). */
-const ENV_NOT_CONFIG = new Set(['GPUMESH_PASSWORD', 'GPUMESH_CONFIG'])
+const ENV_NOT_CONFIG = new Set(['GPUMESH_PASSWORD', 'GPUMESH_PASSWORD_FILE', 'GPUMESH_CONFIG'])
 
 /** `probe.maxTemperatureC` → `GPUMESH_PROBE_MAX_TEMPERATURE_C`. */
 export function envNameForKey (path: string): string {
@@ -295,8 +308,9 @@ export function parseProviderConfig (...layers: ConfigLayer[]): ProviderConfig {
   const toBaseUnits = (path: string, text: string): bigint => {
     try {
       return parseAmount(text, decimals)
-    } catch (err) {
-      issues.push({ path, value: text, expected: (err as Error).message })
+    } catch {
+      // Not parseAmount's own message: it repeats the value, which the issue already shows.
+      issues.push({ path, value: text, expected: `an amount with at most ${decimals} decimals (pricing.tokenDecimals)` })
       return 0n
     }
   }
@@ -351,7 +365,10 @@ function expectationOf (issue: z.core.$ZodIssue): string {
     case 'invalid_value': return `one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`
     case 'too_small': return `at least ${String(issue.minimum)}${issue.origin === 'array' ? ' entries' : ''}`
     case 'too_big': return `at most ${String(issue.maximum)}${issue.origin === 'array' ? ' entries' : ''}`
-    case 'invalid_format': return issue.message.replace(/^Invalid string: /i, '')
+    case 'invalid_format':
+      // zod words these as a rule ("must start with …"); the sentence around it already says "must be".
+      if (issue.format === 'starts_with') return `text starting with ${JSON.stringify((issue as { prefix?: string }).prefix ?? '')}`
+      return issue.message.replace(/^Invalid string: /i, '').replace(/^must (be )?/i, '')
     default: return issue.message
   }
 }

@@ -1,6 +1,7 @@
 import { mkdir, open, readFile, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ProviderStartError } from './errors.js'
+import { describeFsError } from './fs-errors.js'
 import { isSameProcessAlive, readProcessStat } from './jobs/proc.js'
 
 /** The file in the data directory that says which process runs the daemon there. */
@@ -19,6 +20,16 @@ export interface Holder { pid: number, startTime: number | null }
  * or whose pid now names another process is stale and taken over.
  */
 export async function lockDataDir (dataDir: string): Promise<DataDirLock> {
+  try {
+    return await takeLock(dataDir)
+  } catch (err) {
+    const sentence = await describeFsError(err, dataDir)
+    if (sentence != null) throw new ProviderStartError('DATA_DIR_UNUSABLE', sentence, { cause: err })
+    throw err
+  }
+}
+
+async function takeLock (dataDir: string): Promise<DataDirLock> {
   await mkdir(dataDir, { recursive: true, mode: 0o700 })
   return await lockProcessFile(join(dataDir, LOCK_FILE), (holder) => new ProviderStartError('DATA_DIR_IN_USE',
     `Another gpumesh provider (pid ${holder.pid}) is running from ${dataDir}. Stop it first, or give this one its own data directory (--data-dir).`))

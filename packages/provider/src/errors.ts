@@ -33,7 +33,7 @@ export class ConfigError extends Error {
 export class ProviderStartError extends Error {
   static override readonly name = 'ProviderStartError'
   override readonly name = 'ProviderStartError'
-  readonly code: 'DATA_DIR_IN_USE' | 'API_LISTEN_FAILED' | 'BAD_FLEET_MEMBERSHIP'
+  readonly code: 'DATA_DIR_IN_USE' | 'API_LISTEN_FAILED' | 'BAD_FLEET_MEMBERSHIP' | 'PROCESS_RUNNER_UNSAFE' | 'DATA_DIR_UNUSABLE'
 
   constructor (code: ProviderStartError['code'], message: string, options?: ErrorOptions) {
     super(message, options)

@@ -1,4 +1,5 @@
 export { ConfigError, ProviderStartError, isOperatorError, type ConfigIssue } from './errors.js'
+export { describeFsError } from './fs-errors.js'
 export {
   configFromEnv, configKeys, envNameForKey, mergeLayers, parseProviderConfig, providerConfigSchema, settlementEscrow,
   type ConfigLayer, type ProviderConfig

@@ -56,7 +56,7 @@ interface Evaluated {
 }
 
 /** Rejections worth keeping in the ledger: those of proposals whose order is genuinely signed. */
-const RECORDED_CODES = new Set<LeaseRejectCode>([
+export const RECORDED_REJECTION_CODES: ReadonlySet<LeaseRejectCode> = new Set<LeaseRejectCode>([
   'EXPIRED', 'REPLAY', 'RENTER_BLOCKED', 'MATCHER_NOT_TRUSTED', 'PRICE_TOO_LOW', 'UNSUPPORTED_REQUIREMENTS',
   'NO_CAPACITY', 'TOO_MANY_LEASES', 'INSUFFICIENT_ESCROW'
 ])
@@ -280,7 +280,7 @@ export class LeaseHandler {
   #reject (rejection: Rejection, proposal: LeaseProposal | null, orderId: Bytes32 | null, proposerPeerId: string): LeaseDecision {
     this.stats.rejected[rejection.code] = (this.stats.rejected[rejection.code] ?? 0) + 1
     const message = rejection.message.length > LIMITS.message ? rejection.message.slice(0, LIMITS.message - 1) + '…' : rejection.message
-    if (RECORDED_CODES.has(rejection.code) && proposal != null) {
+    if (RECORDED_REJECTION_CODES.has(rejection.code) && proposal != null) {
       try {
         this.#c.ledger.recordRejection({
           orderId,

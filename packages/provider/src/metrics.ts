@@ -40,7 +40,7 @@ export class ProviderMetrics {
 
     new Counter({
       name: 'gpumesh_provider_proposals_total',
-      help: 'Lease proposals answered since start, by outcome (accepted or the reason code).',
+      help: 'Lease proposals answered, by outcome (accepted or the reason code): from the ledger, so across restarts; unsigned or malformed ones since start.',
       labelNames: ['outcome'] as const,
       registers: [this.registry],
       collect () {

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { userInfo } from 'node:os'
 import { join } from 'node:path'
 import { Ledger } from '@gpumesh/ledger'
 import { createNode, validateTopic, type CreateNodeOptions, type GpumeshNode } from '@gpumesh/net'
@@ -13,13 +14,14 @@ import { ARTIFACT_CLEANUP_INTERVAL_MS, EXPIRY_SWEEP_INTERVAL_MS, JOBS_DIR, LEDGE
 import { Inventory, type InventoryGpu, type InventoryProber } from './inventory.js'
 import { JobService } from './job-service.js'
 import { DockerRunner, JobManager, ProcessRunner, simulatedGpuSampler, type JobRunner, type SampleGpus } from './jobs/index.js'
-import { LeaseHandler, type LeaseHandlerStats } from './lease-handler.js'
+import { LeaseHandler, RECORDED_REJECTION_CODES, type LeaseHandlerStats } from './lease-handler.js'
 import { ProviderMetrics } from './metrics.js'
 import { OfferPublisher, type OfferState } from './offer-publisher.js'
 import { lockDataDir, type DataDirLock } from './data-dir-lock.js'
 import { isOperatorError } from './errors.js'
 import { loadFleetMembership } from './fleet.js'
 import { GpuProber, GpuSampler, resolveProbeExecutables, type ProbeIssue } from './probe/index.js'
+import { prepareJobAccount } from './job-account.js'
 import { recoverRunningLeases } from './recovery.js'
 import { RepeatingTask } from './repeating-task.js'
 import { SettlementService } from './settlement-service.js'
@@ -45,6 +47,8 @@ export interface ProviderComponents {
   nodeOptions?: Partial<CreateNodeOptions>
   /** The local API token; default 32 random bytes. */
   apiToken?: string
+  /** The daemon's uid, for the process runner's account checks; default os.userInfo().uid. */
+  daemonUid?: number
 }
 
 export interface RecentError {
@@ -169,7 +173,7 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
       : null
   const settlement = new SettlementService(config, { ledger, paymentKey, logger: logger.child({ module: 'settlement' }), onError: noteError })
   const escrowGuard = settlement.guard
-  const jobsDir = join(config.dataDir, JOBS_DIR)
+  const jobsDir = config.runner.process.jobsDir ?? join(config.dataDir, JOBS_DIR)
   const jobs = new JobManager({
     ledger,
     runner,
@@ -247,7 +251,7 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
         lastRedemption: lastRedemption(settlement.lastReport)
       },
       earnings: ledger.isOpen ? ledger.earnings() : [],
-      leaseStats: leases?.stats ?? { accepted: 0, rejected: {} },
+      leaseStats: proposalStats(ledger, leases?.stats ?? null),
       probeErrors: inventory.probeErrors,
       recentErrors: [...recentErrors]
     }
@@ -287,6 +291,14 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
   const doStart = async (): Promise<void> => {
     try {
       dataDirLock = await lockDataDir(config.dataDir)
+      // Before any job is started or re-attached: who process-runner jobs run as, or a refusal.
+      const account = await prepareJobAccount(config, { daemonUid: components.daemonUid ?? userInfo().uid, jobsDir })
+      if (account !== null && runner instanceof ProcessRunner) {
+        runner.useAccount(account)
+        log.info({ user: account.name, uid: account.uid, gid: account.gid, jobsDir }, 'process-runner jobs run as another user')
+      } else if (runner instanceof ProcessRunner) {
+        log.warn('process-runner jobs run as the daemon\'s own user (runner.process.sameUser): they can read its keys, API token and environment')
+      }
       ledger.open()
       const expired = ledger.expireOverdueLeases(clock.now())
       if (expired.length > 0) log.info({ leases: expired }, 'leases past their start deadline while the daemon was down expired')
@@ -397,8 +409,9 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
         gpus: inventory.gpus().map((g) => ({ uuid: g.uuid, class: g.class, state: g.state, simulated: g.simulated }))
       }, 'provider started')
     } catch (err) {
-      // A cause the operator can fix is logged as its sentence; anything else with its stack.
-      if (isOperatorError(err)) log.error({ code: (err as { code: string }).code }, `provider failed to start: ${(err as Error).message}`)
+      // Anything the operator cannot fix from a sentence is logged with its stack.
+      // The caller shows an operator's error as its sentence; a log line would say it twice.
+      if (isOperatorError(err)) log.debug({ code: (err as { code: string }).code }, `provider failed to start: ${(err as Error).message}`)
       else log.error({ err }, 'provider failed to start; stopping what started')
       starting = null
       await stop().catch((stopErr: unknown) => { log.error({ err: stopErr }, 'stopping after a failed start failed') })
@@ -457,6 +470,20 @@ function lastRedemption (report: SettleReport | null): ProviderStatus['settlemen
 function sinceOption (since: string | null): { since?: number } {
   const ms = since == null ? NaN : Number(since)
   return Number.isSafeInteger(ms) && ms >= 0 ? { since: ms } : {}
+}
+
+/**
+ * Proposal counts for status: accepted ones and recorded rejections from the ledger (so they survive a
+ * restart); rejections the ledger does not keep (unsigned or malformed proposals) as counted since start.
+ */
+function proposalStats (ledger: Ledger, live: LeaseHandlerStats | null): LeaseHandlerStats {
+  if (!ledger.isOpen) return live ?? { accepted: 0, rejected: {} }
+  const counts = ledger.proposalCounts()
+  const rejected: LeaseHandlerStats['rejected'] = counts.rejected as LeaseHandlerStats['rejected']
+  for (const [code, n] of Object.entries(live?.rejected ?? {})) {
+    if (!RECORDED_REJECTION_CODES.has(code as keyof LeaseHandlerStats['rejected'])) rejected[code as keyof LeaseHandlerStats['rejected']] = n
+  }
+  return { accepted: counts.accepted, rejected }
 }
 
 function leaseSummary (lease: LeaseRecord): LeaseSummary {

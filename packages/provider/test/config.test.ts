@@ -57,6 +57,15 @@ describe('provider config', () => {
     expect(issuesOf(() => parseProviderConfig({ dataDir: '/d', settlement: { mode: 'onchain' } }))[0]?.path).toBe('settlement.mode')
   })
 
+  it('words every issue as one sentence: no "must be must", no value said twice', () => {
+    const multiaddr = (() => { try { parseProviderConfig({ dataDir: '/d', network: { listen: ['ip4/1.2.3.4'] } }) } catch (err) { return (err as Error).message } return '' })()
+    expect(multiaddr).toContain('network.listen.0 is "ip4/1.2.3.4" but must be text starting with "/"')
+    expect(multiaddr).not.toMatch(/must be must/)
+    const price = (() => { try { parseProviderConfig({ dataDir: '/d', pricing: { perGpuHour: { X: '1.0000001' } } }) } catch (err) { return (err as Error).message } return '' })()
+    expect(price).toContain('pricing.perGpuHour.X is "1.0000001" but must be an amount with at most 6 decimals (pricing.tokenDecimals)')
+    expect(price.split('1.0000001')).toHaveLength(2)
+  })
+
   it('reports a bad environment variable by its name', () => {
     const issues = issuesOf(() => configFromEnv({ GPUMESH_API_PORT: 'x' }))
     expect(issues[0]).toMatchObject({ path: 'api.port', value: 'x' })

@@ -30,8 +30,13 @@ export const MAX_ARTIFACT_BYTES = 16 * 1024 * 1024 * 1024
 /** How often a running lease's local record is rewritten at most (vouchers arrive every interval). */
 export const RECORD_WRITE_INTERVAL_MS = 1_000
 
-/** Attempts at re-attaching to a job whose event stream broke before saying the provider is gone. */
-export const DEFAULT_REATTACH_ATTEMPTS = 3
+/**
+ * How long a renter keeps trying to re-attach to a job whose provider stopped answering (a daemon
+ * restarting after a crash is back in seconds; its job keeps running meanwhile).
+ */
+export const DEFAULT_REATTACH_FOR_MS = 120_000
 
-/** Wait between re-attach attempts. */
-export const REATTACH_DELAY_MS = 1_500
+/** First wait before re-attaching; each further wait doubles, up to REATTACH_MAX_DELAY_MS. */
+export const REATTACH_FIRST_DELAY_MS = 500
+
+export const REATTACH_MAX_DELAY_MS = 8_000

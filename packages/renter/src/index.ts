@@ -19,7 +19,7 @@ export {
 } from './job-client.js'
 export {
   FINAL_RECORD_STATES, LeaseStore, applyOutcome, attachStartedAt, describeJobRefusal, recordFollower, recordUsage, newLeaseRecord, runLeasedJob,
-  type LeaseRecord, type LeaseRecordState, type LeaseSummary, type RunLeasedJobOptions
+  type LeaseRecord, type LeaseRecordState, type LeaseSummary, type ReattachAttempt, type RunLeasedJobOptions
 } from './lease-session.js'
 export { DEFAULT_BOOK_MAX_PAGES, readBook, type BookRead, type ReadBookOptions } from './book-client.js'
 export {

@@ -8,7 +8,7 @@ import {
   type LeaseTerms, type PaymentSignature, type UsageReport
 } from '@gpumesh/protocol'
 import { extractArtifacts } from './bundle.js'
-import { DEFAULT_REATTACH_ATTEMPTS, REATTACH_DELAY_MS, RECORD_WRITE_INTERVAL_MS } from './constants.js'
+import { DEFAULT_REATTACH_FOR_MS, REATTACH_FIRST_DELAY_MS, REATTACH_MAX_DELAY_MS, RECORD_WRITE_INTERVAL_MS } from './constants.js'
 import { JobRunError, LeaseRecordError } from './errors.js'
 import { attachJob, cancelJob, downloadArtifacts, submitJob, type JobOutcome } from './job-client.js'
 import type { GrantedLease } from './order-client.js'
@@ -209,8 +209,18 @@ export interface RunLeasedJobOptions {
   signal?: AbortSignal
   onEvent?: (e: JobEvent) => void
   onUploadProgress?: (sentBytes: number, totalBytes: number) => void
-  reattachAttempts?: number
+  /** How long to keep re-attaching after the provider stops answering mid-job; default 120 s. */
+  reattachForMs?: number
+  /** Called before each re-attach attempt: which one, the wait before it, the time left, and why. */
+  onReattach?: (attempt: ReattachAttempt) => void
   now?: () => number
+}
+
+export interface ReattachAttempt {
+  attempt: number
+  waitMs: number
+  leftMs: number
+  reason: string
 }
 
 /**
@@ -277,10 +287,19 @@ export async function runLeasedJob (o: RunLeasedJobOptions): Promise<LeaseSummar
   } catch (err) {
     failure = err
   }
-  // A stream that broke mid-job is re-attached from the last event seen before the provider is called gone.
-  const attempts = o.reattachAttempts ?? DEFAULT_REATTACH_ATTEMPTS
-  for (let i = 0; outcome == null && i < attempts && !isAbort(failure, o.signal) && !isRefusal(failure) && (record.state as LeaseRecordState) === 'running'; i++) {
-    await sleep(REATTACH_DELAY_MS, o.signal)
+  // A stream that broke mid-job is re-attached from the last event seen, with a growing wait, for up to
+  // reattachForMs (a restarting provider is back in seconds) before the provider is called gone.
+  const reattachFor = o.reattachForMs ?? DEFAULT_REATTACH_FOR_MS
+  const deadline = now() + reattachFor
+  let delay = REATTACH_FIRST_DELAY_MS
+  for (let attempt = 1; outcome == null && !isAbort(failure, o.signal) && !isRefusal(failure) && (record.state as LeaseRecordState) === 'running'; attempt++) {
+    const leftMs = deadline - now()
+    if (leftMs <= 0) break
+    const waitMs = Math.min(delay, leftMs)
+    o.onReattach?.({ attempt, waitMs, leftMs, reason: (failure as Error)?.message ?? String(failure) })
+    await sleep(waitMs, o.signal)
+    delay = Math.min(delay * 2, REATTACH_MAX_DELAY_MS)
+    if (o.signal?.aborted === true) break
     try {
       outcome = await attachJob({ ...common, fromSequence: record.lastSequence, startedAt: attachStartedAt(record) })
     } catch (err) {
@@ -300,7 +319,8 @@ export async function runLeasedJob (o: RunLeasedJobOptions): Promise<LeaseSummar
     }
     record.state = 'provider-gone'
     await persist(true)
-    throw new JobRunError('PROVIDER_GONE', `The provider stopped answering${record.lastSequence > 0 ? ' mid-job' : ''} (${(failure as Error)?.message ?? String(failure)}).`, { leaseId: terms.leaseId, paid: record.paid, lastCheckpoint: record.lastCheckpoint }, { cause: failure })
+    const tried = record.lastSequence > 0 ? `, and re-attaching failed for ${Math.round(reattachFor / 1000)} s` : ''
+    throw new JobRunError('PROVIDER_GONE', `The provider stopped answering${record.lastSequence > 0 ? ' mid-job' : ''} (${(failure as Error)?.message ?? String(failure)})${tried}.`, { leaseId: terms.leaseId, paid: record.paid, lastCheckpoint: record.lastCheckpoint }, { cause: failure })
   }
 
   applyOutcome(record, outcome)

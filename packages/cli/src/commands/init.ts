@@ -1,7 +1,7 @@
 import { stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { renderConfigTemplate } from '@gpumesh/provider'
+import { describeFsError, renderConfigTemplate } from '@gpumesh/provider'
 import { resolveDataDir } from '../data-dir.js'
 import { CliError, EXIT } from '../errors.js'
 import { CONFIG_FILE, createIdentity } from '../identity.js'
@@ -29,13 +29,19 @@ export const initCommand: Command = {
     }
     const dataDir = resolveDataDir(values['data-dir'], ctx)
     const password = await obtainPassword(ctx, { confirm: true, allowEmpty: values['insecure-empty-password'] })
-    const identity = await createIdentity(dataDir, { password, force: values.force })
-
     const configPath = join(dataDir, CONFIG_FILE)
     let wroteConfig = false
-    if (values.role === 'provider' && (values.force || !await fileExists(configPath))) {
-      await writeFile(configPath, renderConfigTemplate(dataDir), { mode: 0o644 })
-      wroteConfig = true
+    let identity: Awaited<ReturnType<typeof createIdentity>>
+    try {
+      identity = await createIdentity(dataDir, { password, force: values.force })
+      if (values.role === 'provider' && (values.force || !await fileExists(configPath))) {
+        await writeFile(configPath, renderConfigTemplate(dataDir), { mode: 0o644 })
+        wroteConfig = true
+      }
+    } catch (err) {
+      const sentence = await describeFsError(err, dataDir)
+      if (sentence != null) throw new CliError('DATA_DIR_UNUSABLE', sentence, { cause: err })
+      throw err
     }
     if (values.json) {
       ctx.stdout(JSON.stringify({ dataDir, role: values.role, peerId: identity.peerId, address: identity.address, config: wroteConfig ? configPath : null }) + '\n')

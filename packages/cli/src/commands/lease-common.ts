@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { createNode, type GpumeshNode } from '@gpumesh/net'
 import { formatAmount } from '@gpumesh/protocol'
 import { LeaseStore, applyOutcome } from '@gpumesh/renter'
-import type { JobFileError, JobOutcome, JobRunError, LeaseRecord, OrderError } from '@gpumesh/renter'
+import type { JobClientError, JobFileError, JobOutcome, JobRunError, LeaseRecord, OrderError } from '@gpumesh/renter'
 import { CliError, EXIT } from '../errors.js'
 import { loadIdentity, type Identity } from '../identity.js'
 import { obtainPassword } from '../prompt.js'
@@ -81,7 +81,14 @@ export function renterCliError (err: unknown, decimals = 6): unknown {
     case 'JobRunError': {
       const r = err as JobRunError
       const where = r.lastCheckpoint != null ? `the last checkpoint the job reported: ${r.lastCheckpoint}` : 'the job reported no checkpoint'
-      return new CliError(r.code, `${r.message} Paid ${formatAmount(r.paid, decimals)} for lease ${r.leaseId}; ${where}.`, { cause: err })
+      const later = r.code === 'PROVIDER_GONE' ? ` Once it is back, "gpumesh lease status ${r.leaseId} --wait" follows the job and "gpumesh lease fetch ${r.leaseId}" downloads its artifacts.` : ''
+      return new CliError(r.code, `${r.message} Paid ${formatAmount(r.paid, decimals)} for lease ${r.leaseId}; ${where}.${later}`, { cause: err })
+    }
+    case 'JobClientError': {
+      const c = err as JobClientError
+      if (c.code === 'NOT_FINISHED') return new CliError(c.code, `The lease's job has not finished (${c.message}). Follow it with "gpumesh lease status <lease id> --wait", then fetch again.`, { cause: err })
+      if (c.code === 'EXPIRED_ARTIFACTS') return new CliError(c.code, `The provider no longer keeps this lease's artifacts (${c.message}); they are gone.`, { cause: err })
+      return new CliError(c.code, c.remote ? `The provider refused: ${c.message} (${c.code}).` : `Could not reach the provider: ${c.message}. Try again when it is back.`, { cause: err })
     }
     case 'LeaseRecordError':
       return new CliError(`LEASE_${e.code ?? 'RECORD'}`, (err as Error).message, { cause: err })

@@ -1,11 +1,13 @@
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { formatAmount, jsonReplacer, parseAmount, type JobEvent } from '@gpumesh/protocol'
+import { describeFsError } from '@gpumesh/provider'
+import { marketDomain } from '@gpumesh/protocol'
 import {
-  MAX_JOB_FILE_BYTES, buildBundle, jobBudget, newLeaseRecord, parseJobFile, placeOrder, proposeToProvider,
-  readBundle, runLeasedJob, signJobOrder, type GrantedLease, type LeaseSummary
+  MAX_JOB_FILE_BYTES, buildBundle, cancelJob, jobBudget, newLeaseRecord, parseJobFile, placeOrder, proposeToProvider,
+  readBundle, runLeasedJob, signJobOrder, type GrantedLease, type LeaseRecord, type LeaseSummary
 } from '@gpumesh/renter'
 import { resolveDataDir } from '../data-dir.js'
 import { CliError, EXIT } from '../errors.js'
@@ -19,7 +21,7 @@ export const DEFAULT_OUT_DIR = 'gpumesh-out'
 export const leaseSubmitCommand: Command = {
   name: 'lease submit',
   summary: 'Lease GPUs for a job file: order (matcher or provider), upload, stream logs, pay per interval, fetch artifacts.',
-  usage: 'lease submit JOB.yaml [--matcher ADDR... | --provider ADDR...] [--budget AMOUNT] [--out DIR] [--dry-run] [--json] [--data-dir DIR]',
+  usage: 'lease submit JOB.yaml [--matcher ADDR... | --provider ADDR...] [--budget AMOUNT] [--out DIR] [--reattach-sec N] [--dry-run] [--json] [--data-dir DIR]',
   async run (argv, ctx) {
     const { values, positionals } = parseArgs({
       args: argv,
@@ -28,6 +30,7 @@ export const leaseSubmitCommand: Command = {
         provider: { type: 'string', multiple: true },
         budget: { type: 'string' },
         out: { type: 'string' },
+        'reattach-sec': { type: 'string', default: '120' },
         json: { type: 'boolean', default: false },
         'dry-run': { type: 'boolean', default: false },
         'data-dir': { type: 'string' }
@@ -37,13 +40,15 @@ export const leaseSubmitCommand: Command = {
     })
     if (positionals.length !== 1) throw new CliError('BAD_OPTION', 'Give one job file: gpumesh lease submit job.yaml.', { exitCode: EXIT.USAGE })
     if (values.matcher != null && values.provider != null) throw new CliError('BAD_OPTION', 'Give --matcher or --provider, not both.', { exitCode: EXIT.USAGE })
+    const reattachSec = Number(values['reattach-sec'])
+    if (!Number.isInteger(reattachSec) || reattachSec < 0 || reattachSec > 86_400) throw new CliError('BAD_OPTION', `--reattach-sec must be a whole number of seconds from 0 to 86400, not "${values['reattach-sec']}".`, { exitCode: EXIT.USAGE })
     const jobPath = resolve(ctx.cwd, positionals[0] ?? '')
     const dataDir = resolveDataDir(values['data-dir'], ctx)
     try {
       if (values['dry-run']) {
         return await leaseDryRun(ctx, { jobText: await readJobFile(jobPath, positionals[0] ?? ''), jobArg: positionals[0] ?? '', dataDir, matcher: values.matcher ?? null, provider: values.provider ?? null, budget: values.budget ?? null, json: values.json })
       }
-      return await submit(ctx, { jobPath, jobArg: positionals[0] ?? '', dataDir, matcher: values.matcher ?? null, provider: values.provider ?? null, budget: values.budget ?? null, out: values.out ?? null, json: values.json })
+      return await submit(ctx, { jobPath, jobArg: positionals[0] ?? '', dataDir, matcher: values.matcher ?? null, provider: values.provider ?? null, budget: values.budget ?? null, out: values.out ?? null, reattachSec, json: values.json })
     } catch (err) {
       throw renterCliError(err)
     }
@@ -58,6 +63,7 @@ interface SubmitOptions {
   provider: string[] | null
   budget: string | null
   out: string | null
+  reattachSec: number
   json: boolean
 }
 
@@ -76,7 +82,16 @@ async function submit (ctx: CommandContext, o: SubmitOptions): Promise<number> {
   if (o.provider == null && matcher == null) {
     throw new CliError('NO_MATCHER', `No matcher given and none found in ${o.dataDir}. Pass --matcher /ip4/…/tcp/…/p2p/… or --provider ADDR.`, { exitCode: EXIT.USAGE })
   }
+  if (budget <= 0n) {
+    throw new CliError('BAD_OPTION', `The budget is ${formatAmount(budget, decimals)}: nothing could be paid. Give a budget in the job file or --budget.`, { exitCode: EXIT.USAGE })
+  }
+  // Everything that can be checked is checked before ordering: a lease taken and then abandoned holds
+  // the provider's GPUs until its start deadline.
   const identity = await renterIdentity(o.dataDir, ctx)
+  const store = leaseStore(o.dataDir)
+  const outBase = resolve(ctx.cwd, o.out ?? DEFAULT_OUT_DIR)
+  await checkWritable(store.dir, 'the lease records directory', '--data-dir or GPUMESH_HOME')
+  await checkWritable(outBase, 'the output directory', '--out')
   const note = (line: string): void => { ctx.stderr(`gpumesh: ${line}\n`) }
 
   const scratch = await mkdtemp(join(tmpdir(), 'gpumesh-bundle-'))
@@ -103,33 +118,85 @@ async function submit (ctx: CommandContext, o: SubmitOptions): Promise<number> {
       lease = await placeOrder({ node, matcher: matcher ?? [], order, signal: ctx.signal })
     }
     const { terms } = lease
-    if (!o.json) {
-      note(`leased ${terms.leaseId} from ${terms.provider} (peer …${lease.providerPeerId.slice(-10)}): ${terms.gpus.length} × ${terms.gpuClass} at ${formatAmount(terms.pricePerGpuHour, decimals)}/GPU-hour, budget ${formatAmount(budget, decimals)}`)
+    // From here on a failure before the job has started cancels the lease at once, freeing the GPUs.
+    let record: LeaseRecord | null = null
+    try {
+      return await runOnLease(ctx, o, { lease, node, identity, bundle, budget, decimals, store, note, spec: job.spec, setRecord: (r) => { record = r } })
+    } catch (err) {
+      const r = record as LeaseRecord | null
+      if (r == null || (r.startedAt == null && r.lastSequence === 0)) {
+        try {
+          await cancelJob({ node, wallet: identity.wallet, terms, marketDomain: marketDomain(terms.chainId), signal: AbortSignal.timeout(10_000), reason: 'RENTER_CANCEL' })
+          note(`cancelled lease ${terms.leaseId} at once, so the provider frees its GPUs; nothing was paid`)
+        } catch {
+          // The provider already ended it (it refused the job), or cannot be reached: its start deadline frees the GPUs.
+        }
+      }
+      throw err
     }
-    const store = leaseStore(o.dataDir)
-    const record = newLeaseRecord(lease, { jobFile: o.jobPath, tokenDecimals: decimals, budget, now: Date.now() })
-    await store.save(record)
-    const outDir = resolve(ctx.cwd, o.out ?? DEFAULT_OUT_DIR, terms.leaseId)
-    const bar = !o.json && ctx.interactive ? progressBar(ctx, 'upload') : null
-    const summary = await runLeasedJob({
-      node,
-      wallet: identity.wallet,
-      lease,
-      spec: job.spec,
-      bundle: { data: readBundle(bundle.path, ctx.signal), size: (await stat(bundle.path)).size },
-      budget,
-      store,
-      record,
-      outDir,
-      signal: ctx.signal,
-      onEvent: (e) => { bar?.done(); printEvent(e, ctx, o.json) },
-      ...(bar != null ? { onUploadProgress: bar.update } : {})
-    })
-    bar?.done()
-    return report(summary, { ctx, json: o.json, decimals, budget })
   } finally {
     await node.stop()
     await rm(scratch, { recursive: true, force: true })
+  }
+}
+
+interface LeasedContext {
+  lease: GrantedLease
+  node: Awaited<ReturnType<typeof renterNode>>
+  identity: Awaited<ReturnType<typeof renterIdentity>>
+  bundle: { path: string }
+  budget: bigint
+  decimals: number
+  store: ReturnType<typeof leaseStore>
+  note: (line: string) => void
+  setRecord: (record: LeaseRecord) => void
+  spec: ReturnType<typeof parseJobFile>['spec']
+}
+
+async function runOnLease (ctx: CommandContext, o: SubmitOptions, c: LeasedContext): Promise<number> {
+  const { lease, node, identity, bundle, budget, decimals, store, note } = c
+  const { terms } = lease
+  if (!o.json) {
+    note(`leased ${terms.leaseId} from ${terms.provider} (peer …${lease.providerPeerId.slice(-10)}): ${terms.gpus.length} × ${terms.gpuClass} at ${formatAmount(terms.pricePerGpuHour, decimals)}/GPU-hour, budget ${formatAmount(budget, decimals)}`)
+  }
+  const record = newLeaseRecord(lease, { jobFile: o.jobPath, tokenDecimals: decimals, budget, now: Date.now() })
+  c.setRecord(record)
+  await store.save(record)
+  const outDir = resolve(ctx.cwd, o.out ?? DEFAULT_OUT_DIR, terms.leaseId)
+  const bar = !o.json && ctx.interactive ? progressBar(ctx, 'upload') : null
+  const summary = await runLeasedJob({
+    node,
+    wallet: identity.wallet,
+    lease,
+    spec: c.spec,
+    bundle: { data: readBundle(bundle.path, ctx.signal), size: (await stat(bundle.path)).size },
+    budget,
+    store,
+    record,
+    outDir,
+    signal: ctx.signal,
+    reattachForMs: o.reattachSec * 1000,
+    onReattach: (a) => {
+      bar?.done()
+      note(`the provider stopped answering (${a.reason}); re-attaching in ${(a.waitMs / 1000).toFixed(1)} s (attempt ${a.attempt}, giving up in ${Math.ceil(a.leftMs / 1000)} s)`)
+    },
+    onEvent: (e) => { bar?.done(); printEvent(e, ctx, o.json) },
+    ...(bar != null ? { onUploadProgress: bar.update } : {})
+  })
+  bar?.done()
+  return report(summary, { ctx, json: o.json, decimals, budget })
+}
+
+/** Creates `dir` if needed and proves a file can be written in it, or says why not and what to do. */
+async function checkWritable (dir: string, what: string, option: string): Promise<void> {
+  const probe = join(dir, `.gpumesh-write-check-${process.pid}`)
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 })
+    await writeFile(probe, '')
+    await unlink(probe)
+  } catch (err) {
+    const sentence = await describeFsError(err, dir, what, option)
+    throw new CliError('DIR_UNUSABLE', `${sentence ?? `Cannot write to ${what} ${dir}: ${(err as Error).message}.`} Nothing was leased or paid.`, { cause: err })
   }
 }
 

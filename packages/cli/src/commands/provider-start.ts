@@ -3,7 +3,7 @@ import pino from 'pino'
 import { createProvider, removeProviderFile, writeProviderFile, type ConfigLayer } from '@gpumesh/provider'
 import { CliError, EXIT } from '../errors.js'
 import { loadIdentity } from '../identity.js'
-import { obtainPassword } from '../prompt.js'
+import { obtainPassword, withoutSecrets } from '../prompt.js'
 import { loadProviderConfig } from './provider-config.js'
 import type { Command } from '../context.js'
 
@@ -39,12 +39,16 @@ export const providerStartCommand: Command = {
 
     const password = await obtainPassword(ctx, { confirm: false, allowEmpty: true })
     const identity = await loadIdentity(config.dataDir, password)
+    if (ctx.env.GPUMESH_PASSWORD != null && ctx.env.GPUMESH_PASSWORD_FILE == null) {
+      ctx.stderr('gpumesh: the password is in this process\'s environment (GPUMESH_PASSWORD), where every process of this user can read it; prefer GPUMESH_PASSWORD_FILE or a systemd credential (gpumesh-password).\n')
+    }
     // Structured logs go to stderr; stdout carries the few lines a person or a script reads.
     const logger = pino({ level: config.logLevel, base: { pid: process.pid } }, pino.destination({ fd: 2, sync: true }))
     const provider = createProvider(config, {
       identity: { peerKey: identity.peerKey, paymentKey: identity.wallet },
       logger,
-      env: ctx.env
+      // Nothing the daemon hands on (jobs, GPU tools) gets the password.
+      env: withoutSecrets(ctx.env)
     })
     if (ctx.signal.aborted) return EXIT.OK
     await provider.start()

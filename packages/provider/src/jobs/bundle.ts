@@ -44,13 +44,19 @@ export async function extractBundle (
   let compressed = 0
   let uncompressed = 0
   let files = 0
+  let entries = 0
+  // An archive with no entries (a job without files) is only its end-of-archive zero blocks; tar's
+  // parser warns that it does not recognise such an archive, but it is valid and extracts to nothing.
+  let onlyZeros = true
   let failure: unknown = null
+  const emptyArchive = (err: unknown): boolean => (err as { code?: string } | null)?.code === 'TAR_BAD_ARCHIVE' && entries === 0 && onlyZeros
   const seen = new Set<string>()
 
   const parser = new Parser({ strict: true })
   // Entries come one at a time: the parser emits the next only when this one has been consumed.
   let chain: Promise<void> = Promise.resolve()
   parser.on('entry', (entry: ReadEntry) => {
+    entries++
     chain = chain.then(async () => {
       if (failure !== null) { entry.resume(); return }
       try {
@@ -62,9 +68,11 @@ export async function extractBundle (
     })
   })
   parser.on('warn', (code: string, message: string | Error) => {
+    if (emptyArchive({ code })) return
     failure ??= new BundleError('CORRUPT', `bad tar data: ${code} ${String(message)}`)
   })
   parser.on('error', (err: Error) => {
+    if (emptyArchive(err)) return
     failure ??= new BundleError('CORRUPT', `bad tar data: ${err.message}`, null, { cause: err })
   })
 
@@ -87,11 +95,16 @@ export async function extractBundle (
         throw new BundleError('UNCOMPRESSED_TOO_LARGE', `bundle is over ${options.maxUncompressedBytes} bytes uncompressed`)
       }
       if (failure !== null) throw failure
+      if (onlyZeros && chunk.some((b) => b !== 0)) onlyZeros = false
       if (!parser.write(chunk)) await once(parser, 'drain')
     }
     const done = once(parser, 'end')
     parser.end()
-    await done
+    try {
+      await done
+    } catch (err) {
+      if (!emptyArchive(err)) throw err
+    }
     await chain
   }
 
@@ -104,6 +117,9 @@ export async function extractBundle (
     throw new BundleError('CORRUPT', `bundle is not a valid tar.gz: ${(err as Error).message}`, null, { cause: err })
   }
   await chain
+  if (failure === null && entries === 0 && !(onlyZeros && uncompressed >= 1024 && uncompressed % 512 === 0)) {
+    failure = new BundleError('CORRUPT', 'bad tar data: no entries and no end-of-archive blocks')
+  }
   if (failure !== null) throw failure
   return { sha256: `0x${hash.digest('hex')}`, compressedBytes: compressed, uncompressedBytes: uncompressed, files }
 }

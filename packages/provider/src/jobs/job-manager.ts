@@ -408,7 +408,7 @@ export class JobManager {
       finish: async (j, exit) => await this.#finish(j, exit)
     })
     this.#jobs.set(lease.leaseId, job)
-    this.#logger.info({ leaseId: lease.leaseId, pid: running.pid }, 'job running')
+    this.#logger.info({ leaseId: lease.leaseId, jobPid: running.pid }, 'job running')
     return job
   }
 

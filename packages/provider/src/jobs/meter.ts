@@ -244,7 +244,10 @@ export class LeaseMeter {
       }
     }
     // Close up to the last whole interval; the period that ends at the lease's end is the final one.
-    const bounded = Math.min(offset, this.#durationMs)
+    // The offset is read again after sampling: a tick the timer fires a fraction of a millisecond
+    // before a boundary (its clock and the monotonic one differ, and a restart resumes off the
+    // millisecond grid) would otherwise leave that period open until the next sample.
+    const bounded = Math.min(Math.max(offset, Math.floor(this.offsetMs())), this.#durationMs)
     const gridEnd = Math.floor(bounded / this.#intervalMs) * this.#intervalMs
     if (gridEnd > this.#lastEnd && gridEnd < this.#durationMs) this.#close(gridEnd, false)
     if (offset >= this.#durationMs && !this.#durationFired) {

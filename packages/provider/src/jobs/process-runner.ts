@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process'
-import { open, readFile } from 'node:fs/promises'
+import { chmod, lchown, open, readdir, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { isSameProcessAlive, readProcessStat, signalGroup } from './proc.js'
 import type { GpuVendorKind, JobExit, JobRunner, RecordedJob, RunningJob, RunRequest } from './runner.js'
 import type { JobPaths } from './job-dir.js'
@@ -12,6 +13,13 @@ export interface ProcessRunnerOptions {
   path?: string
   /** How often a re-attached job (not our child) is checked for liveness. Default 500 ms. */
   livenessPollMs?: number
+}
+
+/** The unprivileged account jobs run as (`runner.process.user`), never the daemon's own. */
+export interface JobAccount {
+  name: string
+  uid: number
+  gid: number
 }
 
 /** Variables the renter may not set: the provider decides them. */
@@ -82,13 +90,14 @@ export async function spawnWrapped (
   command: string,
   args: readonly string[],
   env: Record<string, string>,
-  cwd: string
+  cwd: string,
+  account: JobAccount | null = null
 ): Promise<Spawned> {
   const out = await open(paths.stdoutLog, 'a', 0o600)
   const err = await open(paths.stderrLog, 'a', 0o600)
   try {
     const child = spawn('/bin/sh', wrapperArgs(paths.exitCodeFile, command, args), {
-      cwd, env, detached: true, stdio: ['ignore', out.fd, err.fd]
+      cwd, env, detached: true, stdio: ['ignore', out.fd, err.fd], ...(account != null ? { uid: account.uid, gid: account.gid } : {})
     })
     let exited = false
     const ended = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve) => {
@@ -182,22 +191,36 @@ export async function pollUntilGone (pid: number, startTime: number, intervalMs:
 }
 
 /**
- * Runs renters' code directly on this host, as the daemon's user, in its own process group. It
- * isolates nothing but the GPUs' visibility and the environment: enable it (`runner.kind: process`)
- * only for renters you trust with that account.
+ * Runs renters' code directly on this host in its own process group. With an account
+ * (`useAccount`, from `runner.process.user`) the job runs as that user: its work, output and
+ * checkpoint directories are handed to it, the rest of its job directory (logs, events, exit-code
+ * file's directory) stays the daemon's, and it cannot read the daemon's data directory or /proc
+ * entries. Without one it runs as the daemon's user and isolates nothing but the GPUs' visibility and
+ * the environment (`runner.process.sameUser`: only for renters trusted with that account).
  */
 export class ProcessRunner implements JobRunner {
   readonly kind = 'process' as const
   readonly #options: Required<ProcessRunnerOptions>
+  #account: JobAccount | null = null
 
   constructor (options: ProcessRunnerOptions) {
     this.#options = { path: '/usr/local/bin:/usr/bin:/bin', livenessPollMs: 500, ...options }
   }
 
+  /** Jobs started from now on run as `account` (the daemon must be root). */
+  useAccount (account: JobAccount): void {
+    this.#account = account
+  }
+
+  get account (): JobAccount | null {
+    return this.#account
+  }
+
   async start (request: RunRequest): Promise<RunningJob> {
     const { paths } = request
     const env = jobEnvironment(request, this.#options.path, { output: paths.output, checkpoints: paths.checkpoints, home: paths.work })
-    const spawned = await spawnWrapped(paths, request.spec.command, request.spec.args, env, paths.work)
+    if (this.#account !== null) await handOver(paths, this.#account)
+    const spawned = await spawnWrapped(paths, request.spec.command, request.spec.args, env, paths.work, this.#account)
     return controlledJob({
       leaseId: request.leaseId,
       paths,
@@ -223,5 +246,32 @@ export class ProcessRunner implements JobRunner {
       maxRunTimeMs: null,
       terminate: () => { signalGroup(job.pid, 'SIGTERM') }
     })
+  }
+}
+
+/**
+ * Gives a job's own directories to its account: work (with the extracted bundle), output and
+ * checkpoints become its, recursively and without following links; the job root becomes enterable but
+ * not listable or writable (0711), so the job cannot replace its logs or exit-code file with links; the
+ * exit-code file is created for the wrapper, which runs as the account.
+ */
+async function handOver (paths: JobPaths, account: JobAccount): Promise<void> {
+  await chmod(paths.root, 0o711)
+  for (const dir of [paths.work, paths.output, paths.checkpoints]) await chownTree(dir, account)
+  const file = await open(paths.exitCodeFile, 'w', 0o600)
+  try {
+    await file.chown(account.uid, account.gid)
+  } finally {
+    await file.close()
+  }
+}
+
+async function chownTree (path: string, account: JobAccount): Promise<void> {
+  await lchown(path, account.uid, account.gid)
+  const entries = await readdir(path, { withFileTypes: true })
+  for (const entry of entries) {
+    const child = join(path, entry.name)
+    if (entry.isDirectory()) await chownTree(child, account)
+    else await lchown(child, account.uid, account.gid)
   }
 }

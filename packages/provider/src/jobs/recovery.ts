@@ -45,7 +45,7 @@ export async function recoverLeases (ledger: Ledger, runner: JobRunner | null, o
     if (running !== null) {
       if (options.jobs !== undefined) await options.jobs.resume(lease, running)
       result.reattached.push(lease.leaseId)
-      logger.info({ leaseId: lease.leaseId, pid: lease.jobPid }, 're-attached to a job that outlived the daemon')
+      logger.info({ leaseId: lease.leaseId, jobPid: lease.jobPid }, 're-attached to a job that outlived the daemon')
       continue
     }
     const closed = await closeLostLease(ledger, lease, options)

@@ -1,4 +1,5 @@
-import { existsSync, readFileSync, rmSync, mkdirSync, readlinkSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync, rmSync, mkdirSync, readlinkSync } from 'node:fs'
+import { gzipSync } from 'node:zlib'
 import { createHash } from 'node:crypto'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -66,5 +67,12 @@ describe('extractBundle', () => {
 
   it('refuses data that is not a tar.gz', async () => {
     await expect(extractBundle(chunks(Buffer.from('not gzip at all')), work, CAPS)).rejects.toMatchObject({ code: 'CORRUPT' })
+  })
+
+  it('extracts an archive without entries (its end-of-archive blocks only) to nothing; an empty or half stream stays refused', async () => {
+    await expect(extractBundle(chunks(gzipSync(Buffer.alloc(1024))), work, CAPS)).resolves.toMatchObject({ files: 0, uncompressedBytes: 1024 })
+    expect(readdirSync(work)).toEqual([])
+    await expect(extractBundle(chunks(gzipSync(Buffer.alloc(0))), work, CAPS)).rejects.toMatchObject({ code: 'CORRUPT' })
+    await expect(extractBundle(chunks(gzipSync(Buffer.alloc(700))), work, CAPS)).rejects.toMatchObject({ code: 'CORRUPT' })
   })
 })

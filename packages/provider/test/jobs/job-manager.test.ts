@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
+import pino from 'pino'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import {
   ZERO_ADDRESS, encodeJobEvent, marketDomain, signVoucher, verifyUsageReport, type Address, type Bytes32, type JobEvent, type JobSpec, type Voucher
@@ -111,6 +112,25 @@ describe('JobManager with the process runner', () => {
     expect(signers).toEqual(periods.map(() => PROVIDER))
     expect(refused).toEqual(periods.map(() => 'WRONG_DOMAIN'))
     expect(t.ledger.latestVoucher(leaseId)?.cumulativeAmount).toBe(periods.at(-1)?.cumulativeAmount)
+  })
+
+  it('names the job\'s process jobPid in its log lines: the daemon\'s own pid keeps the key pid', async () => {
+    const lines: string[] = []
+    const logger = pino({ base: { pid: process.pid } }, { write: (line: string) => { lines.push(line) } })
+    const logged = new JobManager({
+      ledger: t.ledger, clock: systemClock, sampleGpus: simulatedGpuSampler(), paymentKey: PROVIDER_KEY, logger,
+      runner: new ProcessRunner({ stopGraceMs: 2000 })
+    }, { jobsDir, stopGraceMs: 2000, maxBundleBytes: 1 << 20, artifactRetentionSec: 3600 })
+    logged.start()
+    try {
+      const job = await logged.createJob(makeLease(t.ledger), { command: '/bin/sh', args: ['-c', 'exit 0'], env: {}, image: null, maxRunTimeSec: 60 }, null)
+      await job.done
+      const running = lines.find((l) => l.includes('"job running"'))
+      expect(running?.match(/"pid":/g)).toHaveLength(1)
+      expect(JSON.parse(running ?? '{}')).toMatchObject({ pid: process.pid, jobPid: job.pid })
+    } finally {
+      await logged.stop()
+    }
   })
 
   it('ends a lease failed with the exit code when the job fails', async () => {

@@ -123,4 +123,39 @@ describe('LeaseMeter (fake timers, injected clock)', () => {
     for (let i = 1; i < periods.length; i++) expect(periods[i]?.startOffsetMs).toBe(periods[i - 1]?.endOffsetMs)
     expect(periods[0]?.startOffsetMs).toBe(0)
   })
+
+  it('after a restart closes a period on its boundary, not one sample later, when the tick fires a hair early and sampling takes time', async () => {
+    // A monotonic clock 100 ppm slower than the timers (as real clocks differ): a tick aimed at a
+    // boundary fires just before it on the meter's clock. Sampling takes 300 ms, like a GPU tool.
+    const skewed: Clock = { now: () => Date.now(), monotonicNow: () => (Date.now() - t0) * 0.9999 }
+    const slowSampler = async (gpus: readonly string[]): Promise<Awaited<ReturnType<ReturnType<typeof simulatedGpuSampler>>>> => {
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      return await simulatedGpuSampler()(gpus)
+    }
+    const leaseId = makeLease(t.ledger, { running: true, billingIntervalSec: 10, paymentGraceSec: 1000 })
+    const lease = t.ledger.getLease(leaseId)
+    if (lease === null) throw new Error('no lease')
+    const reportedAt: Array<{ end: number, at: number }> = []
+    const start = (resumeOffsetMs: number): LeaseMeter => {
+      const m = new LeaseMeter({ ledger: t.ledger, clock: skewed, sampleGpus: slowSampler }, lease, {
+        paymentKey: PROVIDER_KEY,
+        resumeOffsetMs,
+        onReport: (r) => { reportedAt.push({ end: r.report.endOffsetMs, at: m.offsetMs() }) },
+        onUnpaid: () => {}
+      })
+      m.start()
+      return m
+    }
+    const first = start(0)
+    await vi.advanceTimersByTimeAsync(7_000)
+    first.stop() // the daemon dies; samples at 0 and 5 s are in the ledger, no period yet
+    const resume = t.ledger.lastSample(leaseId)?.offsetMs ?? 0
+    expect(resume).toBeGreaterThan(4_000)
+    const second = start(resume)
+    await vi.advanceTimersByTimeAsync(25_000)
+    second.stop()
+    expect(reportedAt.map((r) => r.end)).toEqual([10_000, 20_000])
+    // Each report goes out within the sampling time after its boundary, not a 5 s sample later.
+    for (const r of reportedAt) expect(r.at - r.end).toBeLessThan(1_000)
+  })
 })
