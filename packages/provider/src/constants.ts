@@ -33,3 +33,5 @@ export const OFFER_SEQUENCE_KEY = 'offers.lastSequence'
 export const JOBS_DIR = 'jobs'
 /** How often artifacts older than `runner.artifactRetentionSec` are removed. */
 export const ARTIFACT_CLEANUP_INTERVAL_MS = 10 * 60_000
+/** How often the docker runner's checks (engine, GPU runtimes) run again after the one at start. */
+export const RUNNER_CHECK_INTERVAL_MS = 60_000

@@ -8,10 +8,10 @@ import type { Address, FleetMembership, PaymentKey, PeerBinding } from '@gpumesh
 import type { Logger } from 'pino'
 import { ApiServer, toJson } from './api.js'
 import { systemClock, type Clock } from './clock.js'
-import { ARTIFACT_CLEANUP_INTERVAL_MS, EXPIRY_SWEEP_INTERVAL_MS, JOBS_DIR, LEDGER_FILE, MAX_RECENT_ERRORS, SEEN_ORDERS_PRUNE_INTERVAL_MS } from './constants.js'
+import { ARTIFACT_CLEANUP_INTERVAL_MS, EXPIRY_SWEEP_INTERVAL_MS, JOBS_DIR, LEDGER_FILE, MAX_RECENT_ERRORS, RUNNER_CHECK_INTERVAL_MS, SEEN_ORDERS_PRUNE_INTERVAL_MS } from './constants.js'
 import { Inventory, type InventoryGpu, type InventoryProber } from './inventory.js'
 import { JobService } from './job-service.js'
-import { DockerRunner, JobManager, ProcessRunner, simulatedGpuSampler, type JobRunner, type SampleGpus } from './jobs/index.js'
+import { DockerRunner, JobManager, ProcessRunner, checkDockerReadiness, simulatedGpuSampler, type DockerReadiness, type JobRunner, type SampleGpus } from './jobs/index.js'
 import { LeaseHandler, type LeaseHandlerStats } from './lease-handler.js'
 import { ProviderMetrics } from './metrics.js'
 import { OfferPublisher, type OfferState } from './offer-publisher.js'
@@ -85,8 +85,19 @@ export interface ProviderStatus {
   }
   activeLeases: LeaseSummary[]
   leaseStats: LeaseHandlerStats
+  /** The job runner and what its checks found (the docker runner: engine version, GPU runtimes). */
+  runner: RunnerStatus
   probeErrors: ProbeIssue[]
   recentErrors: RecentError[]
+}
+
+export interface RunnerStatus {
+  kind: 'none' | 'process' | 'docker'
+  /** The docker engine's version, once checked. */
+  engineVersion: string | null
+  /** Why jobs cannot run here (all of them, or one vendor's GPUs): those GPUs are left out of the offer. */
+  problems: string[]
+  checkedAt: number | null
 }
 
 export interface Provider {
@@ -151,6 +162,10 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
         cpus: config.runner.docker.cpus,
         network: config.runner.docker.network,
         stopGraceMs: config.runner.stopGraceSec * 1000,
+        allowImages: config.runner.docker.allowImages.length > 0 ? config.runner.docker.allowImages : null,
+        pull: config.runner.docker.pullTimeoutSec > 0 ? { timeoutMs: config.runner.docker.pullTimeoutSec * 1000, maxBytes: config.runner.docker.pullMaxBytes } : null,
+        socketPath: config.runner.docker.socket,
+        pciBusIdOf: (uuid) => inventory.gpus().find((g) => g.uuid === uuid)?.pciBusId ?? null,
         ...(components.env?.PATH != null ? { path: components.env.PATH } : {})
       })
       : null
@@ -167,6 +182,23 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
   })
   // A job's lease ended: its GPUs are free again, and the publisher offers them at once.
   jobs.onLeaseEnded(() => { if (ledger.isOpen) inventory.checkForChange() })
+  // The docker runner's checks (engine, NVIDIA runtime, /dev/kfd and render nodes): at start, then
+  // periodically; GPUs the runner cannot give to a container are left out of the offer, said why.
+  let runnerCheck: (DockerReadiness & { at: number }) | null = null
+  const runnerLog = logger.child({ module: 'runner' })
+  const checkRunner = async (): Promise<void> => {
+    if (!(runner instanceof DockerRunner)) return
+    const gpus = inventory.gpus().map((g) => ({ uuid: g.uuid, vendor: g.simulated || g.vendor === 'unknown' ? 'simulated' as const : g.vendor, pciBusId: g.pciBusId }))
+    const result = await checkDockerReadiness(runner.cli, gpus)
+    const problems = runnerProblemList(result)
+    const changed = runnerCheck === null || runnerProblemList(runnerCheck).join('\n') !== problems.join('\n')
+    runnerCheck = { ...result, at: clock.now() }
+    if (!changed) return
+    if (problems.length === 0) runnerLog.info({ engineVersion: result.serverVersion }, 'docker engine ready')
+    for (const problem of problems) runnerLog.error({ engineVersion: result.serverVersion }, problem)
+    publisher?.requestPublish()
+  }
+  const runnerChecker = new RepeatingTask({ name: 'runner-check', intervalMs: RUNNER_CHECK_INTERVAL_MS, logger: log }, checkRunner)
   const artifactCleaner = new RepeatingTask({ name: 'artifact-cleanup', intervalMs: ARTIFACT_CLEANUP_INTERVAL_MS, logger: log }, async () => {
     await jobs.cleanupArtifacts()
   })
@@ -222,6 +254,12 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
       },
       activeLeases: ledger.isOpen ? ledger.activeLeases().map(leaseSummary) : [],
       leaseStats: leases?.stats ?? { accepted: 0, rejected: {} },
+      runner: {
+        kind: config.runner.kind,
+        engineVersion: runnerCheck?.serverVersion ?? null,
+        problems: runnerCheck === null ? [] : runnerProblemList(runnerCheck),
+        checkedAt: runnerCheck?.at ?? null
+      },
       probeErrors: inventory.probeErrors,
       recentErrors: [...recentErrors]
     }
@@ -237,6 +275,7 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
     jobService = null
     await jobs.stop()
     await artifactCleaner.stop()
+    await runnerChecker.stop()
     // 3. Stop announcing and background work.
     await publisher?.stop()
     await sweeper.stop()
@@ -267,6 +306,7 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
       await recoverRunningLeases({ ledger, logger: logger.child({ module: 'recovery' }), clock, runner, jobs, paymentKey })
 
       await inventory.start()
+      await checkRunner()
 
       node = await createNode({
         privateKey: components.identity.peerKey,
@@ -318,7 +358,8 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
         addresses,
         clock,
         logger: logger.child({ module: 'offers' }),
-        onError: noteError
+        onError: noteError,
+        runnerProblems: () => runnerCheck
       })
       inventory.on('change', onCapacityChange)
       await leases.start()
@@ -339,6 +380,7 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
       })
       await jobService.start()
       artifactCleaner.start()
+      runnerChecker.start()
       publisher.start()
       sweeper.start()
       pruner.start()
@@ -412,6 +454,12 @@ function gpuSampler (config: ProviderConfig, components: ProviderComponents, inv
     simulated: simulatedGpuSampler(),
     logger: logger.child({ module: 'gpu-sampler' })
   }).sample
+}
+
+/** The runner's problems as sentences: the engine's, else one per vendor. */
+function runnerProblemList (check: DockerReadiness): string[] {
+  if (check.engine !== null) return [check.engine]
+  return Object.values(check.vendors)
 }
 
 function leaseSummary (lease: LeaseRecord): LeaseSummary {
