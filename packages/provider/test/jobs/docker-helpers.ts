@@ -1,0 +1,95 @@
+/**
+ * The docker engine tests run against: a real one where `docker info` answers (`.ci/run` installs
+ * Debian's docker.io and starts dockerd when it can), else the stand-in CLI in fixtures/bin/docker,
+ * which runs the container's command on the host. Either way the test image is made here: no registry
+ * is reachable, so a root filesystem with busybox (Debian's busybox-static) is tarred and `docker
+ * import`ed. `engine.why` says why the stand-in is used; tests put it in their titles.
+ */
+import { execFileSync, spawnSync } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, copyFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+export const STAND_IN_DOCKER = fileURLToPath(new URL('../fixtures/bin/docker', import.meta.url))
+
+/** The image every test job runs in. */
+export const TEST_IMAGE = 'gpumesh-test/busybox:1'
+
+/** Applets the test jobs use, linked to busybox in the image. */
+const APPLETS = ['sh', 'echo', 'sleep', 'cat', 'ls', 'mkdir', 'printf', 'env', 'id', 'true', 'false', 'date', 'seq', 'kill']
+
+export interface TestEngine {
+  /** The docker binary to run: `docker`, or the stand-in's path. */
+  binary: string
+  real: boolean
+  /** Why the stand-in is used (null with a real engine). */
+  why: string | null
+  /** `real engine 20.10.24` or `stand-in docker (…why…)`, for test titles. */
+  label: string
+  /** The id (sha256:…) of TEST_IMAGE. */
+  imageId: string
+}
+
+function busyboxPath (): string | null {
+  return ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p)) ?? null
+}
+
+function realEngineVersion (): { version: string | null, why: string } {
+  const out = spawnSync('docker', ['info', '--format', '{{.ServerVersion}}'], { encoding: 'utf8', timeout: 10_000 })
+  if (out.error !== undefined) return { version: null, why: `no docker CLI (${out.error.message})` }
+  const version = out.stdout.trim()
+  if (out.status !== 0 || version === '') return { version: null, why: `no docker engine answers (${(out.stderr.split('\n')[0] ?? '').trim() || `docker info exited ${String(out.status)}`})` }
+  return { version, why: '' }
+}
+
+/** Tars a root filesystem holding busybox and its applets and imports it as `name`; returns the image id. */
+export function importBusyboxImage (binary: string, name = TEST_IMAGE): string {
+  const busybox = busyboxPath()
+  const root = mkdtempSync(join(tmpdir(), 'gpumesh-rootfs-'))
+  try {
+    mkdirSync(join(root, 'bin'))
+    mkdirSync(join(root, 'tmp'))
+    if (busybox !== null) {
+      copyFileSync(busybox, join(root, 'bin', 'busybox'))
+      for (const applet of APPLETS) symlinkSync('busybox', join(root, 'bin', applet))
+    }
+    const tar = execFileSync('tar', ['-C', root, '-c', '.'], { maxBuffer: 64 * 1024 * 1024 })
+    return execFileSync(binary, ['import', '-', name], { input: tar, encoding: 'utf8', timeout: 60_000 }).trim()
+  } finally {
+    rmSync(root, { recursive: true, force: true })
+  }
+}
+
+let cached: TestEngine | null = null
+
+/** The engine for this test file, with TEST_IMAGE imported into it. */
+export function testEngine (): TestEngine {
+  if (cached !== null) return cached
+  const { version, why } = realEngineVersion()
+  let standInWhy = why
+  if (version !== null) {
+    if (busyboxPath() === null) {
+      standInWhy = 'busybox-static is not installed, so no test image can be made'
+    } else {
+      try {
+        cached = { binary: 'docker', real: true, why: null, label: `real engine ${version}`, imageId: importBusyboxImage('docker') }
+        return cached
+      } catch (err) {
+        standInWhy = `docker import failed: ${(err as Error).message.split('\n')[0] ?? ''}`
+      }
+    }
+  }
+  cached = { binary: STAND_IN_DOCKER, real: false, why: standInWhy, label: `stand-in docker: ${standInWhy}`, imageId: importBusyboxImage(STAND_IN_DOCKER) }
+  return cached
+}
+
+/** Removes the containers of these leases, whatever state they are in (what a failed test left). */
+export function removeContainers (binary: string, names: readonly string[]): void {
+  for (const name of names) spawnSync(binary, ['rm', '-f', name], { stdio: 'ignore', timeout: 30_000 })
+}
+
+/** True while a container of that name exists. */
+export function containerExists (binary: string, name: string): boolean {
+  return spawnSync(binary, ['inspect', '--type', 'container', '--format', '{{.Id}}', name], { stdio: 'ignore', timeout: 30_000 }).status === 0
+}
