@@ -64,8 +64,8 @@ const jobSpec = (steps: number, stepSec: number, image: string = TEST_IMAGE): Jo
 const dockerConfig = { binary: engine.binary }
 
 function containerStartedAt (leaseId: string): number | null {
-  const out = spawnSync(engine.binary, ['inspect', '--type', 'container', '--format', '{{.State.StartedAt}}', containerName(leaseId)], { encoding: 'utf8', env: { PATH } })
-  return out.status === 0 ? Date.parse(out.stdout.trim()) : null
+  const out = spawnSync(engine.binary, ['inspect', '--type', 'container', '--format', '{{json .State}}', containerName(leaseId)], { encoding: 'utf8', env: { PATH } })
+  return out.status === 0 ? Date.parse((JSON.parse(out.stdout) as { StartedAt: string }).StartedAt) : null
 }
 
 describe(`the docker runner runs jobs in containers (${engine.label})`, () => {
