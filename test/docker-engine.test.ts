@@ -320,6 +320,10 @@ describe(`kill -9 of the daemon while its job runs in a container (${engine.labe
     const stepsBefore = seen.filter((e) => e.text?.startsWith('step ') === true).length
 
     const second = await start(first.info.pid)
+    // provider status says which runner runs and on which engine.
+    const status = await run(process.execPath, [CLI, 'provider', 'status', '--data-dir', dataDir], { env, timeout: 20_000 })
+    expect(status.stdout).toMatch(/^Runner: docker \(docker engine .+\)$/m)
+    expect(status.stdout).not.toMatch(/cannot run jobs/)
     const moved = { ...terms, providerAddresses: second.info.addresses }
     let linesAfter = 0
     const outcome = attachJob({
