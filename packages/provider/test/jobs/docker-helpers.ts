@@ -6,7 +6,7 @@
  * import`ed. `engine.why` says why the stand-in is used; tests put it in their titles.
  */
 import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, copyFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -43,13 +43,20 @@ function realEngineVersion (): { version: string | null, why: string } {
   return { version, why: '' }
 }
 
-/** Tars a root filesystem holding busybox and its applets and imports it as `name`; returns the image id. */
-export function importBusyboxImage (binary: string, name = TEST_IMAGE): string {
+/**
+ * Tars a root filesystem holding busybox and its applets and imports it as `name`; returns the image
+ * id. `marker` (written to /etc/marker) makes an image whose layer is its own.
+ */
+export function importBusyboxImage (binary: string, name = TEST_IMAGE, marker: string | null = null): string {
   const busybox = busyboxPath()
   const root = mkdtempSync(join(tmpdir(), 'gpumesh-rootfs-'))
   try {
     mkdirSync(join(root, 'bin'))
     mkdirSync(join(root, 'tmp'))
+    if (marker !== null) {
+      mkdirSync(join(root, 'etc'))
+      writeFileSync(join(root, 'etc', 'marker'), marker)
+    }
     if (busybox !== null) {
       copyFileSync(busybox, join(root, 'bin', 'busybox'))
       for (const applet of APPLETS) symlinkSync('busybox', join(root, 'bin', applet))
@@ -73,7 +80,10 @@ export function testEngine (): TestEngine {
       standInWhy = 'busybox-static is not installed, so no test image can be made'
     } else {
       try {
-        cached = { binary: 'docker', real: true, why: null, label: `real engine ${version}`, imageId: importBusyboxImage('docker') }
+        // Made once per engine (bump TEST_IMAGE's tag when the image changes), so runs leave no dangling images.
+        const present = spawnSync('docker', ['image', 'inspect', '--format', '{{.Id}}', TEST_IMAGE], { encoding: 'utf8', timeout: 30_000 })
+        const imageId = present.status === 0 ? present.stdout.trim() : importBusyboxImage('docker')
+        cached = { binary: 'docker', real: true, why: null, label: `real engine ${version}`, imageId }
         return cached
       } catch (err) {
         standInWhy = `docker import failed: ${(err as Error).message.split('\n')[0] ?? ''}`
@@ -92,4 +102,9 @@ export function removeContainers (binary: string, names: readonly string[]): voi
 /** True while a container of that name exists. */
 export function containerExists (binary: string, name: string): boolean {
   return spawnSync(binary, ['inspect', '--type', 'container', '--format', '{{.Id}}', name], { stdio: 'ignore', timeout: 30_000 }).status === 0
+}
+
+/** The registry binary (Debian's docker-registry), or null. */
+export function registryBinary (): string | null {
+  return ['/usr/bin/docker-registry', '/usr/local/bin/docker-registry'].find((p) => existsSync(p)) ?? null
 }

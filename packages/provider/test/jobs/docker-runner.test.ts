@@ -1,4 +1,6 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -7,7 +9,7 @@ import {
   normalizeBusId, nvidiaProblem, pullQuery, renderNode, type LocalImage, type RunRequest
 } from '../../src/jobs/index.js'
 import { hex32, tempDir } from './helpers.js'
-import { STAND_IN_DOCKER, TEST_IMAGE, containerExists, removeContainers, testEngine } from './docker-helpers.js'
+import { STAND_IN_DOCKER, TEST_IMAGE, containerExists, importBusyboxImage, registryBinary, removeContainers, testEngine } from './docker-helpers.js'
 
 async function until (check: () => boolean, timeoutMs = 30_000): Promise<void> {
   const start = Date.now()
@@ -134,6 +136,86 @@ describe('DockerRunner', () => {
     })
     expect(containerExists(engine.binary, containerName(leaseId))).toBe(false)
   }, 60_000)
+})
+
+async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => { server.listen(0, '127.0.0.1', resolve) })
+  const port = (server.address() as { port: number }).port
+  await new Promise((resolve) => { server.close(resolve) })
+  return port
+}
+
+// Pulls need a registry: Debian's docker-registry on 127.0.0.1 (which docker trusts without TLS) with a
+// real engine. Without them, what is left to check is that a pull that cannot happen is refused.
+const pullEngine = testEngine()
+const registry = pullEngine.real ? registryBinary() : null
+describe(`pulls of allowed images (${registry === null ? `no registry: ${pullEngine.real ? 'docker-registry is not installed' : pullEngine.label}` : `${pullEngine.label}, local registry`})`, () => {
+  const dir = tempDir('gpumesh-registry-')
+  let child: ChildProcess | null = null
+  let reference = ''
+  const started: string[] = []
+  afterAll(() => {
+    child?.kill('SIGKILL')
+    removeContainers(pullEngine.binary, started)
+    if (reference !== '') spawnSync(pullEngine.binary, ['rmi', '-f', reference], { stdio: 'ignore' })
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  const job = async (name: string, image: string): Promise<RunRequest> => {
+    const leaseId = hex32(`${name}-${process.pid}-${Date.now()}`)
+    started.push(containerName(leaseId))
+    const paths = jobPaths(join(dir, 'jobs'), leaseId)
+    await makeJobDirs(paths)
+    return { leaseId, paths, gpus: [], vendor: 'simulated', maxRunTimeMs: 60_000, spec: { command: 'sh', args: ['-c', 'cat /etc/marker'], env: {}, image, maxRunTimeSec: 60 } }
+  }
+
+  if (registry === null) {
+    it('refuses a job whose allowed image cannot be pulled IMAGE_UNAVAILABLE, saying why', async () => {
+      const runner = new DockerRunner({
+        memory: null, cpus: null, network: 'none', binary: pullEngine.binary, stopGraceMs: 1000,
+        allowImages: ['gpumesh-pull/absent:1'], pull: { timeoutMs: 5000, maxBytes: 1024 }, socketPath: join(dir, 'no-engine.sock')
+      })
+      const progress: string[] = []
+      await expect(runner.start({ ...await job('pull-none', 'gpumesh-pull/absent:1'), progress: (t) => { progress.push(t) } }))
+        .rejects.toMatchObject({ code: 'IMAGE_UNAVAILABLE', message: expect.stringContaining('cannot reach the docker engine') })
+      expect(progress).toEqual(['pulling gpumesh-pull/absent:1'])
+    })
+    return
+  }
+
+  it('pulls an allowed image within the limits, with progress, and runs it by digest; refuses one over the size cap', async () => {
+    const port = await freePort()
+    writeFileSync(join(dir, 'config.yml'), `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, 'data')}\nhttp:\n  addr: 127.0.0.1:${port}\n`)
+    child = spawn(registry, ['serve', join(dir, 'config.yml')], { stdio: 'ignore' })
+    for (let tries = 0; !(await fetch(`http://127.0.0.1:${port}/v2/`).then((r) => r.ok, () => false)); tries++) {
+      if (tries > 200) throw new Error('the registry did not answer')
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    // An image of its own (a marker in its layer), pushed, then removed here: only the registry has it.
+    reference = `127.0.0.1:${port}/gpumesh-pull/job:1`
+    const marker = `marker ${process.pid} ${Date.now()}`
+    importBusyboxImage(pullEngine.binary, reference, marker)
+    const pushed = spawnSync(pullEngine.binary, ['push', reference], { encoding: 'utf8', timeout: 60_000 })
+    expect(pushed.status, pushed.stderr).toBe(0)
+    const digest = /digest: (sha256:[0-9a-f]{64})/.exec(pushed.stdout)?.[1]
+    expect(spawnSync(pullEngine.binary, ['rmi', reference]).status).toBe(0)
+
+    const options = { memory: null, cpus: null, network: 'none' as const, binary: pullEngine.binary, stopGraceMs: 1000, allowImages: [reference] }
+    const tiny = new DockerRunner({ ...options, pull: { timeoutMs: 60_000, maxBytes: 1024 } })
+    await expect(tiny.start(await job('pull-tiny', reference))).rejects.toMatchObject({ code: 'IMAGE_UNAVAILABLE', message: expect.stringContaining('larger than this provider pulls') })
+
+    const runner = new DockerRunner({ ...options, pull: { timeoutMs: 60_000, maxBytes: 64 * 1024 * 1024 } })
+    const progress: string[] = []
+    const request = await job('pull-ok', reference)
+    const running = await runner.start({ ...request, progress: (t) => { progress.push(t) } })
+    expect(await running.exited).toMatchObject({ exitCode: 0 })
+    expect(readFileSync(request.paths.stdoutLog, 'utf8')).toBe(marker)
+    expect(progress[0]).toBe(`pulling ${reference}`)
+    expect(progress.some((t) => /^pulling .+: \d+\.\d of \d+\.\d MiB \(1 layers\)$/.test(t))).toBe(true)
+    expect(progress.at(-1)).toMatch(new RegExp(`^pulled ${reference.replace(/[.]/g, '\\.')}: \\d+\\.\\d MiB$`))
+    expect(running.image).toMatchObject({ reference, repoDigest: `127.0.0.1:${port}/gpumesh-pull/job@${digest ?? ''}` })
+  }, 120_000)
 })
 
 describe('docker engine checks', () => {
