@@ -245,9 +245,18 @@ export class JobManager {
       this.#endLease(lease.leaseId, 'failed', code, { message: (err as Error).message, ...(code === 'RUNNER_FAILED' ? { fault: 'provider' } : {}) })
       throw err
     }
-    const started = this.#c.ledger.transitionLease(lease.leaseId, 'running', 'JOB_STARTED', {
-      pid: running.pid, runner: runner.kind, ...(running.image !== undefined ? { image: running.image } : {})
-    })
+    let started: LeaseRecord
+    try {
+      started = this.#c.ledger.transitionLease(lease.leaseId, 'running', 'JOB_STARTED', {
+        pid: running.pid, runner: runner.kind, ...(running.image !== undefined ? { image: running.image } : {})
+      })
+    } catch (err) {
+      // The lease moved on while the runner set up (expired at its start deadline during a long pull,
+      // cancelled): the job it started must not run unmetered.
+      events.close()
+      await running.stop(0)
+      throw err
+    }
     this.#c.ledger.setLeaseJob(lease.leaseId, { pid: running.pid, pidStartTime: running.pidStartTime, jobDir: paths.root })
     events.append(this.#c.clock.now(), { kind: 'started' })
     return this.#track(started, running, events, 0, {})
