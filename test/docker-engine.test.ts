@@ -184,39 +184,53 @@ describe(`the docker runner runs jobs in containers (${engine.label})`, () => {
 })
 
 describe(`a GPU runtime the engine lacks (${engine.label})`, () => {
-  let daemon: TestProvider
-  let client: GpumeshNode
   let scratch: { dir: string, remove: () => Promise<void> }
+  let client: GpumeshNode
+  const daemons: TestProvider[] = []
   const leases: string[] = []
+  const config = { runner: { kind: 'docker' as const, stopGraceSec: 2, maxBundleBytes: 64 * 1024, docker: dockerConfig }, billing: { intervalSec: 1, paymentGraceSec: 5 } }
+  /** One real NVIDIA GPU, as far as the daemon knows. */
+  const nvidiaProber = (): StandInProber => {
+    const prober = new StandInProber(0)
+    prober.gpus = [simulatedGpu(0, { simulated: false, uuid: 'GPU-4f1c2a3b-0000-4000-8000-000000000000' })]
+    return prober
+  }
 
   beforeAll(async () => {
     scratch = await tempDir()
-    // One real NVIDIA GPU (as far as the daemon knows) on an engine without the NVIDIA runtime.
-    const prober = new StandInProber(0)
-    prober.gpus = [simulatedGpu(0, { simulated: false, uuid: 'GPU-4f1c2a3b-0000-4000-8000-000000000000' })]
-    ;[daemon, client] = await Promise.all([startProvider({
-      prober,
-      config: { runner: { kind: 'docker', stopGraceSec: 2, maxBundleBytes: 64 * 1024, docker: dockerConfig }, billing: { intervalSec: 1, paymentGraceSec: 5 } }
-    }), startClient()])
+    client = await startClient()
   })
   afterAll(async () => {
     await client?.stop()
-    await daemon?.stop()
+    for (const daemon of daemons) await daemon.stop()
     removeContainers(engine.binary, leases.map(containerName))
     await scratch?.remove()
   })
 
-  it('offers nothing and says why in provider status', () => {
+  it('offers nothing, leases nothing, and says why in provider status', async () => {
+    const daemon = await startProvider({ prober: nvidiaProber(), config })
+    daemons.push(daemon)
     const status = daemon.provider.status()
     expect(status.runner.problems).toEqual([expect.stringMatching(/^docker has no NVIDIA runtime: install nvidia-container-toolkit/)])
     expect(status.offer.gpus).toEqual([])
     expect(status.offer.reason).toMatch(/not offered: docker has no NVIDIA runtime: install nvidia-container-toolkit/)
+    // A renter proposing directly (not from an offer) is refused too.
+    const bundle = await jobBundle(join(scratch.dir, 'refused'))
+    await expect(leaseFrom(client, daemon.provider.addresses(), Wallet.createRandom(), bundle.sha256))
+      .rejects.toThrow(/NO_CAPACITY .*cannot run jobs: docker has no NVIDIA runtime/)
   })
 
   it('refuses a job docker cannot start (exit 125) RUNNER_FAILED, unbilled and recorded as the provider\'s fault', async () => {
+    // The NVIDIA hook is on the daemon's PATH (so the check passes), but the engine cannot use it: the
+    // runtime is broken, and docker run fails before the container starts.
+    const bin = join(scratch.dir, 'bin')
+    await mkdir(bin, { recursive: true })
+    await writeFile(join(bin, 'nvidia-container-runtime-hook'), '#!/bin/sh\nexit 1\n', { mode: 0o755 })
+    const daemon = await startProvider({ prober: nvidiaProber(), config, env: { PATH: `${bin}:${PATH}` } })
+    daemons.push(daemon)
+    expect(daemon.provider.status().runner.problems).toEqual([])
     const wallet = Wallet.createRandom()
     const bundle = await jobBundle(join(scratch.dir, 'broken'))
-    // A renter proposing directly (not from the offer) still gets the lease; its job cannot start.
     const terms = await leaseFrom(client, daemon.provider.addresses(), wallet, bundle.sha256)
     leases.push(terms.leaseId)
     await expect(submitJob({ ...clientOptions(client, wallet, terms), spec: jobSpec(1, 0.1), bundle: bundle.bytes, bundleSize: bundle.bytes.length }))

@@ -344,6 +344,7 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
         clock,
         logger: logger.child({ module: 'leases' }),
         fleet,
+        runnerProblem: (gpu) => runnerCheck === null ? null : runnerCheck.engine ?? runnerCheck.vendors[gpu.simulated || gpu.vendor === 'unknown' ? 'simulated' : gpu.vendor] ?? null,
         onAccepted: () => { inventory.checkForChange() },
         onError: noteError
       })
