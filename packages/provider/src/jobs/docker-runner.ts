@@ -155,6 +155,8 @@ export class DockerRunner implements JobRunner {
     const args = dockerRunArgs(request, this.#options, user, target)
     const name = containerName(request.leaseId)
     const env = { PATH: this.#options.path, HOME: request.paths.root }
+    // A container an interrupted earlier attempt at this lease left (the daemon died while it started).
+    await this.#remove(name)
     const spawned = await spawnWrapped(request.paths, this.#options.binary, args, env, request.paths.root)
     let over = false
     void spawned.ended.then(() => { over = true })

@@ -110,6 +110,7 @@ describe('DockerRunner', () => {
     if (!engine.real) {
       const said = readFileSync(calls, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as string[])
       expect(said).toEqual([
+        ['rm', '-f', containerName(leaseId)],
         dockerRunArgs(run, options, `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`, { image: engine.imageId }),
         ['stop', '-t', '5', containerName(leaseId)],
         ['rm', '-f', containerName(leaseId)]
