@@ -291,7 +291,8 @@ describe(`kill -9 of the daemon while its job runs in a container (${engine.labe
       '  perGpuHour: { H100-SXM-80GB: "2.00" }',
       'billing:',
       '  intervalSec: 1',
-      '  paymentGraceSec: 5',
+      // Room for the restart: the renter attaches only once the new daemon listens.
+      '  paymentGraceSec: 10',
       'runner:',
       '  kind: docker',
       '  stopGraceSec: 2',
@@ -334,10 +335,6 @@ describe(`kill -9 of the daemon while its job runs in a container (${engine.labe
     const stepsBefore = seen.filter((e) => e.text?.startsWith('step ') === true).length
 
     const second = await start(first.info.pid)
-    // provider status says which runner runs and on which engine.
-    const status = await run(process.execPath, [CLI, 'provider', 'status', '--data-dir', dataDir], { env, timeout: 20_000 })
-    expect(status.stdout).toMatch(/^Runner: docker \(docker engine .+\)$/m)
-    expect(status.stdout).not.toMatch(/cannot run jobs/)
     const moved = { ...terms, providerAddresses: second.info.addresses }
     let linesAfter = 0
     const outcome = attachJob({
@@ -349,6 +346,10 @@ describe(`kill -9 of the daemon while its job runs in a container (${engine.labe
     await until(() => linesAfter >= 5, 20_000)
     await writeFile(join(dataDir, 'jobs', terms.leaseId, 'work', 'stop'), '')
     expect(await outcome).toMatchObject({ state: 'completed', exitCode: 0 })
+    // provider status says which runner runs and on which engine.
+    const status = await run(process.execPath, [CLI, 'provider', 'status', '--data-dir', dataDir], { env, timeout: 20_000 })
+    expect(status.stdout).toMatch(/^Runner: docker \(docker engine .+\)$/m)
+    expect(status.stdout).not.toMatch(/cannot run jobs/)
     second.child.kill('SIGTERM')
     expect(await new Promise((resolve) => second.child.once('exit', resolve))).toBe(0)
 

@@ -6,7 +6,7 @@
  * import`ed. `engine.why` says why the stand-in is used; tests put it in their titles.
  */
 import { execFileSync, spawnSync } from 'node:child_process'
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -70,6 +70,35 @@ export function importBusyboxImage (binary: string, name = TEST_IMAGE, marker: s
 
 let cached: TestEngine | null = null
 
+/**
+ * TEST_IMAGE's id in that engine, imported first if absent. Made once per engine (bump TEST_IMAGE's tag
+ * when the image changes), so runs leave no dangling images; test files running in parallel take a lock
+ * file around it, so they agree on one id.
+ */
+function ensureTestImage (binary: string): string {
+  const lock = join(tmpdir(), `gpumesh-test-image-${binary === 'docker' ? 'engine' : 'stand-in'}.lock`)
+  const deadline = Date.now() + 120_000
+  for (;;) {
+    try {
+      closeSync(openSync(lock, 'wx'))
+      break
+    } catch {
+      // A lock older than two minutes was left by a killed run.
+      const since = statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? Date.now()
+      if (Date.now() - since > 120_000) rmSync(lock, { force: true })
+      if (Date.now() > deadline) throw new Error(`the test image lock ${lock} is held`)
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50)
+    }
+  }
+  try {
+    const present = spawnSync(binary, ['image', 'inspect', '--format', '{{json .}}', TEST_IMAGE], { encoding: 'utf8', timeout: 30_000 })
+    if (present.status === 0) return (JSON.parse(present.stdout) as { Id: string }).Id
+    return importBusyboxImage(binary)
+  } finally {
+    rmSync(lock, { force: true })
+  }
+}
+
 /** The engine for this test file, with TEST_IMAGE imported into it. */
 export function testEngine (): TestEngine {
   if (cached !== null) return cached
@@ -80,17 +109,14 @@ export function testEngine (): TestEngine {
       standInWhy = 'busybox-static is not installed, so no test image can be made'
     } else {
       try {
-        // Made once per engine (bump TEST_IMAGE's tag when the image changes), so runs leave no dangling images.
-        const present = spawnSync('docker', ['image', 'inspect', '--format', '{{.Id}}', TEST_IMAGE], { encoding: 'utf8', timeout: 30_000 })
-        const imageId = present.status === 0 ? present.stdout.trim() : importBusyboxImage('docker')
-        cached = { binary: 'docker', real: true, why: null, label: `real engine ${version}`, imageId }
+        cached = { binary: 'docker', real: true, why: null, label: `real engine ${version}`, imageId: ensureTestImage('docker') }
         return cached
       } catch (err) {
         standInWhy = `docker import failed: ${(err as Error).message.split('\n')[0] ?? ''}`
       }
     }
   }
-  cached = { binary: STAND_IN_DOCKER, real: false, why: standInWhy, label: `stand-in docker: ${standInWhy}`, imageId: importBusyboxImage(STAND_IN_DOCKER) }
+  cached = { binary: STAND_IN_DOCKER, real: false, why: standInWhy, label: `stand-in docker: ${standInWhy}`, imageId: ensureTestImage(STAND_IN_DOCKER) }
   return cached
 }
 
