@@ -41,7 +41,8 @@ export async function docker (cli: DockerCli, args: readonly string[]): Promise<
 
 /** The first meaningful line of what docker printed on stderr, for messages. */
 export function firstLine (text: string): string {
-  const line = text.split('\n').map((l) => l.trim()).find((l) => l !== '' && !l.startsWith('Run \'docker')) ?? ''
+  // Not the CLI's hint after an error ("Run 'docker run --help'…", older CLIs "See 'docker run --help'.").
+  const line = text.split('\n').map((l) => l.trim()).find((l) => l !== '' && !/^(Run|See) 'docker/.test(l)) ?? ''
   return line.replace(/^docker: /, '').slice(0, 300)
 }
 
