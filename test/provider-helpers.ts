@@ -103,7 +103,7 @@ export interface TestProvider {
   stop: () => Promise<void>
 }
 
-export async function startProvider (options: { gpus?: number, config?: ConfigLayer, dataDir?: string, paymentKey?: string, peerKey?: Awaited<ReturnType<typeof generatePeerKey>>, clock?: { now: () => number, monotonicNow: () => number }, prober?: StandInProber } = {}): Promise<TestProvider> {
+export async function startProvider (options: { gpus?: number, config?: ConfigLayer, dataDir?: string, paymentKey?: string, peerKey?: Awaited<ReturnType<typeof generatePeerKey>>, clock?: { now: () => number, monotonicNow: () => number }, prober?: StandInProber, env?: Record<string, string | undefined> } = {}): Promise<TestProvider> {
   const temp = options.dataDir == null ? await tempDir() : null
   const dataDir = options.dataDir ?? (temp as { dir: string }).dir
   const prober = options.prober ?? new StandInProber(options.gpus ?? 8)
@@ -112,7 +112,8 @@ export async function startProvider (options: { gpus?: number, config?: ConfigLa
     logger: silentLogger,
     prober,
     nodeOptions: { loopback: true },
-    ...(options.clock != null ? { clock: options.clock } : {})
+    ...(options.clock != null ? { clock: options.clock } : {}),
+    ...(options.env != null ? { env: options.env } : {})
   })
   await provider.start()
   return {

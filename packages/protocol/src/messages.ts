@@ -328,6 +328,8 @@ export const JOB_REPLY_CODES = [
   'BAD_BUNDLE',
   'BAD_SPEC',
   'SPAWN_FAILED',
+  /** The docker runner: the job's image is not present, not allowed, or could not be pulled; nothing billed. */
+  'IMAGE_UNAVAILABLE',
   'NOT_FINISHED',
   'EXPIRED_ARTIFACTS',
   'TIMEOUT',

@@ -115,7 +115,15 @@ const runnerSchema = z.object({
     binary: z.string().min(1).default('docker'),
     memory: z.string().min(1).nullable().default(null),
     cpus: z.number().positive().nullable().default(null),
-    network: z.enum(['none', 'bridge', 'host']).default('none')
+    network: z.enum(['none', 'bridge', 'host']).default('none'),
+    /** Images jobs may use (name, name:tag, name@sha256:…, or sha256:… alone); empty: any image present on this host. */
+    allowImages: z.array(z.string().min(1).max(512)).default([]),
+    /** Time an allowed image that is not present may take to pull; 0: never pull. */
+    pullTimeoutSec: z.number().int().min(0).max(3600).default(100),
+    /** Compressed bytes a pull may download at most. */
+    pullMaxBytes: z.number().int().positive().default(10 * 1024 * 1024 * 1024),
+    /** The engine's API socket (pulls go through it, for their progress in bytes). */
+    socket: z.string().min(1).default('/var/run/docker.sock')
   }).strict().prefault({})
 }).strict()
 

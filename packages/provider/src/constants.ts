@@ -38,3 +38,6 @@ export const ARTIFACT_CLEANUP_INTERVAL_MS = 10 * 60_000
 export const SETTLEMENT_LOCK_FILE = 'settlement.lock'
 /** How often the daemon looks whether what is unredeemed passed `settlement.autoRedeem.whenUnredeemedAbove`. */
 export const AUTO_REDEEM_CHECK_INTERVAL_MS = 30_000
+
+/** How often the docker runner's checks (engine, GPU runtimes) run again after the one at start. */
+export const RUNNER_CHECK_INTERVAL_MS = 60_000

@@ -28,10 +28,10 @@ export {
 } from './provider-file.js'
 export {
   createProvider, type LeaseSummary, type Provider, type ProviderComponents, type ProviderIdentity, type ProviderStatus,
-  type RecentError
+  type RecentError, type RunnerStatus
 } from './provider.js'
 export {
-  LeaseMeter, closeUsagePeriod, simulatedGpuSampler,
+  LeaseMeter, closeUsagePeriod, containerName, simulatedGpuSampler,
   type LeaseMeterComponents, type LeaseMeterOptions, type MeteredLease
 } from './jobs/index.js'
 export { activeOperator, loadFleetMembership } from './fleet.js'

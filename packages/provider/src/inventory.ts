@@ -30,6 +30,8 @@ export interface InventoryGpu {
   vendor: GpuInfo['vendor']
   memoryMiB: number | null
   computeCapability: string | null
+  /** PCI address from the probe (the docker runner finds an AMD GPU's render node by it), or null. */
+  pciBusId: string | null
   simulated: boolean
   /** Probe state, or `reserved` / `leased` while a lease holds the GPU. */
   state: GpuState
@@ -128,6 +130,7 @@ export class Inventory extends EventEmitter<InventoryEvents> {
         vendor: g.vendor,
         memoryMiB: g.memoryTotalMiB ?? g.spec?.memoryMiB ?? null,
         computeCapability: g.computeCapability,
+        pciBusId: g.pciBusId,
         simulated: g.simulated,
         state: record?.state ?? healthState(g),
         healthy: g.healthy,

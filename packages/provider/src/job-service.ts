@@ -259,7 +259,8 @@ export class JobService {
       if (err instanceof JobError) {
         const code: JobReplyCode = ({
           RUNNER_DISABLED: 'RUNNER_DISABLED', LEASE_NOT_FOUND: 'NO_SUCH_LEASE', LEASE_NOT_STARTABLE: 'WRONG_STATE', JOB_EXISTS: 'WRONG_STATE',
-          BUNDLE_HASH_MISMATCH: 'HASH_MISMATCH', BAD_SPEC: 'BAD_SPEC', SPAWN_FAILED: 'SPAWN_FAILED', STOPPED: 'SHUTTING_DOWN', JOB_NOT_FOUND: 'INTERNAL'
+          BUNDLE_HASH_MISMATCH: 'HASH_MISMATCH', BAD_SPEC: 'BAD_SPEC', SPAWN_FAILED: 'SPAWN_FAILED', STOPPED: 'SHUTTING_DOWN', JOB_NOT_FOUND: 'INTERNAL',
+          RUNNER_FAILED: 'SPAWN_FAILED', IMAGE_UNAVAILABLE: 'IMAGE_UNAVAILABLE'
         } as const)[err.code]
         throw new Refusal(code, err.message, { cause: err })
       }

@@ -17,7 +17,7 @@ import {
   checkConsistent, checkExpiry, checkMatcher, checkPrice, checkRenter, checkRequirements, fittingGpus, type Rejection
 } from './lease-policy.js'
 import type { Clock } from './clock.js'
-import type { Inventory } from './inventory.js'
+import type { Inventory, InventoryGpu } from './inventory.js'
 import { settlementEscrow, type ProviderConfig } from './config.js'
 import { intervalCost, type EscrowGuard } from './escrow-guard.js'
 
@@ -38,6 +38,11 @@ export interface LeaseHandlerComponents {
   fleet?: FleetMembership | null
   /** Checks renters' escrow before a lease is accepted (on-chain settlement); none off-chain. */
   escrowGuard?: EscrowGuard | null
+  /**
+   * Why the job runner cannot run jobs on this GPU (the docker engine down, its NVIDIA runtime
+   * missing), or null: such GPUs are not leased, as they are not offered.
+   */
+  runnerProblem?: (gpu: InventoryGpu) => string | null
   /** A lease was accepted (capacity changed). */
   onAccepted?: (leaseId: string) => void
   onError?: (message: string) => void
@@ -184,9 +189,13 @@ export class LeaseHandler {
       if (second != null) return decided(this.#reject(second, proposal, orderId, proposerPeerId))
 
       const count = order.requirements.gpuCount
-      const free = fittingGpus(proposal, gpus).filter((g) => g.state === 'free')
+      const fitting = fittingGpus(proposal, gpus).filter((g) => g.state === 'free')
+      const problems = fitting.map((g) => this.#c.runnerProblem?.(g) ?? null)
+      const free = fitting.filter((_, i) => problems[i] === null)
       if (free.length < count) {
-        return decided(this.#reject({ code: 'NO_CAPACITY', message: `${count} ${proposal.gpuClass} GPU(s) wanted, ${free.length} free` }, proposal, orderId, proposerPeerId))
+        const problem = problems.find((p) => p !== null)
+        const why = problem == null ? '' : ` (${fitting.length - free.length} more cannot run jobs: ${problem})`
+        return decided(this.#reject({ code: 'NO_CAPACITY', message: `${count} ${proposal.gpuClass} GPU(s) wanted, ${free.length} free${why}` }, proposal, orderId, proposerPeerId))
       }
       const active = this.#c.ledger.activeLeases().length
       if (active >= this.#config.leases.maxConcurrent) {

@@ -17,6 +17,17 @@ export interface OfferInput {
   fleet?: FleetMembership | null
   sequence: number
   now: number
+  /**
+   * What keeps the job runner from running jobs here (the docker engine unreachable, no NVIDIA runtime,
+   * no /dev/kfd): `engine` keeps everything out of the offer, a vendor's problem that vendor's GPUs.
+   */
+  runnerProblems?: RunnerProblems | null
+}
+
+/** Problems the runner's checks found, as sentences for the operator. */
+export interface RunnerProblems {
+  engine: string | null
+  vendors: Partial<Record<'nvidia' | 'amd' | 'simulated', string>>
 }
 
 export type OfferBuild =
@@ -57,6 +68,9 @@ export function buildOffer (input: OfferInput): OfferBuild {
   if (gpus.length === 0) {
     return { offer: null, reason: 'no GPUs found on this machine (set probe.simulate in config.yaml to try gpumesh without GPUs)', notes }
   }
+  if (input.runnerProblems?.engine != null) {
+    return { offer: null, reason: `the job runner cannot run jobs: ${input.runnerProblems.engine}`, notes }
+  }
   const healthy = gpus.filter((g) => g.healthy && !g.busy && g.state !== 'gone')
   if (healthy.length === 0) {
     const why = gpus.map((g) => `${g.uuid}: ${g.problems.join('; ') || g.state}`).join(', ')
@@ -76,6 +90,11 @@ export function buildOffer (input: OfferInput): OfferBuild {
     const price = askPrice(first.class, policy, use)
     if (price == null || price <= 0n) {
       notes.push(`${list.length} ${first.class} GPU(s) not offered: no price for class ${first.class} (set pricing.perGpuHour.${first.class} or pricing.defaultPerGpuHour)`)
+      continue
+    }
+    const runnerProblem = input.runnerProblems?.vendors[first.simulated ? 'simulated' : first.vendor as 'nvidia' | 'amd']
+    if (runnerProblem !== undefined) {
+      notes.push(`${list.length} ${first.class} GPU(s) not offered: ${runnerProblem}`)
       continue
     }
     if (first.vendor === 'unknown') {

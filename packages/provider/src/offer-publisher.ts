@@ -4,7 +4,7 @@ import type { Ledger } from '@gpumesh/ledger'
 import type { FleetMembership, Offer, PaymentKey, PeerBinding } from '@gpumesh/protocol'
 import type { Logger } from 'pino'
 import { NEW_PEER_REPUBLISH_GAP_MS, OFFER_SEQUENCE_KEY, REPUBLISH_DEBOUNCE_MS } from './constants.js'
-import { buildOffer } from './offer-builder.js'
+import { buildOffer, type RunnerProblems } from './offer-builder.js'
 import { RepeatingTask } from './repeating-task.js'
 import type { Clock } from './clock.js'
 import type { Inventory } from './inventory.js'
@@ -25,6 +25,8 @@ export interface OfferPublisherComponents {
   logger: Logger
   /** Told about failures worth showing in `status`. */
   onError?: (message: string) => void
+  /** What the job runner's checks found, read at each publication. */
+  runnerProblems?: () => RunnerProblems | null
 }
 
 /** What the publisher did last, for `status`. */
@@ -150,6 +152,7 @@ export class OfferPublisher {
       binding: this.#c.binding,
       addresses: this.#c.addresses(),
       fleet: this.#c.fleet ?? null,
+      runnerProblems: this.#c.runnerProblems?.() ?? null,
       sequence,
       now
     })

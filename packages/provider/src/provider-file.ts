@@ -1,4 +1,5 @@
-import { chmod, readFile, rm, writeFile } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { chmod, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { PROVIDER_FILE } from './constants.js'
 
@@ -22,8 +23,11 @@ export function providerFilePath (dataDir: string): string {
 
 export async function writeProviderFile (dataDir: string, info: ProviderFile): Promise<void> {
   const path = providerFilePath(dataDir)
-  await writeFile(path, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 })
-  await chmod(path, 0o600)
+  // Written aside and renamed over it: a reader (provider status, a restart's caller) never sees it half written.
+  const next = `${path}.${randomBytes(6).toString('hex')}.tmp`
+  await writeFile(next, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 })
+  await chmod(next, 0o600)
+  await rename(next, path)
 }
 
 /** The file's content, or null when there is none (the daemon never ran or stopped cleanly). */

@@ -10,10 +10,10 @@ import type { Address, FleetMembership, PaymentKey, PeerBinding } from '@gpumesh
 import type { Logger } from 'pino'
 import { ApiServer, toJson } from './api.js'
 import { systemClock, type Clock } from './clock.js'
-import { ARTIFACT_CLEANUP_INTERVAL_MS, EXPIRY_SWEEP_INTERVAL_MS, JOBS_DIR, LEDGER_FILE, MAX_RECENT_ERRORS, SEEN_ORDERS_PRUNE_INTERVAL_MS } from './constants.js'
+import { ARTIFACT_CLEANUP_INTERVAL_MS, EXPIRY_SWEEP_INTERVAL_MS, JOBS_DIR, LEDGER_FILE, MAX_RECENT_ERRORS, RUNNER_CHECK_INTERVAL_MS, SEEN_ORDERS_PRUNE_INTERVAL_MS } from './constants.js'
 import { Inventory, type InventoryGpu, type InventoryProber } from './inventory.js'
 import { JobService } from './job-service.js'
-import { DockerRunner, JobManager, ProcessRunner, simulatedGpuSampler, type JobRunner, type SampleGpus } from './jobs/index.js'
+import { DockerRunner, JobManager, ProcessRunner, checkDockerReadiness, simulatedGpuSampler, type DockerReadiness, type JobRunner, type SampleGpus } from './jobs/index.js'
 import { LeaseHandler, RECORDED_REJECTION_CODES, type LeaseHandlerStats } from './lease-handler.js'
 import { ProviderMetrics } from './metrics.js'
 import { OfferPublisher, type OfferState } from './offer-publisher.js'
@@ -101,8 +101,19 @@ export interface ProviderStatus {
   /** Per token: accrued, vouchered, exported, redeemed, outstanding, and who owes it. */
   earnings: TokenEarnings[]
   leaseStats: LeaseHandlerStats
+  /** The job runner and what its checks found (the docker runner: engine version, GPU runtimes). */
+  runner: RunnerStatus
   probeErrors: ProbeIssue[]
   recentErrors: RecentError[]
+}
+
+export interface RunnerStatus {
+  kind: 'none' | 'process' | 'docker'
+  /** The docker engine's version, once checked. */
+  engineVersion: string | null
+  /** Why jobs cannot run here (all of them, or one vendor's GPUs): those GPUs are left out of the offer. */
+  problems: string[]
+  checkedAt: number | null
 }
 
 export interface Provider {
@@ -168,6 +179,10 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
         cpus: config.runner.docker.cpus,
         network: config.runner.docker.network,
         stopGraceMs: config.runner.stopGraceSec * 1000,
+        allowImages: config.runner.docker.allowImages.length > 0 ? config.runner.docker.allowImages : null,
+        pull: config.runner.docker.pullTimeoutSec > 0 ? { timeoutMs: config.runner.docker.pullTimeoutSec * 1000, maxBytes: config.runner.docker.pullMaxBytes } : null,
+        socketPath: config.runner.docker.socket,
+        pciBusIdOf: (uuid) => inventory.gpus().find((g) => g.uuid === uuid)?.pciBusId ?? null,
         ...(components.env?.PATH != null ? { path: components.env.PATH } : {})
       })
       : null
@@ -190,6 +205,23 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
   })
   // A job's lease ended: its GPUs are free again, and the publisher offers them at once.
   jobs.onLeaseEnded(() => { if (ledger.isOpen) inventory.checkForChange() })
+  // The docker runner's checks (engine, NVIDIA runtime, /dev/kfd and render nodes): at start, then
+  // periodically; GPUs the runner cannot give to a container are left out of the offer, said why.
+  let runnerCheck: (DockerReadiness & { at: number }) | null = null
+  const runnerLog = logger.child({ module: 'runner' })
+  const checkRunner = async (): Promise<void> => {
+    if (!(runner instanceof DockerRunner)) return
+    const gpus = inventory.gpus().map((g) => ({ uuid: g.uuid, vendor: g.simulated || g.vendor === 'unknown' ? 'simulated' as const : g.vendor, pciBusId: g.pciBusId }))
+    const result = await checkDockerReadiness(runner.cli, gpus)
+    const problems = runnerProblemList(result)
+    const changed = runnerCheck === null || runnerProblemList(runnerCheck).join('\n') !== problems.join('\n')
+    runnerCheck = { ...result, at: clock.now() }
+    if (!changed) return
+    if (problems.length === 0) runnerLog.info({ engineVersion: result.serverVersion }, 'docker engine ready')
+    for (const problem of problems) runnerLog.error({ engineVersion: result.serverVersion }, problem)
+    publisher?.requestPublish()
+  }
+  const runnerChecker = new RepeatingTask({ name: 'runner-check', intervalMs: RUNNER_CHECK_INTERVAL_MS, logger: log }, checkRunner)
   const artifactCleaner = new RepeatingTask({ name: 'artifact-cleanup', intervalMs: ARTIFACT_CLEANUP_INTERVAL_MS, logger: log }, async () => {
     await jobs.cleanupArtifacts()
   })
@@ -252,6 +284,12 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
       },
       earnings: ledger.isOpen ? ledger.earnings() : [],
       leaseStats: proposalStats(ledger, leases?.stats ?? null),
+      runner: {
+        kind: config.runner.kind,
+        engineVersion: runnerCheck?.serverVersion ?? null,
+        problems: runnerCheck === null ? [] : runnerProblemList(runnerCheck),
+        checkedAt: runnerCheck?.at ?? null
+      },
       probeErrors: inventory.probeErrors,
       recentErrors: [...recentErrors]
     }
@@ -268,6 +306,7 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
     await jobs.stop()
     await artifactCleaner.stop()
     await settlement.stop()
+    await runnerChecker.stop()
     // 3. Stop announcing and background work.
     await publisher?.stop()
     await sweeper.stop()
@@ -306,6 +345,7 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
       await recoverRunningLeases({ ledger, logger: logger.child({ module: 'recovery' }), clock, runner, jobs, paymentKey })
 
       await inventory.start()
+      await checkRunner()
 
       node = await createNode({
         privateKey: components.identity.peerKey,
@@ -344,6 +384,7 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
         logger: logger.child({ module: 'leases' }),
         fleet,
         escrowGuard,
+        runnerProblem: (gpu) => runnerCheck === null ? null : runnerCheck.engine ?? runnerCheck.vendors[gpu.simulated || gpu.vendor === 'unknown' ? 'simulated' : gpu.vendor] ?? null,
         onAccepted: () => { inventory.checkForChange() },
         onError: noteError
       })
@@ -358,7 +399,8 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
         addresses,
         clock,
         logger: logger.child({ module: 'offers' }),
-        onError: noteError
+        onError: noteError,
+        runnerProblems: () => runnerCheck
       })
       inventory.on('change', onCapacityChange)
       await leases.start()
@@ -379,6 +421,7 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
       })
       await jobService.start()
       artifactCleaner.start()
+      runnerChecker.start()
       publisher.start()
       settlement.start()
       sweeper.start()
@@ -484,6 +527,12 @@ function proposalStats (ledger: Ledger, live: LeaseHandlerStats | null): LeaseHa
     if (!RECORDED_REJECTION_CODES.has(code as keyof LeaseHandlerStats['rejected'])) rejected[code as keyof LeaseHandlerStats['rejected']] = n
   }
   return { accepted: counts.accepted, rejected }
+}
+
+/** The runner's problems as sentences: the engine's, else one per vendor. */
+function runnerProblemList (check: DockerReadiness): string[] {
+  if (check.engine !== null) return [check.engine]
+  return Object.values(check.vendors)
 }
 
 function leaseSummary (lease: LeaseRecord): LeaseSummary {

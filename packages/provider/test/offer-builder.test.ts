@@ -13,7 +13,7 @@ const binding: PeerBinding = {
 
 const gpu = (n: number, overrides: Partial<InventoryGpu> = {}): InventoryGpu => ({
   uuid: `GPU-${n}`, index: n, name: 'NVIDIA H100 80GB HBM3', class: 'H100-SXM-80GB', vendor: 'nvidia', memoryMiB: 81_559,
-  computeCapability: '9.0', simulated: false, state: 'free', healthy: true, busy: false, problems: [], leaseId: null, ...overrides
+  computeCapability: '9.0', pciBusId: null, simulated: false, state: 'free', healthy: true, busy: false, problems: [], leaseId: null, ...overrides
 })
 
 const config = (layer: Record<string, unknown> = {}): ReturnType<typeof parseProviderConfig> =>
@@ -23,6 +23,19 @@ const input = (gpus: InventoryGpu[], c = config()): Parameters<typeof buildOffer
   ({ config: c, gpus, host: null, peerId, binding, addresses: ['/ip4/127.0.0.1/tcp/1'], sequence: 7, now: 1_000_000 })
 
 describe('buildOffer', () => {
+  it('offers nothing when the job runner cannot run jobs, and leaves out the GPUs of a vendor it cannot serve', () => {
+    const down = buildOffer({ ...input([gpu(0)]), runnerProblems: { engine: 'docker engine not reachable (Cannot connect): start dockerd', vendors: {} } })
+    expect(down).toMatchObject({ offer: null, reason: 'the job runner cannot run jobs: docker engine not reachable (Cannot connect): start dockerd' })
+    const noNvidia = { engine: null, vendors: { nvidia: 'docker has no NVIDIA runtime: install nvidia-container-toolkit' } }
+    const real = buildOffer({ ...input([gpu(0), gpu(1)]), runnerProblems: noNvidia })
+    expect(real.offer).toBeNull()
+    expect(real).toMatchObject({ reason: expect.stringContaining('2 H100-SXM-80GB GPU(s) not offered: docker has no NVIDIA runtime: install nvidia-container-toolkit') })
+    // Simulated GPUs of an NVIDIA model get no device at all: the missing runtime does not matter to them.
+    const mixed = buildOffer({ ...input([gpu(0), gpu(1, { simulated: true })]), runnerProblems: noNvidia })
+    expect(mixed.offer?.gpus).toEqual([expect.objectContaining({ simulated: true, countTotal: 1 })])
+    expect(mixed.notes).toEqual(['1 H100-SXM-80GB GPU(s) not offered: docker has no NVIDIA runtime: install nvidia-container-toolkit'])
+  })
+
   it('groups GPUs by class and simulation, counts free ones and prices them at the ask price', () => {
     const built = buildOffer(input([gpu(0), gpu(1, { state: 'reserved' }), gpu(2, { simulated: true }), gpu(3, { healthy: false, problems: ['hot'] })]))
     expect(built.offer?.gpus).toEqual([

@@ -147,7 +147,7 @@ export function newLeaseRecord (lease: GrantedLease, fields: { jobFile: string |
 /** Codes of the job client that mean the provider refused the job, not that it went away. */
 const REFUSALS: ReadonlySet<string> = new Set([
   'MALFORMED', 'NO_SUCH_LEASE', 'BAD_AUTH', 'NOT_RENTER', 'RUNNER_DISABLED', 'WRONG_STATE', 'TOO_LARGE',
-  'HASH_MISMATCH', 'BAD_BUNDLE', 'BAD_SPEC', 'SPAWN_FAILED', 'SHUTTING_DOWN', 'BUDGET_SPENT'
+  'HASH_MISMATCH', 'BAD_BUNDLE', 'BAD_SPEC', 'SPAWN_FAILED', 'IMAGE_UNAVAILABLE', 'SHUTTING_DOWN', 'BUDGET_SPENT'
 ])
 
 /** A job reply code, in words. */
@@ -162,6 +162,7 @@ export function describeJobRefusal (code: string): string {
     case 'BAD_BUNDLE': return 'the provider could not unpack the bundle'
     case 'BAD_SPEC': return 'the provider refused the command, image or environment'
     case 'SPAWN_FAILED': return 'the provider could not start the command'
+    case 'IMAGE_UNAVAILABLE': return 'the provider does not have (or will not pull) the job\'s image; nothing was billed'
     case 'NOT_FINISHED': return 'the job has not finished yet'
     case 'EXPIRED_ARTIFACTS': return 'the provider no longer keeps this job\'s artifacts'
     case 'SHUTTING_DOWN': return 'the provider is shutting down'

@@ -89,6 +89,8 @@ function render (s: StatusJson): string {
   for (const l of s.activeLeases) lines.push(`  ${l.leaseId}  ${l.state}  ${l.gpus.length} × ${l.gpuClass}  renter ${l.renter}`)
   const rejected = Object.entries(s.leaseStats.rejected).map(([code, n]) => `${code} ${n}`).join(', ')
   lines.push(`Proposals: ${s.leaseStats.accepted} accepted${rejected !== '' ? `; rejected: ${rejected}` : ''}`)
+  lines.push(`Runner: ${s.runner.kind}${s.runner.engineVersion != null ? ` (docker engine ${s.runner.engineVersion})` : ''}`)
+  for (const problem of s.runner.problems) lines.push(`  cannot run jobs: ${problem}`)
   if (s.recentErrors.length > 0 || s.probeErrors.length > 0) {
     lines.push('', 'Last errors:')
     for (const e of s.probeErrors) lines.push(`  probe ${e.source}: ${e.message}`)

@@ -58,6 +58,10 @@ export class BundleError extends Error {
 export const JOB_ERROR_CODES = [
   'RUNNER_DISABLED',
   'SPAWN_FAILED',
+  /** The runner's own set-up failed before the job ran (the engine, its GPU runtime): the provider's fault. */
+  'RUNNER_FAILED',
+  /** The job's image is not present, not allowed, or could not be pulled within the owner's limits. */
+  'IMAGE_UNAVAILABLE',
   'LEASE_NOT_FOUND',
   'LEASE_NOT_STARTABLE',
   'JOB_EXISTS',

@@ -233,20 +233,37 @@ export class JobManager {
       return fail(err instanceof BundleError ? 'BAD_BUNDLE' : err instanceof JobError ? err.code : 'JOB_SETUP_FAILED', err)
     }
 
+    // A fresh event file: nothing from an earlier attempt at this lease (there is none: it was `accepted`).
+    // Opened before the runner starts, so its set-up (an image pull) shows in the job's events.
+    await rm(join(paths.root, EVENTS_FILE), { force: true })
+    const events = this.#newLog(lease.leaseId, join(paths.root, EVENTS_FILE))
     let running: RunningJob
     try {
       running = await runner.start({
         leaseId: lease.leaseId, paths, gpus: lease.gpus, vendor: this.#vendorOf(lease.gpus), spec,
-        maxRunTimeMs: spec.maxRunTimeSec * 1000
+        maxRunTimeMs: spec.maxRunTimeSec * 1000,
+        progress: (text) => { events.append(this.#c.clock.now(), { kind: 'log', stream: 'stderr', text: text.slice(0, 1024) }) }
       })
     } catch (err) {
-      return fail('SPAWN_FAILED', err)
+      events.close()
+      // Nothing ran and nothing is billed. RUNNER_FAILED is the provider's own set-up failing: recorded as its fault.
+      const code = err instanceof JobError && (err.code === 'RUNNER_FAILED' || err.code === 'IMAGE_UNAVAILABLE') ? err.code : 'SPAWN_FAILED'
+      this.#endLease(lease.leaseId, 'failed', code, { message: (err as Error).message, ...(code === 'RUNNER_FAILED' ? { fault: 'provider' } : {}) })
+      throw err
     }
-    const started = this.#c.ledger.transitionLease(lease.leaseId, 'running', 'JOB_STARTED', { pid: running.pid, runner: runner.kind })
+    let started: LeaseRecord
+    try {
+      started = this.#c.ledger.transitionLease(lease.leaseId, 'running', 'JOB_STARTED', {
+        pid: running.pid, runner: runner.kind, ...(running.image !== undefined ? { image: running.image } : {})
+      })
+    } catch (err) {
+      // The lease moved on while the runner set up (expired at its start deadline during a long pull,
+      // cancelled): the job it started must not run unmetered.
+      events.close()
+      await running.stop(0)
+      throw err
+    }
     this.#c.ledger.setLeaseJob(lease.leaseId, { pid: running.pid, pidStartTime: running.pidStartTime, jobDir: paths.root })
-    // A fresh event file: nothing from an earlier attempt at this lease (there is none: it was `accepted`).
-    await rm(join(paths.root, EVENTS_FILE), { force: true })
-    const events = this.#newLog(started.leaseId, join(paths.root, EVENTS_FILE))
     events.append(this.#c.clock.now(), { kind: 'started' })
     return this.#track(started, running, events, 0, {})
   }
@@ -375,7 +392,8 @@ export class JobManager {
   }
 
   #vendorOf (gpus: readonly string[]): GpuVendorKind {
-    const vendors = new Set(this.#c.ledger.listGpus().filter((g) => gpus.includes(g.uuid)).map((g) => g.vendor))
+    // A simulated GPU is no device at all, whatever vendor its model has: the runner gives it none.
+    const vendors = new Set(this.#c.ledger.listGpus().filter((g) => gpus.includes(g.uuid)).map((g) => g.simulated ? 'simulated' : g.vendor))
     if (vendors.has('amd')) return 'amd'
     if (vendors.has('nvidia')) return 'nvidia'
     return 'simulated'

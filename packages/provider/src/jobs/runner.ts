@@ -14,6 +14,8 @@ export interface RunRequest {
   spec: JobSpec
   /** Wall-clock limit; the runner stops the job (SIGTERM, grace, SIGKILL) when it is reached. */
   maxRunTimeMs: number
+  /** The runner's set-up before the job starts (an image pull), one line at a time, for the job's events. */
+  progress?: (text: string) => void
 }
 
 /** How a job ended, as the runner saw it. */
@@ -42,6 +44,8 @@ export interface RunningJob {
   stop: (graceMs?: number) => Promise<JobExit>
   /** Lets go of the job without stopping it (daemon shutting down with jobs left running): clears timers. */
   detach: () => void
+  /** The docker runner: the image the container runs, by digest (recorded with the lease). */
+  readonly image?: { reference: string, id: string, repoDigest: string | null }
 }
 
 /** A job recorded in the ledger, to re-attach to after a daemon restart. */
@@ -55,6 +59,11 @@ export interface RecordedJob {
 /** One runner interface; lease code never knows which runner it drives. */
 export interface JobRunner {
   readonly kind: 'process' | 'docker'
+  /**
+   * Starts the job; resolves once it really runs (the docker runner: once its container started), so
+   * billing starts there. A failure of the provider's set-up throws a JobError (RUNNER_FAILED,
+   * IMAGE_UNAVAILABLE) and nothing was billed.
+   */
   start: (request: RunRequest) => Promise<RunningJob>
   /** The job if that same process (pid and start time) is still alive, else null. */
   attach: (job: RecordedJob) => Promise<RunningJob | null>
