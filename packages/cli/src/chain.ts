@@ -54,6 +54,13 @@ export function requireToken (target: ChainTarget): Address {
   return target.token
 }
 
+/** Refuses what is not an amount in token units before the chain is asked for the token's decimals. */
+export function checkAmountText (text: string | undefined, flag: string): string {
+  if (text == null) throw usage(`${flag} is required: an amount in token units, like 25.50.`)
+  if (!/^\d+(\.\d+)?$/.test(text)) throw usage(`${flag}: "${text}" is not an amount in token units, like 25.50.`)
+  return text
+}
+
 /** An amount in token units ("25.50") to base units, with the token's decimals. */
 export function amountOption (text: string | undefined, decimals: number, flag: string): bigint {
   if (text == null) throw usage(`${flag} is required: an amount in token units, like 25.50.`)

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util'
-import { JsonRpcProvider, Wallet } from 'ethers'
+import { JsonRpcProvider, NonceManager, Wallet } from 'ethers'
 import { jsonReplacer, type Address } from '@gpumesh/protocol'
 import { deployEscrow, deployTestToken, mintTestToken } from '@gpumesh/settlement'
 import { resolveDataDir } from '../data-dir.js'
@@ -7,7 +7,7 @@ import { CliError, EXIT } from '../errors.js'
 import { loadIdentity } from '../identity.js'
 import { obtainPassword } from '../prompt.js'
 import {
-  addressOption, amountOption, escrowClient, requireToken, resolveChainTarget, tokenUnits, type ChainTarget
+  addressOption, amountOption, checkAmountText, escrowClient, requireToken, resolveChainTarget, tokenUnits, type ChainTarget
 } from '../chain.js'
 import type { Command, CommandContext } from '../context.js'
 
@@ -68,7 +68,7 @@ export const escrowDeployCommand: Command = {
     const key = await signer(ctx, values['data-dir'])
     const provider = new JsonRpcProvider(rpcUrl)
     try {
-      const wallet = new Wallet(key.privateKey, provider)
+      const wallet = new NonceManager(new Wallet(key.privateKey, provider))
       const chainId = (await provider.getNetwork()).chainId
       const escrow = await deployEscrow(wallet, { withdrawalDelaySec: delay })
       let token: Address | null = null
@@ -89,12 +89,22 @@ export const escrowDeployCommand: Command = {
   }
 }
 
-async function withClient<T> (ctx: CommandContext, values: { rpc?: string | undefined, escrow?: string | undefined, token?: string | undefined, 'data-dir'?: string | undefined }, fn: (target: ChainTarget, client: ReturnType<typeof escrowClient>, key: Signer) => Promise<T>): Promise<T> {
+/** A renter's account at the escrow: its key, the chain, the token and its decimals (read on chain). */
+interface AccountSession {
+  target: ChainTarget
+  client: ReturnType<typeof escrowClient>
+  key: Signer
+  token: Address
+  decimals: number
+}
+
+async function withAccount<T> (ctx: CommandContext, values: { rpc?: string | undefined, escrow?: string | undefined, token?: string | undefined, 'data-dir'?: string | undefined }, fn: (session: AccountSession) => Promise<T>): Promise<T> {
   const target = resolveChainTarget(ctx, values)
+  const token = requireToken(target)
   const key = await signer(ctx, values['data-dir'])
   const client = escrowClient(target, key.privateKey)
   try {
-    return await fn(target, client, key)
+    return await fn({ target, client, key, token, decimals: await client.tokenDecimals(token) })
   } finally {
     client.close()
   }
@@ -106,10 +116,9 @@ export const escrowDepositCommand: Command = {
   usage: `escrow deposit AMOUNT ${CHAIN_USAGE}`,
   async run (argv, ctx) {
     const { values, positionals } = parseArgs({ args: argv, options: CHAIN_OPTIONS, strict: true, allowPositionals: true })
-    return await withClient(ctx, values, async (target, client, key) => {
-      const token = requireToken(target)
-      const decimals = await client.tokenDecimals(token)
-      const amount = amountOption(positionals[0], decimals, 'AMOUNT')
+    const text = checkAmountText(positionals[0], 'AMOUNT')
+    return await withAccount(ctx, values, async ({ target, client, key, token, decimals }) => {
+      const amount = amountOption(text, decimals, 'AMOUNT')
       const balance = await client.tokenBalance(token, key.address)
       if (balance < amount) {
         throw new CliError('INSUFFICIENT_TOKENS', `${key.address} holds ${tokenUnits(balance, decimals)} of token ${token}, less than the ${tokenUnits(amount, decimals)} to deposit.`)
@@ -158,10 +167,9 @@ export const escrowAnnounceWithdrawalCommand: Command = {
   usage: `escrow announce-withdrawal AMOUNT ${CHAIN_USAGE}`,
   async run (argv, ctx) {
     const { values, positionals } = parseArgs({ args: argv, options: CHAIN_OPTIONS, strict: true, allowPositionals: true })
-    return await withClient(ctx, values, async (target, client, key) => {
-      const token = requireToken(target)
-      const decimals = await client.tokenDecimals(token)
-      const amount = amountOption(positionals[0], decimals, 'AMOUNT')
+    const text = checkAmountText(positionals[0], 'AMOUNT')
+    return await withAccount(ctx, values, async ({ client, key, token, decimals }) => {
+      const amount = amountOption(text, decimals, 'AMOUNT')
       const tx = await client.announceWithdrawal(token, amount)
       const account = await client.account(key.address, token)
       print(ctx, values.json, { renter: key.address, token, announced: amount, txHash: tx.txHash, account }, [
@@ -179,9 +187,7 @@ export const escrowWithdrawCommand: Command = {
   usage: `escrow withdraw ${CHAIN_USAGE}`,
   async run (argv, ctx) {
     const { values } = parseArgs({ args: argv, options: CHAIN_OPTIONS, strict: true })
-    return await withClient(ctx, values, async (target, client, key) => {
-      const token = requireToken(target)
-      const decimals = await client.tokenDecimals(token)
+    return await withAccount(ctx, values, async ({ client, key, token, decimals }) => {
       const before = await client.account(key.address, token)
       if (before.pendingWithdrawal === 0n) throw new CliError('NO_WITHDRAWAL', 'No withdrawal is announced: run "gpumesh escrow announce-withdrawal AMOUNT" first.')
       // The chain's clock decides (a devnet's may run ahead of this machine's): the contract refuses too early.
