@@ -156,7 +156,9 @@ export class EscrowClient {
     'function balanceOf(address holder) view returns (uint256)',
     'function decimals() view returns (uint8)',
     'function transfer(address to, uint256 amount) returns (bool)',
-    'function mint(address to, uint256 amount)'
+    'function mint(address to, uint256 amount)',
+    'function symbol() view returns (string)',
+    'function decimals() view returns (uint8)'
   ])
 
   constructor (options: EscrowClientOptions) {
@@ -266,6 +268,19 @@ export class EscrowClient {
   async paid (lease: Hex | VoucherIdentity): Promise<bigint> {
     const key = typeof lease === 'string' ? lease : voucherKey(lease)
     return await this.#view('paidByKey', [key]) as bigint
+  }
+
+  /** Seconds between announcing a withdrawal and being able to withdraw it. */
+  async withdrawalDelaySec (): Promise<number> {
+    return Number(await this.#view('withdrawalDelay', []) as bigint)
+  }
+
+  /** A token's symbol and decimals, for showing amounts. */
+  async tokenMetadata (token: Address): Promise<{ symbol: string, decimals: number }> {
+    return await this.#rpc('token metadata', async () => ({
+      symbol: String(await this.#tokenCall(token, 'symbol', [])),
+      decimals: Number(await this.#tokenCall(token, 'decimals', []) as bigint)
+    }))
   }
 
   async tokenBalance (token: Address, holder: Address): Promise<bigint> {

@@ -129,6 +129,23 @@ const SKIP_REASONS: Record<string, string> = {
   REVERTED: 'the transaction reverted'
 }
 
+/** How many `paid` views are asked of the node at once while selecting. */
+const PAID_READS_AT_ONCE = 16
+
+/** `fn` over `items` with at most `limit` running at once; results in the order of `items`. */
+async function mapConcurrently<T, R> (items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length)
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const k = next++
+      results[k] = await fn(items[k] as T)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
+  return results
+}
+
 function decodeStoredVoucher (body: string): Voucher | null {
   try {
     return decodeVoucher(new TextEncoder().encode(body))
@@ -213,27 +230,30 @@ export async function settleOnchain (options: SettleOnchainOptions): Promise<Set
 
   // 2. What is left to redeem, against what the chain already paid.
   const candidates: Array<{ unsettled: UnsettledVoucher, voucher: Voucher, paidBefore: bigint }> = []
+  const readable: Array<{ unsettled: UnsettledVoucher, voucher: Voucher }> = []
   for (const unsettled of ledger.unsettledVouchers({ kind: 'onchain', escrow: client.escrow, ...(options.since === undefined ? {} : { since: options.since }) })) {
     const leaseId = unsettled.lease.leaseId
     const voucher = decodeStoredVoucher(unsettled.voucher.body)
     if (voucher === null) {
       report.skipped.push({ leaseId, code: 'UNREADABLE_VOUCHER', reason: 'the stored voucher could not be read back' })
-      continue
-    }
-    if (voucher.verifyingContract.toLowerCase() !== owner.escrow || voucher.chainId !== chainId) {
+    } else if (voucher.verifyingContract.toLowerCase() !== owner.escrow || voucher.chainId !== chainId) {
       report.skipped.push({ leaseId, code: 'WRONG_DOMAIN', reason: `the voucher is signed for chain ${voucher.chainId} and contract ${voucher.verifyingContract}, not this escrow` })
-      continue
+    } else {
+      readable.push({ unsettled, voucher })
     }
-    const paidBefore = await rpc(async () => await client.paid(voucher))
+  }
+  const chainPaid = await mapConcurrently(readable, PAID_READS_AT_ONCE, async ({ voucher }) => await rpc(async () => await client.paid(voucher)))
+  readable.forEach(({ unsettled, voucher }, k) => {
+    const leaseId = unsettled.lease.leaseId
+    const paidBefore = chainPaid[k] as bigint
     if (paidBefore !== unsettled.settled && !dryRun) ledger.recordChainPaid([{ leaseId, redeemed: paidBefore }])
     const increase = voucher.cumulativeAmount - paidBefore
     if (increase <= 0n) {
       if (paidBefore === unsettled.settled) report.skipped.push({ leaseId, code: 'REPLAY', reason: SKIP_REASONS.REPLAY as string })
-      continue
+    } else if (increase >= minAmount) {
+      candidates.push({ unsettled, voucher, paidBefore })
     }
-    if (increase < minAmount) continue
-    candidates.push({ unsettled, voucher, paidBefore })
-  }
+  })
 
   // 3. Send them, batch by batch.
   for (let i = 0; i < candidates.length; i += batchSize) {

@@ -49,6 +49,9 @@ describe('escrow deposits', () => {
     expect(await tokenBalance(renter)).toBe(400_000n)
     expect(await tokenBalance(c.escrow)).toBe(escrowBefore + 600_000n)
     expect(await providerClient.account(renter, c.token)).toEqual({ balance: 600_000n, pendingWithdrawal: 0n, unlockAt: 0, available: 600_000n })
+
+    expect(await providerClient.tokenMetadata(c.token)).toEqual({ symbol: 'TUSD', decimals: 6 })
+    expect(await providerClient.withdrawalDelaySec()).toBe(WITHDRAWAL_DELAY_SEC)
   })
 
   it('refuses a zero deposit with a typed error before sending', async () => {
