@@ -1,4 +1,4 @@
-import { chmod, readFile, rm, writeFile } from 'node:fs/promises'
+import { chmod, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { PROVIDER_FILE } from './constants.js'
 
@@ -20,10 +20,13 @@ export function providerFilePath (dataDir: string): string {
   return join(dataDir, PROVIDER_FILE)
 }
 
+/** Written whole (a temp file, then rename): a reader never sees half of it. */
 export async function writeProviderFile (dataDir: string, info: ProviderFile): Promise<void> {
   const path = providerFilePath(dataDir)
-  await writeFile(path, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 })
-  await chmod(path, 0o600)
+  const tmp = `${path}.tmp`
+  await writeFile(tmp, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 })
+  await chmod(tmp, 0o600)
+  await rename(tmp, path)
 }
 
 /** The file's content, or null when there is none (the daemon never ran or stopped cleanly). */
