@@ -21,9 +21,9 @@ export function providerFilePath (dataDir: string): string {
   return join(dataDir, PROVIDER_FILE)
 }
 
+/** Written whole (a temp file, then rename): a reader never sees half of it. */
 export async function writeProviderFile (dataDir: string, info: ProviderFile): Promise<void> {
   const path = providerFilePath(dataDir)
-  // Written aside and renamed over it: a reader (provider status, a restart's caller) never sees it half written.
   const next = `${path}.${randomBytes(6).toString('hex')}.tmp`
   await writeFile(next, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 })
   await chmod(next, 0o600)

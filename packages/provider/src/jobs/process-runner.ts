@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { chmod, lchown, open, readdir, readFile } from 'node:fs/promises'
+import { chmod, lchown, open, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { isSameProcessAlive, readProcessStat, signalGroup } from './proc.js'
 import type { GpuVendorKind, JobExit, JobRunner, RecordedJob, RunningJob, RunRequest } from './runner.js'
@@ -59,11 +59,22 @@ export function wrapperArgs (exitCodeFile: string, command: string, args: readon
   return ['-c', WRAPPER_SCRIPT, 'gpumesh-job', exitCodeFile, command, ...args]
 }
 
-/** Reads the wrapper's exit-code file; null when absent or unreadable. */
+/**
+ * Reads the wrapper's exit-code file (its first 32 bytes: a job running as another user may write
+ * to it); null when absent, unreadable or not a number.
+ */
 export async function readExitCodeFile (path: string): Promise<number | null> {
   try {
-    const n = Number((await readFile(path, 'utf8')).trim())
-    return Number.isSafeInteger(n) ? n : null
+    const file = await open(path, 'r')
+    try {
+      const { buffer, bytesRead } = await file.read(Buffer.alloc(32), 0, 32, 0)
+      // Empty until the wrapper writes it (it is created beforehand for a job running as another user).
+      const text = buffer.subarray(0, bytesRead).toString('utf8').trim()
+      const n = Number(text)
+      return /^\d+$/.test(text) && Number.isSafeInteger(n) ? n : null
+    } finally {
+      await file.close()
+    }
   } catch {
     return null
   }

@@ -1,8 +1,8 @@
-import { readFileSync, existsSync, rmSync } from 'node:fs'
+import { readFileSync, existsSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { JobSpec } from '@gpumesh/protocol'
-import { ProcessRunner, isSameProcessAlive, jobPaths, makeJobDirs, readProcessStat, type JobPaths, type RunningJob } from '../../src/jobs/index.js'
+import { ProcessRunner, isSameProcessAlive, jobPaths, makeJobDirs, readExitCodeFile, readProcessStat, type JobPaths, type RunningJob } from '../../src/jobs/index.js'
 import { FIXTURES, hex32, tempDir, waitFor } from './helpers.js'
 
 const LEASE = hex32('process-runner')
@@ -110,5 +110,25 @@ describe('ProcessRunner (real child processes)', () => {
     await waitFor(() => readFileSync(paths.stdoutLog, 'utf8').includes('ready'))
     const exit = await attached?.stop(5_000)
     expect(exit?.exitCode).toBe(0) // read from the wrapper's exit-code file
+  })
+})
+
+describe('readExitCodeFile', () => {
+  it('reads the status the wrapper wrote; an empty (not yet written), absent, garbage or huge file says nothing', async () => {
+    const dir = tempDir()
+    try {
+      const file = join(dir, 'exit-code')
+      expect(await readExitCodeFile(file)).toBeNull()
+      writeFileSync(file, '')
+      expect(await readExitCodeFile(file)).toBeNull() // not 0: a job killed before its wrapper wrote did not succeed
+      writeFileSync(file, '3\n')
+      expect(await readExitCodeFile(file)).toBe(3)
+      writeFileSync(file, '0x10\n')
+      expect(await readExitCodeFile(file)).toBeNull()
+      writeFileSync(file, '1'.repeat(1 << 20))
+      expect(await readExitCodeFile(file)).toBeNull()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
