@@ -151,9 +151,9 @@ function renderEarnings (status, history) {
         el('div', {}, el('dt', { text: 'Accrued' }), el('dd', { class: 'accrued', text: money(e.accrued) })),
         el('div', {}, el('dt', { text: 'Vouchered' }), el('dd', { class: 'vouchered', text: money(e.vouchered) })),
         el('div', {}, el('dt', { text: 'Redeemed' }), el('dd', { class: 'redeemed', text: money(e.redeemed) })),
-        el('div', {}, el('dt', { text: status.settlement.mode === 'offchain' ? 'Exported' : 'Outstanding' }), el('dd', { text: money(status.settlement.mode === 'offchain' ? e.exported : e.outstanding) })),
-        el('div', {}, el('dt', { text: 'Leases' }), el('dd', { text: e.leases })),
-        el('div', {}, el('dt', { text: 'Outstanding' }), el('dd', { class: 'outstanding', text: money(e.outstanding) }))),
+        el('div', {}, el('dt', { text: 'Exported (off-chain)' }), el('dd', { text: money(e.exported) })),
+        el('div', {}, el('dt', { text: 'Outstanding' }), el('dd', { class: 'outstanding', text: money(e.outstanding) })),
+        el('div', {}, el('dt', { text: 'Leases' }), el('dd', { text: e.leases }))),
       el('div', { class: 'charts' },
         chart('Accrued (blue) and redeemed (green), last hour', [points.map((p) => Number(BigInt(p.accrued))), points.map((p) => Number(BigInt(p.redeemed)))]))))
   }
