@@ -4,11 +4,13 @@
  * refused, the JSON endpoints show the cost rising, and headless Chromium (Debian's `chromium` driven
  * by playwright-core) shows the GPUs, the lease with its cost rising and the earnings, and saves
  * screenshots (laptop and phone width) under .test-results/ for a person to look at. Where no Chromium
- * is installed the browser part says so in its title and checks the page over HTTP only.
+ * is installed the browser part says so in its title and checks the page over HTTP only. /metrics is
+ * read by a Prometheus text-format parser (parse-prometheus-text-format, prom2json's shape).
  */
 import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { Wallet } from 'ethers'
+import parsePrometheusTextFormat, { type PrometheusFamily } from 'parse-prometheus-text-format'
 import { chromium, type Browser } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { GpumeshNode } from '@gpumesh/net'
@@ -22,7 +24,7 @@ const CHROMIUM = [process.env.GPUMESH_CHROMIUM, '/usr/bin/chromium', '/usr/bin/c
 
 interface ActiveLeases { tokenDecimals: number, leases: Array<{ leaseId: string, state: string, costSoFar: string, metered: string, elapsedMs: number, pricePerHour: string }> }
 
-describe('provider dashboard', () => {
+describe('provider dashboard and /metrics', () => {
   let daemon: TestProvider
   let client: GpumeshNode
   let base: string
@@ -173,4 +175,62 @@ describe('provider dashboard', () => {
       await browser?.close()
     }
   }, 60_000)
+
+  it('serves /metrics in the Prometheus text format: GPUs by state, per-GPU readings, leases, GPU-seconds, money, vouchers; no unbounded label', async () => {
+    const families = await vi.waitFor(async () => {
+      const res = await get('/metrics', { authorization: `Bearer ${token}` })
+      expect(res.headers.get('content-type')).toContain('text/plain')
+      const parsed = parsePrometheusTextFormat(await res.text())
+      const vouchers = parsed.find((f) => f.name === 'gpumesh_provider_vouchers_total')
+      expect(Number(vouchers?.metrics[0]?.value)).toBeGreaterThan(0)
+      return parsed
+    }, { timeout: 10_000, interval: 200 })
+    const family = (name: string, type: PrometheusFamily['type']): PrometheusFamily => {
+      const found = families.find((f) => f.name === name)
+      expect(found, name).toBeDefined()
+      expect(found?.type).toBe(type)
+      return found as PrometheusFamily
+    }
+    const value = (f: PrometheusFamily, labels: Record<string, string> = {}): number => {
+      const sample = f.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v))
+      expect(sample, `${f.name} ${JSON.stringify(labels)}`).toBeDefined()
+      return Number(sample?.value)
+    }
+
+    const gpus = family('gpumesh_provider_gpus', 'GAUGE')
+    expect(value(gpus, { state: 'leased', class: 'H100-SXM-80GB', simulated: 'true' })).toBe(1)
+    expect(value(gpus, { state: 'free' })).toBe(2)
+    expect(value(gpus, { state: 'unhealthy' })).toBe(1)
+
+    const leasedIndex = String(daemon.provider.inventory.gpus().find((g) => g.state === 'leased')?.index)
+    const utilisation = family('gpumesh_provider_gpu_utilization_percent', 'GAUGE')
+    expect(utilisation.metrics.map((m) => m.labels?.gpu).sort()).toEqual(['0', '1', '2', '3'])
+    expect(value(utilisation, { gpu: leasedIndex })).toBeGreaterThan(50)
+    expect(value(family('gpumesh_provider_gpu_temperature_celsius', 'GAUGE'), { gpu: '3' })).toBe(97)
+    expect(value(family('gpumesh_provider_gpu_power_watts', 'GAUGE'), { gpu: '1' })).toBe(110)
+    expect(value(family('gpumesh_provider_gpu_memory_used_bytes', 'GAUGE'), { gpu: '2' })).toBe(1024 * 1024 * 1024)
+
+    expect(value(family('gpumesh_provider_leases', 'GAUGE'), { state: 'running' })).toBe(1)
+    expect(value(family('gpumesh_provider_leases_active', 'GAUGE'), { state: 'running' })).toBe(1)
+    expect(value(family('gpumesh_provider_proposals_total', 'COUNTER'), { outcome: 'accepted' })).toBe(1)
+    // GPU-seconds and money agree with the ledger (which may have moved on a little since the scrape).
+    const periods = daemon.provider.ledger.usagePeriods(leaseId)
+    const gpuSeconds = value(family('gpumesh_provider_gpu_seconds_total', 'COUNTER'))
+    expect(gpuSeconds).toBeGreaterThan(0)
+    expect(gpuSeconds).toBeLessThanOrEqual(Number(periods.reduce((sum, p) => sum + p.gpuMs, 0n)) / 1000)
+    const earnings = family('gpumesh_provider_earnings_base_units', 'GAUGE')
+    const accrued = value(earnings, { kind: 'accrued' })
+    expect(accrued).toBeGreaterThan(0)
+    expect(BigInt(accrued)).toBeLessThanOrEqual(periods.at(-1)?.cumulativeAmount as bigint)
+    expect(earnings.metrics.map((m) => m.labels?.kind).sort()).toEqual(['accrued', 'exported', 'outstanding', 'redeemed', 'unvouchered', 'vouchered'])
+    family('gpumesh_provider_process_resident_memory_bytes', 'GAUGE')
+
+    // Bounded labels: no lease id, order id or peer id anywhere.
+    const labelValues = families.flatMap((f) => f.metrics.flatMap((m) => Object.values(m.labels ?? {})))
+    expect(labelValues.length).toBeGreaterThan(10)
+    for (const v of labelValues) {
+      expect(v).not.toMatch(/^0x[0-9a-fA-F]{64}$/)
+      expect(v).not.toMatch(/^12D3Koo/)
+    }
+  })
 })
