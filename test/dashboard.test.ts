@@ -2,10 +2,11 @@
  * The GPU owner's dashboard against a provider with a live lease (process runner, 1 s billing, the
  * training fixture running): the token link trades the token for a cookie, requests without it are
  * refused, the JSON endpoints show the cost rising, and headless Chromium (Debian's `chromium` driven
- * by playwright-core) shows the GPUs, the lease with its cost rising and the earnings, and saves
- * screenshots (laptop and phone width) under .test-results/ for a person to look at. Where no Chromium
- * is installed the browser part says so in its title and checks the page over HTTP only. /metrics is
- * read by a Prometheus text-format parser (parse-prometheus-text-format, prom2json's shape).
+ * by playwright-core) shows the GPUs, the lease with its cost rising and the earnings, and an idle
+ * provider saying why nothing is leased; screenshots (laptop and phone width, and the idle one) go to
+ * .test-results/ for a person to look at. Where no Chromium is installed the browser part says so in
+ * its title and checks the page over HTTP only. /metrics is read by a Prometheus text-format parser
+ * (parse-prometheus-text-format, prom2json's shape).
  */
 import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
@@ -15,7 +16,7 @@ import { chromium, type Browser } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { GpumeshNode } from '@gpumesh/net'
 import { submitJob } from '@gpumesh/renter'
-import { StandInProber, simulatedGpu, startClient, type TestProvider } from './provider-helpers.js'
+import { StandInProber, simulatedGpu, startClient, startProvider, type TestProvider } from './provider-helpers.js'
 import { clientOptions, leaseFrom, startJobProvider, trainSpec, trainingBundle } from './jobs-helpers.js'
 
 const RESULTS = '.test-results'
@@ -156,6 +157,7 @@ describe('provider dashboard and /metrics', () => {
       }, { timeout: 10_000, interval: 250 })
       expect(await page.locator('#offer').innerText()).toContain('H100-SXM-80GB')
       expect(await page.locator('#idle').isHidden()).toBe(true)
+      expect(await page.locator('#gpus').innerText()).toContain('Free: offered to renters')
 
       await mkdir(RESULTS, { recursive: true })
       await page.screenshot({ path: `${RESULTS}/dashboard.png`, fullPage: true })
@@ -163,6 +165,26 @@ describe('provider dashboard and /metrics', () => {
       await page.screenshot({ path: `${RESULTS}/dashboard-phone.png`, fullPage: true })
       // Phone width: nothing wider than the screen.
       expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390)
+
+      // A provider with nothing leased says why: no price for its class, no matcher, not reachable.
+      const idleProber = new StandInProber(2)
+      idleProber.gpus = idleProber.gpus.map((g, i) => simulatedGpu(i, { class: 'L4-24GB', name: 'NVIDIA L4' }))
+      const idle = await startProvider({ prober: idleProber })
+      try {
+        const idlePage = await context.newPage()
+        await idlePage.goto(`${idle.provider.apiUrl() as string}/?token=${idle.provider.apiToken}`)
+        await idlePage.locator('#idle-reasons li').first().waitFor()
+        const reasons = await idlePage.locator('#idle-reasons').innerText()
+        expect(reasons).toContain('no price for class L4-24GB')
+        expect(reasons).toContain('Not connected to any matcher')
+        expect(reasons).toContain('Not reachable from the internet')
+        expect(reasons.split('no price for class L4-24GB')).toHaveLength(2) // said once
+        expect(await idlePage.locator('#gpus').innerText()).toContain('Free, but not in the offer')
+        expect(await idlePage.locator('#no-leases').isVisible()).toBe(true)
+        await idlePage.screenshot({ path: `${RESULTS}/dashboard-idle.png`, fullPage: true })
+      } finally {
+        await idle.stop()
+      }
 
       // Another browser without the cookie is refused.
       const stranger = await (await browser.newContext()).newPage()

@@ -83,9 +83,11 @@ async function get (path) {
   return await res.json()
 }
 
+let offered = new Set()
+
 function why (gpu) {
   if (gpu.state === 'leased' || gpu.state === 'reserved') return (gpu.state === 'leased' ? 'Running a job' : 'Reserved for a lease starting') + (gpu.leaseId ? ' (lease ' + short(gpu.leaseId) + ')' : '')
-  if (gpu.state === 'free') return 'Free: offered to renters'
+  if (gpu.state === 'free') return offered.has(gpu.class) ? 'Free: offered to renters' : 'Free, but not in the offer: see why nothing is leased'
   if (gpu.problems.length > 0) return gpu.problems.join('; ')
   if (gpu.state === 'busy') return 'Busy with a process that is not a gpumesh job'
   return gpu.state
@@ -174,12 +176,22 @@ function renderOffer (status) {
   for (const note of o.notes) box.append(el('p', { class: 'why', text: note }))
 }
 
+/** A multiaddr on loopback, a private IPv4 range, link-local or unique-local IPv6. */
+function privateAddress (addr) {
+  const m = /^\/(ip4|ip6)\/([^/]+)/.exec(addr)
+  if (m === null) return false
+  const ip = m[2]
+  if (m[1] === 'ip4') return /^(127\.|10\.|192\.168\.|169\.254\.|172\.(1[6-9]|2\d|3[01])\.)/.test(ip)
+  return ip === '::1' || /^f[cd]|^fe80/i.test(ip)
+}
+
 function idleReasons (status) {
   if (status.activeLeases.length > 0) return []
   const reasons = []
-  if (status.connectedPeers.length === 0) reasons.push('Not connected to any peer: no matcher or renter can reach this provider. Check network.bootstrap and that the listen address is reachable.')
+  if (status.connectedPeers.length === 0) reasons.push('Not connected to any matcher or peer: nobody sees this provider\'s offer. Set network.bootstrap to a matcher\'s address (or turn on network.mdns on a LAN).')
+  if (status.addresses.length > 0 && status.addresses.every(privateAddress)) reasons.push('Not reachable from the internet: every address this provider listens on or announces is private (' + status.addresses.map((a) => a.split('/p2p/')[0]).join(', ') + '). Renters outside this network cannot connect: set network.announce to a public address and forward its port.')
   if (status.offer.reason !== null) reasons.push('No offer out: ' + status.offer.reason)
-  for (const note of status.offer.notes) reasons.push(note)
+  for (const note of status.offer.notes) if (status.offer.reason === null || !status.offer.reason.includes(note)) reasons.push(note)
   if (status.gpus.length > 0 && status.gpus.every((g) => g.state !== 'free')) reasons.push('No GPU is free: ' + status.gpus.map((g) => 'GPU ' + (g.index ?? '?') + ' ' + why(g)).join('; '))
   for (const p of status.runner.problems) reasons.push(p)
   if (reasons.length === 0) reasons.push('The offer is out and nobody has leased yet: renters choose by price; compare your prices with the market (`gpumesh market offers`).')
@@ -188,6 +200,7 @@ function idleReasons (status) {
 
 function renderStatus (status) {
   decimals = status.offer.tokenDecimals
+  offered = new Set(status.offer.reason === null ? status.offer.gpus.map((g) => g.class) : [])
   document.getElementById('identity').textContent = 'peer ' + (status.peerId ? short(status.peerId) : '—') + ' · paid to ' + short(status.paymentAddress) + ' · ' + status.settlement.mode + ' settlement' + (status.fleet ? ' · fleet of ' + short(status.fleet.operator) : '')
   const conn = document.getElementById('connection')
   conn.textContent = status.running ? status.connectedPeers.length + ' peer(s) connected' : 'stopped'
