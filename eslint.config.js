@@ -22,6 +22,11 @@ export default tseslint.config(
     rules: { 'no-console': 'off' }
   },
   {
+    // The provider's dashboard: a plain script in the browser.
+    files: ['packages/provider/dashboard/**'],
+    languageOptions: { sourceType: 'script', globals: { document: 'readonly', window: 'readonly' } }
+  },
+  {
     files: ['**/*.js', '**/*.mjs', '**/*.cjs'],
     rules: { '@typescript-eslint/no-require-imports': 'off' }
   }

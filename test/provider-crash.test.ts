@@ -52,6 +52,8 @@ describe('provider daemon as a process', () => {
     }, 20_000)
     const info = JSON.parse(await readFile(file, 'utf8')) as ProviderJson
     expect(output).toContain(info.peerId)
+    // The dashboard link: the API's URL with its token.
+    expect(output).toContain(`dashboard        ${info.api.url}/?token=${info.api.token}`)
     return { child, info }
   }
 
@@ -96,6 +98,8 @@ describe('provider daemon as a process', () => {
     expect(parsed.peerId).toBe(first.info.peerId)
     expect(parsed.gpus).toHaveLength(4)
     expect(parsed.gpus.every((g) => g.simulated)).toBe(true)
+    const text = await gpumesh('provider', 'status', '--data-dir', dataDir)
+    expect(text.stdout).toContain(`dashboard        ${first.info.api.url}/?token=${first.info.api.token}`)
 
     // A second daemon on the same data directory would reserve the same GPUs: it is refused, in words.
     const twin = await gpumesh('provider', 'start', '--data-dir', dataDir)

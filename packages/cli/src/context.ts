@@ -11,6 +11,8 @@ export interface CommandContext {
   signal: AbortSignal
   /** True when stdin is a terminal (for password prompts). */
   interactive: boolean
+  /** True when stderr is a terminal: logs are readable lines there, JSON lines elsewhere. */
+  stderrIsTerminal?: boolean
 }
 
 /** One subcommand: `run` returns the exit code. */

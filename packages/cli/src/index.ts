@@ -133,6 +133,7 @@ function processContext (): CommandContext {
     stdout: (text) => { process.stdout.write(text) },
     stderr: (text) => { process.stderr.write(text) },
     signal: controller.signal,
-    interactive: process.stdin.isTTY === true
+    interactive: process.stdin.isTTY === true,
+    stderrIsTerminal: process.stderr.isTTY === true
   }
 }

@@ -20,7 +20,7 @@ import { SettlementStore } from './settlements.js'
 import { prepareStatements } from './statements.js'
 import type { Statements } from './statements.js'
 import type {
-  Clock, GpuHealthState, GpuInput, GpuRecord, LeaseEventRecord, LeaseJob, LeaseRecord, LedgerLogger,
+  ActivityCounts, Clock, GpuHealthState, GpuInput, GpuRecord, LeaseEventRecord, LeaseJob, LeaseRecord, LedgerLogger,
   LedgerOptions, OfferRecord, RejectionInput, RejectionRecord, ReserveLeaseInput, SettlementInput,
   SettlementRecord, SettlementState, TransitionExtra, UsagePeriodInput, UsagePeriodRecord, UsageSample,
   UsageSampleRecord, VoucherInput, VoucherRecord
@@ -313,6 +313,24 @@ export class Ledger {
       const rejected: Record<string, number> = {}
       for (const row of s.countRejectionsByCode.all() as Array<{ code: string, n: number }>) rejected[row.code] = row.n
       return { accepted, rejected }
+    })
+  }
+
+  /**
+   * Totals for monitoring, each one query: leases by state, GPU-milliseconds metered in all usage
+   * periods, vouchers received, settlement batches by kind and state.
+   */
+  activityCounts (): ActivityCounts {
+    return this.#run('count activity', ({ s }) => {
+      const leasesByState: Record<string, number> = {}
+      for (const row of s.countLeasesByState.all() as Array<{ state: string, n: number }>) leasesByState[row.state] = row.n
+      return {
+        leasesByState,
+        gpuMs: BigInt((s.sumGpuMs.get() as { total: string }).total),
+        vouchers: (s.countVouchers.get() as { n: number }).n,
+        settlements: (s.countSettlementsByState.all() as Array<{ kind: SettlementKind, state: SettlementState, n: number }>)
+          .map((r) => ({ kind: r.kind, state: r.state, count: r.n }))
+      }
     })
   }
 

@@ -65,6 +65,10 @@ const SQL = {
   listRejections: 'SELECT * FROM rejections WHERE at >= ? ORDER BY id DESC LIMIT ?',
   countLeases: 'SELECT COUNT(*) AS n FROM leases',
   countRejectionsByCode: 'SELECT code, COUNT(*) AS n FROM rejections GROUP BY code ORDER BY code',
+  countLeasesByState: 'SELECT state, COUNT(*) AS n FROM leases GROUP BY state ORDER BY state',
+  sumGpuMs: 'SELECT CAST(COALESCE(SUM(CAST(gpu_ms AS INTEGER)), 0) AS TEXT) AS total FROM usage_periods',
+  countVouchers: 'SELECT COUNT(*) AS n FROM vouchers',
+  countSettlementsByState: 'SELECT kind, state, COUNT(*) AS n FROM settlements GROUP BY kind, state ORDER BY kind, state',
 
   insertSample: `INSERT INTO usage_samples (lease_id, offset_ms, at, gpu_uuid, utilization_percent, memory_used_mib, power_w)
     VALUES (?, ?, ?, ?, ?, ?, ?)`,

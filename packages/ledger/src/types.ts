@@ -399,3 +399,12 @@ export interface LeaseSettlementView {
   lastTxHash: string | null
   updatedAt: number | null
 }
+
+/** `Ledger.activityCounts()`: totals for monitoring. */
+export interface ActivityCounts {
+  leasesByState: Record<string, number>
+  /** GPU-milliseconds of every usage period recorded. */
+  gpuMs: bigint
+  vouchers: number
+  settlements: Array<{ kind: SettlementKind, state: SettlementState, count: number }>
+}

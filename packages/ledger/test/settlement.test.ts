@@ -203,4 +203,27 @@ describe('renter exposure', () => {
     ledger.confirmSettlement(batch.id, { txHash: '0x2', blockNumber: 2, gasUsed: 1n, entries: [{ leaseId: a, paidAmount: 100n, code: 'PAID', redeemedTotal: 100n }] })
     expect(exposure()).toEqual({ unredeemedVouchered: 50n, unredeemedOwed: 130n, leases: 2 })
   })
+
+  it('counts leases by state, GPU-milliseconds, vouchers and settlement batches by kind and state for monitoring', () => {
+    expect(ledger.activityCounts()).toEqual({ leasesByState: {}, gpuMs: 0n, vouchers: 0, settlements: [] })
+    const a = lease(1)
+    const b = lease(2)
+    ledger.reserveLease(leaseInput(3))
+    period(a, 0, 100n, 0n)
+    period(a, 1, 200n, 100n)
+    period(b, 0, 50n, 0n)
+    voucher(a, 1n, 100n)
+    voucher(a, 2n, 200n)
+    voucher(b, 1n, 50n)
+    const batch = ledger.recordOnchainBatch([{ leaseId: a, sequence: 2n, cumulativeAmount: 200n }])
+    ledger.markSettlementSubmitted(batch.id, '0x1')
+    ledger.recordOnchainBatch([{ leaseId: b, sequence: 1n, cumulativeAmount: 50n }])
+    ledger.transitionLease(b, 'completed', 'job exited 0')
+    expect(ledger.activityCounts()).toEqual({
+      leasesByState: { accepted: 1, running: 1, completed: 1 },
+      gpuMs: 180_000n,
+      vouchers: 3,
+      settlements: [{ kind: 'onchain', state: 'pending', count: 1 }, { kind: 'onchain', state: 'submitted', count: 1 }]
+    })
+  })
 })

@@ -23,6 +23,8 @@ export const LEASE_HANDLER_TIMEOUT_MS = 10_000
 export const LEASE_NET_RATE_LIMIT = { points: 1_000, durationMs: 1_000 } as const
 /** Errors remembered for `status` (newest last). */
 export const MAX_RECENT_ERRORS = 20
+/** How far back the dashboard's charts reach (kept in memory, on the probe cadence). */
+export const HISTORY_WINDOW_MS = 60 * 60 * 1000
 /** Name of the runtime file in the data directory. */
 export const PROVIDER_FILE = 'provider.json'
 /** Name of the ledger file in the data directory. */

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type { GpuHealthState, GpuInput, GpuState, Ledger } from '@gpumesh/ledger'
 import type { Logger } from 'pino'
+import type { GpuReadingNow } from './history.js'
 import { VANISHED_PROBLEM } from './probe/index.js'
 import { RepeatingTask } from './repeating-task.js'
 import type { GpuInfo, HostInfo, ProbeIssue, ProbeResult } from './probe/index.js'
@@ -139,6 +140,18 @@ export class Inventory extends EventEmitter<InventoryEvents> {
         leaseId: record?.leaseId ?? null
       }
     })
+  }
+
+  /** The last probe's readings of each GPU (utilisation, memory, temperature, power; null where unknown). */
+  readings (): GpuReadingNow[] {
+    return (this.#last?.gpus ?? []).map((g) => ({
+      uuid: g.uuid,
+      index: g.index,
+      utilizationPercent: g.utilizationPercent,
+      memoryUsedMiB: g.memoryUsedMiB,
+      temperatureC: g.temperatureC,
+      powerDrawW: g.powerDrawW
+    }))
   }
 
   /** GPUs a new lease may take: healthy, not busy, not held by a lease. */

@@ -9,8 +9,10 @@ import type { SettleReport } from '@gpumesh/settlement'
 import type { Address, FleetMembership, PaymentKey, PeerBinding } from '@gpumesh/protocol'
 import type { Logger } from 'pino'
 import { ApiServer, toJson } from './api.js'
+import { activeLeaseViews, dashboardRoutes } from './dashboard.js'
+import { DashboardHistory, historyCapacity, type GpuReadingNow } from './history.js'
 import { systemClock, type Clock } from './clock.js'
-import { ARTIFACT_CLEANUP_INTERVAL_MS, EXPIRY_SWEEP_INTERVAL_MS, JOBS_DIR, LEDGER_FILE, MAX_RECENT_ERRORS, RUNNER_CHECK_INTERVAL_MS, SEEN_ORDERS_PRUNE_INTERVAL_MS } from './constants.js'
+import { ARTIFACT_CLEANUP_INTERVAL_MS, EXPIRY_SWEEP_INTERVAL_MS, HISTORY_WINDOW_MS, JOBS_DIR, LEDGER_FILE, MAX_RECENT_ERRORS, RUNNER_CHECK_INTERVAL_MS, SEEN_ORDERS_PRUNE_INTERVAL_MS } from './constants.js'
 import { Inventory, type InventoryGpu, type InventoryProber } from './inventory.js'
 import { JobService } from './job-service.js'
 import { DockerRunner, JobManager, ProcessRunner, checkDockerReadiness, simulatedGpuSampler, type DockerReadiness, type JobRunner, type SampleGpus } from './jobs/index.js'
@@ -189,11 +191,12 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
   const settlement = new SettlementService(config, { ledger, paymentKey, logger: logger.child({ module: 'settlement' }), onError: noteError })
   const escrowGuard = settlement.guard
   const jobsDir = config.runner.process.jobsDir ?? join(config.dataDir, JOBS_DIR)
+  const sampleGpus = gpuSampler(config, components, inventory, logger)
   const jobs = new JobManager({
     ledger,
     runner,
     clock,
-    sampleGpus: gpuSampler(config, components, inventory, logger),
+    sampleGpus,
     paymentKey,
     escrowCheck: escrowGuard === null ? null : async (lease) => await escrowGuard.check(lease.renter, lease.token, 0n),
     logger: logger.child({ module: 'jobs' })
@@ -254,6 +257,18 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
   })
   const onCapacityChange = (): void => { publisher?.requestPublish() }
 
+  // The dashboard's charts: every GPU's readings and the earnings, on the probe cadence, the last hour.
+  const history = new DashboardHistory(historyCapacity(HISTORY_WINDOW_MS, config.probe.intervalSec * 1000))
+  let latestReadings: GpuReadingNow[] = []
+  const recordHistory = async (): Promise<void> => {
+    if (!ledger.isOpen) return
+    latestReadings = await gpuReadings(inventory, sampleGpus)
+    const now = clock.now()
+    history.recordGpus(now, latestReadings)
+    history.recordEarnings(now, ledger.earnings())
+  }
+  const historyRecorder = new RepeatingTask({ name: 'history', intervalMs: config.probe.intervalSec * 1000, runAtStart: true, logger: log }, recordHistory)
+
   const status = (): ProviderStatus => {
     const offerState: OfferState | null = publisher?.state ?? null
     const offer = offerState?.offer ?? null
@@ -294,7 +309,10 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
       recentErrors: [...recentErrors]
     }
   }
-  const metrics = new ProviderMetrics(status)
+  const metrics = new ProviderMetrics(status, {
+    gpuReadings: () => latestReadings,
+    activity: () => ledger.isOpen ? ledger.activityCounts() : null
+  })
 
   const stop = async (): Promise<void> => {
     if (starting != null) await starting.catch(() => {})
@@ -307,6 +325,7 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
     await artifactCleaner.stop()
     await settlement.stop()
     await runnerChecker.stop()
+    await historyRecorder.stop()
     // 3. Stop announcing and background work.
     await publisher?.stop()
     await sweeper.stop()
@@ -426,6 +445,7 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
       settlement.start()
       sweeper.start()
       pruner.start()
+      historyRecorder.start()
 
       if (config.api.enabled) {
         api = new ApiServer({
@@ -438,7 +458,11 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
             '/leases': (query) => ({ contentType: 'application/json', body: toJson(listLeases(ledger, query.get('state'))) }),
             '/health': () => ({ contentType: 'application/json', body: toJson({ ok: running }) }),
             '/earnings': (query) => ({ contentType: 'application/json', body: toJson(ledger.earnings(sinceOption(query.get('since')))) }),
-            '/metrics': async () => await metrics.render()
+            '/metrics': async () => await metrics.render(),
+            '/gpus/history': (query) => ({ contentType: 'application/json', body: toJson({ gpus: history.gpus(sinceOption(query.get('since')).since) }) }),
+            '/leases/active': () => ({ contentType: 'application/json', body: toJson({ tokenDecimals: config.pricing.tokenDecimals, leases: ledger.isOpen ? activeLeaseViews(ledger, clock.now()) : [] }) }),
+            '/earnings/history': (query) => ({ contentType: 'application/json', body: toJson({ tokenDecimals: config.pricing.tokenDecimals, tokens: history.earnings(sinceOption(query.get('since')).since) }) }),
+            ...await dashboardRoutes()
           }
         })
         await api.start()
@@ -498,6 +522,27 @@ function gpuSampler (config: ProviderConfig, components: ProviderComponents, inv
     simulated: simulatedGpuSampler(),
     logger: logger.child({ module: 'gpu-sampler' })
   }).sample
+}
+
+/**
+ * Each GPU's readings now: the last probe's, and for a leased GPU the meter's sampler (live utilisation,
+ * memory and power; shared with the meter, so no extra tool run; synthetic for a simulated GPU).
+ */
+async function gpuReadings (inventory: Inventory, sample: SampleGpus): Promise<GpuReadingNow[]> {
+  const probed = inventory.readings()
+  const leased = inventory.gpus().filter((g) => g.state === 'leased').map((g) => g.uuid)
+  if (leased.length === 0) return probed
+  const live = new Map((await sample(leased)).map((r) => [r.uuid, r]))
+  return probed.map((r) => {
+    const now = live.get(r.uuid)
+    if (now === undefined) return r
+    return {
+      ...r,
+      utilizationPercent: now.utilizationPercent ?? r.utilizationPercent,
+      memoryUsedMiB: now.memoryUsedMiB ?? r.memoryUsedMiB,
+      powerDrawW: now.powerDrawW ?? r.powerDrawW
+    }
+  })
 }
 
 function lastRedemption (report: SettleReport | null): ProviderStatus['settlement']['lastRedemption'] {

@@ -1,13 +1,13 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import pino from 'pino'
 import { generatePeerKey, peerKeyFromBytes, peerKeyToBytes } from '@gpumesh/net'
 import { createMatcher } from '@gpumesh/matcher'
 import type { Ed25519PrivateKey } from '@libp2p/interface'
 import type { Logger } from 'pino'
 import { resolveDataDir } from '../data-dir.js'
 import { CliError, EXIT } from '../errors.js'
+import { createCliLogger } from '../log.js'
 import { writeSecret } from '../identity.js'
 import type { Command, CommandContext } from '../context.js'
 
@@ -80,17 +80,5 @@ async function loadOrCreatePeerKey (path: string): Promise<Ed25519PrivateKey> {
 
 /** pino to stderr: JSON lines with --json-log, else one readable line per record. */
 function makeLogger (json: boolean, ctx: CommandContext): Logger {
-  if (json) return pino({ base: { role: 'matcher' } }, { write: (line: string) => { ctx.stderr(line) } })
-  return pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime }, {
-    write: (line: string) => {
-      try {
-        const { time, level, msg, module, ...rest } = JSON.parse(line) as Record<string, unknown>
-        const name = pino.levels.labels[Number(level)] ?? String(level)
-        const extra = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ')
-        ctx.stderr(`${String(time).slice(11, 19)} ${name.padEnd(5)} ${module != null ? `${String(module)}: ` : ''}${String(msg)}${extra.length > 0 ? ` ${extra}` : ''}\n`)
-      } catch {
-        ctx.stderr(line)
-      }
-    }
-  })
+  return createCliLogger({ json, base: { role: 'matcher' }, write: (line) => { ctx.stderr(line) } })
 }

@@ -3,6 +3,7 @@ import pino from 'pino'
 import { createProvider, removeProviderFile, writeProviderFile, type ConfigLayer } from '@gpumesh/provider'
 import { CliError, EXIT } from '../errors.js'
 import { loadIdentity } from '../identity.js'
+import { createCliLogger } from '../log.js'
 import { obtainPassword, withoutSecrets } from '../prompt.js'
 import { loadProviderConfig } from './provider-config.js'
 import type { Command } from '../context.js'
@@ -42,8 +43,16 @@ export const providerStartCommand: Command = {
     if (ctx.env.GPUMESH_PASSWORD != null && ctx.env.GPUMESH_PASSWORD_FILE == null) {
       ctx.stderr('gpumesh: the password is in this process\'s environment (GPUMESH_PASSWORD), where every process of this user can read it; prefer GPUMESH_PASSWORD_FILE or a systemd credential (gpumesh-password).\n')
     }
-    // Structured logs go to stderr; stdout carries the few lines a person or a script reads.
-    const logger = pino({ level: config.logLevel, base: { pid: process.pid } }, pino.destination({ fd: 2, sync: true }))
+    // Logs go to stderr (JSON lines, or readable lines on a terminal; GPUMESH_LOG_FORMAT=json|text
+    // chooses); stdout carries the few lines a person or a script reads.
+    const json = ctx.env.GPUMESH_LOG_FORMAT === 'json' || (ctx.env.GPUMESH_LOG_FORMAT !== 'text' && ctx.stderrIsTerminal !== true)
+    const logger = createCliLogger({
+      json,
+      level: config.logLevel,
+      base: { pid: process.pid },
+      write: (line) => { ctx.stderr(line) },
+      destination: pino.destination({ fd: 2, sync: true })
+    })
     const provider = createProvider(config, {
       identity: { peerKey: identity.peerKey, paymentKey: identity.wallet },
       logger,
@@ -67,6 +76,7 @@ export const providerStartCommand: Command = {
         `  payment address  ${provider.paymentAddress}`,
         ...provider.addresses().map((a) => `  listening        ${a}`),
         `  API              ${apiUrl ?? 'off'}`,
+        ...(apiUrl == null ? [] : [`  dashboard        ${apiUrl}/?token=${provider.apiToken}`]),
         ''
       ].join('\n'))
       const simulated = provider.inventory.gpus().filter((g) => g.simulated).length

@@ -42,7 +42,7 @@ export const providerStatusCommand: Command = {
       ctx.stdout(body.endsWith('\n') ? body : body + '\n')
       return EXIT.OK
     }
-    ctx.stdout(render(JSON.parse(body) as StatusJson))
+    ctx.stdout(render(JSON.parse(body) as StatusJson, `${info.api.url}/?token=${info.api.token}`))
     return EXIT.OK
   }
 }
@@ -58,12 +58,13 @@ function bigints (row: Record<string, unknown>): Record<string, unknown> {
   return out
 }
 
-function render (s: StatusJson): string {
+function render (s: StatusJson, dashboard: string): string {
   const lines = [
     `provider ${s.peerId ?? '?'} ${s.running ? 'running' : 'stopping'}`,
     `  payment address  ${s.paymentAddress}`,
     ...s.addresses.map((a) => `  listening        ${a}`),
     `  connected peers  ${s.connectedPeers.length}`,
+    `  dashboard        ${dashboard}`,
     ...(s.fleet != null ? [`  fleet operator   ${s.fleet.operator} (membership until ${new Date(s.fleet.expiresAt).toISOString()})`] : []),
     '',
     'GPUs:'
