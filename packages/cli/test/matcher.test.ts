@@ -145,5 +145,5 @@ describe('gpumesh matcher start and gpumesh offers', () => {
     expect(await exited).toBe(0)
     child = null
     expect(stdout).toContain('matcher stopped')
-  })
+  }, 120_000)
 })

@@ -93,11 +93,13 @@ describe('GpuSampler with the stand-in nvidia-smi', () => {
     const env: Record<string, string | undefined> = { ...process.env, FAKE_SMI_CAPTURE: 'h100x2-training.csv', FAKE_SMI_CALLS: calls, FAKE_SMI_MODE: 'hang' }
     const logger = recorder()
     const clock = { t: 0 }
-    const sampler = new GpuSampler({ nvidiaSmi: bin('nvidia-smi'), toolEnv: env, timeoutMs: 300, cacheMs: 500, now: () => clock.t, logger })
+    // The timeout leaves the stand-in (a Node script) time to start and record its run on a loaded machine.
+    const timeoutMs = 2_000
+    const sampler = new GpuSampler({ nvidiaSmi: bin('nvidia-smi'), toolEnv: env, timeoutMs, cacheMs: 500, now: () => clock.t, logger })
     const started = Date.now()
     expect(await Promise.all([sampler.sample([H100_0]), sampler.sample([H100_1])]))
       .toEqual([[{ uuid: H100_0, ...NULLS }], [{ uuid: H100_1, ...NULLS }]])
-    expect(Date.now() - started).toBeLessThan(2_000)
+    expect(Date.now() - started).toBeLessThan(timeoutMs + 1_500)
     expect(await runs(calls)).toHaveLength(1)
     // Backing off: the next tick does not start another child that could hang too.
     clock.t = 900
