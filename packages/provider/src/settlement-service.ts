@@ -62,6 +62,8 @@ export interface SettlementServiceComponents {
   paymentKey: PaymentKey
   logger: Logger
   onError?: (message: string) => void
+  /** How often automatic redemption looks whether it is due; default 30 s (`AUTO_REDEEM_CHECK_INTERVAL_MS`). */
+  checkIntervalMs?: number
 }
 
 export class SettlementService {
@@ -69,8 +71,8 @@ export class SettlementService {
   readonly #c: SettlementServiceComponents
   readonly #log: Logger
   readonly #escrow: Address
-  /** Null off-chain. */
-  readonly client: EscrowClient | null
+  /** The escrow client while on chain: made at construction and again at a start after a stop. */
+  #client: EscrowClient | null
   /** Null off-chain. */
   readonly guard: EscrowGuard | null
   readonly #task: RepeatingTask | null
@@ -82,23 +84,19 @@ export class SettlementService {
     this.#c = components
     this.#log = components.logger
     this.#escrow = settlementEscrow(config)
-    const { mode, rpcUrl } = config.settlement
-    this.client = mode === 'onchain' && rpcUrl != null
-      ? new EscrowClient({ rpcUrl, escrow: this.#escrow, privateKey: privateKeyHex(components.paymentKey), logger: components.logger })
-      : null
-    const client = this.client
-    this.guard = client === null
+    this.#client = this.#newClient()
+    this.guard = this.#client === null
       ? null
       : new EscrowGuard({
-        reader: { account: async (renter, token) => await client.account(renter, token) },
+        reader: { account: async (renter, token) => await this.#onchainClient().account(renter, token) },
         commitments: (renter, token) => renterCommitments(components.ledger, this.#escrow, renter, token)
       }, { tokenDecimals: config.pricing.tokenDecimals })
     const auto = config.settlement.autoRedeem
-    this.#task = client === null || (auto.everyMinutes == null && auto.whenUnredeemedAbove == null)
+    this.#task = this.#client === null || (auto.everyMinutes == null && auto.whenUnredeemedAbove == null)
       ? null
       : new RepeatingTask({
         name: 'auto-redeem',
-        intervalMs: auto.whenUnredeemedAbove != null ? AUTO_REDEEM_CHECK_INTERVAL_MS : (auto.everyMinutes ?? 1) * 60_000,
+        intervalMs: components.checkIntervalMs ?? (auto.whenUnredeemedAbove != null ? AUTO_REDEEM_CHECK_INTERVAL_MS : (auto.everyMinutes ?? 1) * 60_000),
         logger: this.#log
       }, async (signal) => { await this.#autoRedeem(signal) })
   }
@@ -106,24 +104,46 @@ export class SettlementService {
   /** The newest run's report, or null. */
   get lastReport (): SettleReport | null { return this.#lastReport }
 
+  /** The escrow client; null off-chain. */
+  get client (): EscrowClient | null { return this.#client }
+
   start (): void {
+    this.#client ??= this.#newClient()
     this.#lastRedeemAt = Date.now()
     this.#task?.start()
   }
 
   async stop (): Promise<void> {
     await this.#task?.stop()
-    this.client?.close()
+    this.#client?.close()
+    this.#client = null
+  }
+
+  #newClient (): EscrowClient | null {
+    const { mode, rpcUrl } = this.#config.settlement
+    if (mode !== 'onchain' || rpcUrl == null) return null
+    return new EscrowClient({ rpcUrl, escrow: this.#escrow, privateKey: privateKeyHex(this.#c.paymentKey), logger: this.#c.logger })
+  }
+
+  #onchainClient (): EscrowClient {
+    const client = this.#client
+    if (client === null) throw new Error('the provider is stopped or settles off-chain')
+    return client
   }
 
   /** Redeems now (the `gpumesh settle onchain` path, inside the daemon). Throws off-chain. */
   async settle (options: Omit<SettleOnchainOptions, 'ledger' | 'client'> = {}): Promise<SettleReport> {
-    if (this.client === null) throw new Error('this provider settles off-chain (settlement.mode: offchain)')
-    const report = await runOnchainSettlement(this.#config.dataDir, {
-      ...options, ledger: this.#c.ledger, client: this.client, logger: this.#log
-    })
-    if (options.dryRun !== true) this.#lastReport = report
-    return report
+    // While stopped, a client of its own for this run only.
+    const owned = this.#client === null ? this.#newClient() : null
+    const client = this.#client ?? owned
+    if (client === null) throw new Error('this provider settles off-chain (settlement.mode: offchain)')
+    try {
+      const report = await runOnchainSettlement(this.#config.dataDir, { ...options, ledger: this.#c.ledger, client, logger: this.#log })
+      if (options.dryRun !== true) this.#lastReport = report
+      return report
+    } finally {
+      owned?.close()
+    }
   }
 
   async #autoRedeem (signal: AbortSignal): Promise<void> {
