@@ -20,6 +20,7 @@ import {
 import { MatcherError } from './errors.js'
 import { LatencyEstimates } from './latency.js'
 import { BookService } from './book-service.js'
+import { FleetRevocations } from './fleet-revocations.js'
 import { OfferIntake } from './offer-intake.js'
 import { OrderBook } from './order-book.js'
 import { OrderService } from './order-service.js'
@@ -80,6 +81,8 @@ export interface Matcher {
   readonly latency: LatencyEstimates
   /** Runs one prune pass now (what the repeating task does). */
   prune: () => void
+  /** Fleet revocations kept (from gossip); null before `start()`. */
+  readonly revocations: FleetRevocations | null
 }
 
 /**
@@ -106,6 +109,7 @@ class MatcherService implements Matcher {
   #node: GpumeshNode | null
   #ownsNode: boolean
   #intake: OfferIntake | null = null
+  #revocations: FleetRevocations | null = null
   #orders: OrderService | null = null
   #bookService: BookService | null = null
   readonly #pruneTask: RepeatingTask
@@ -122,6 +126,8 @@ class MatcherService implements Matcher {
       options.pruneIntervalMs ?? DEFAULT_PRUNE_INTERVAL_MS,
       (err) => { this.#log.error({ err }, 'prune failed') })
   }
+
+  get revocations (): FleetRevocations | null { return this.#revocations }
 
   get node (): GpumeshNode {
     if (this.#node == null) throw new MatcherError('NOT_STARTED', 'the matcher has not started')
@@ -157,11 +163,15 @@ class MatcherService implements Matcher {
       throw new MatcherError('NO_ASYNC_VALIDATION', 'the node\'s gossipsub must run with asyncValidation (see matcherNodeOptions())')
     }
     const logger = this.#components.logger ?? pino({ enabled: false })
+    const revocations = new FleetRevocations({ pubsub, book: this.book, clock: this.#clock, logger })
+    this.#revocations = revocations
+    revocations.start()
     this.#intake = new OfferIntake({
       pubsub,
       book: this.book,
       clock: this.#clock,
       logger,
+      isRevoked: (offer) => revocations.isRevoked(offer),
       onVerdict: (verdict) => {
         // An offer entering the book starts (or continues) the provider's observed stay.
         if (verdict.reason === 'ADDED' && verdict.offer != null) this.records.recordPresent(verdict.offer.peerId, this.#clock.now())
@@ -201,6 +211,7 @@ class MatcherService implements Matcher {
     await this.#bookService?.stop()
     await this.#pruneTask.stop()
     this.#intake?.stop()
+    this.#revocations?.stop()
     this.#orders = null
     this.#bookService = null
     this.#intake = null
