@@ -28,6 +28,7 @@ import { Proposer } from './proposer.js'
 import { ProviderRecords } from './provider-record.js'
 import { RepeatingTask } from './repeating-task.js'
 import type { Clock } from './clock.js'
+import type { FleetRevocationVerdict } from '@gpumesh/protocol'
 import type { OfferVerdict, ValidatingPubsub } from './offer-intake.js'
 import type { CreateNodeOptions, GpumeshNode, RateLimitOptions } from '@gpumesh/net'
 import type { PrivateKey } from '@libp2p/interface'
@@ -69,6 +70,8 @@ export interface MatcherComponents {
   clock?: Clock
   /** Told of every judged offer (tests, metrics). */
   onOfferVerdict?: (verdict: OfferVerdict) => void
+  /** Told of every judged fleet revocation (tests). */
+  onRevocationVerdict?: (verdict: FleetRevocationVerdict) => void
 }
 
 export interface Matcher {
@@ -163,7 +166,10 @@ class MatcherService implements Matcher {
       throw new MatcherError('NO_ASYNC_VALIDATION', 'the node\'s gossipsub must run with asyncValidation (see matcherNodeOptions())')
     }
     const logger = this.#components.logger ?? pino({ enabled: false })
-    const revocations = new FleetRevocations({ pubsub, book: this.book, clock: this.#clock, logger })
+    const onRevocationVerdict = this.#components.onRevocationVerdict
+    const revocations = new FleetRevocations({
+      pubsub, book: this.book, clock: this.#clock, logger, ...(onRevocationVerdict != null ? { onVerdict: onRevocationVerdict } : {})
+    })
     this.#revocations = revocations
     revocations.start()
     this.#intake = new OfferIntake({
