@@ -18,6 +18,7 @@ import {
   signFleetMembership, signFleetRevocation, signOffer, signPeerBinding, type Address, type FleetMembership, type FleetRevocationVerdict, type Offer
 } from '@gpumesh/protocol'
 import { askFleet } from '@gpumesh/provider'
+import { runCli } from './cli-helpers.js'
 import { placeOrder, readBook } from '@gpumesh/renter'
 import { CHAIN_ID, newRenter, requirements, signedOrder, startProvider, tempDir, until, type TestProvider } from './provider-helpers.js'
 
@@ -92,7 +93,17 @@ describe('a fleet of three hosts under one operator', () => {
     expect(offers.every((o) => o.fleet?.operator === operator)).toBe(true)
     const all = await readBook({ node: opNode, matcher: matcherAddrs, filters: { ...filters, operator: null } })
     expect(all.offers.map((o) => o.peerId)).toContain(outsider.provider.peerId)
-  })
+
+    // The built CLI: `gpumesh offers --operator` lists the fleet's hosts, each under its operator.
+    const listed = await runCli(['offers', '--matcher', matcherAddrs[0] ?? '', '--operator', operator, '--include-simulated', '--json'])
+    expect(listed.code, listed.stderr).toBe(0)
+    const fromCli = JSON.parse(listed.stdout) as Array<{ peerId: string, fleet: { operator: string } | null }>
+    expect(fromCli.map((o) => o.peerId).sort()).toEqual(hosts.map((h) => h.peerId).sort())
+    expect(fromCli.every((o) => o.fleet?.operator === operator)).toBe(true)
+    const table = await runCli(['offers', '--matcher', matcherAddrs[0] ?? '', '--include-simulated'])
+    expect(table.stdout).toContain('from 1 fleet operator')
+    expect(table.stdout.split('\n').filter((line) => line.includes(operator))).toHaveLength(3)
+  }, 60_000)
 
   it('an order requiring the operator lands on a member, never on the outsider', async () => {
     const renter = newRenter()
