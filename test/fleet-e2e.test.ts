@@ -12,9 +12,11 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createMatcher, type Matcher, type OfferVerdict } from '@gpumesh/matcher'
-import { createNode, generatePeerKey, publish, type GpumeshNode } from '@gpumesh/net'
+import { randomBytes } from 'node:crypto'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createNode, generatePeerKey, publish, request, type GpumeshNode } from '@gpumesh/net'
 import {
-  FLEET_REVOCATIONS_TOPIC, OFFERS_TOPIC, encodeFleetRevocation, encodeOffer, marketDomain, paymentKeyAddress,
+  FLEET_PROTOCOL, FLEET_REVOCATIONS_TOPIC, OFFERS_TOPIC, bytesToHex, decodeFleetVouchers, encodeFleetRequest, encodeFleetRevocation, signFleetRequest, type Bytes32, encodeOffer, marketDomain, paymentKeyAddress,
   signFleetMembership, signFleetRevocation, signOffer, signPeerBinding, type Address, type FleetMembership, type FleetRevocationVerdict, type Offer
 } from '@gpumesh/protocol'
 import { askFleet } from '@gpumesh/provider'
@@ -170,6 +172,23 @@ describe('a fleet of three hosts under one operator', () => {
     // Another key — even one that signs a well-formed request — is not this fleet's operator.
     const impostor = await askFleet('status', { node: opNode, operatorKey: Wallet.createRandom().privateKey, chainId: CHAIN_ID, members: members().slice(0, 1) })
     expect(impostor[0]).toMatchObject({ ok: false, code: 'NOT_OPERATOR' })
+
+    // A captured request is worth nothing twice, nor from another peer.
+    const target = hosts[0] as Host
+    const issuedAt = Date.now()
+    const signed = encodeFleetRequest(signFleetRequest({
+      kind: 'vouchers', operator, asker: opNode.peerId.toString(), member: target.peerId, nonce: bytesToHex(randomBytes(32)) as Bytes32, issuedAt, expiresAt: issuedAt + 30_000
+    }, operatorKey, DOMAIN))
+    const addrs = target.daemon?.provider.addresses().map((a) => multiaddr(a)) ?? []
+    const first = decodeFleetVouchers(await request(opNode, addrs, FLEET_PROTOCOL, signed))
+    expect(first).toMatchObject({ peerId: target.peerId, vouchers: [] })
+    await expect(request(opNode, addrs, FLEET_PROTOCOL, signed)).rejects.toMatchObject({ code: 'REMOTE_ERROR', remoteCode: 'REPLAYED' })
+    const thief = await createNode({ listen: ['/ip4/127.0.0.1/tcp/0'], loopback: true })
+    try {
+      await expect(request(thief, addrs, FLEET_PROTOCOL, signed)).rejects.toMatchObject({ code: 'REMOTE_ERROR', remoteCode: 'WRONG_ASKER' })
+    } finally {
+      await thief.stop()
+    }
 
     const stopped = hosts[1] as Host
     const addresses = members()
