@@ -1,10 +1,10 @@
 /**
- * One payout for a fleet, against a real EVM node (anvil): two member hosts settling on chain pay into
- * the operator's payout address (`setPayoutAddress`); renters' vouchers for leases on both sit in the
- * members' ledgers. The built `gpumesh fleet init` / `fleet add` / `fleet status` / `fleet settle`
- * run as the operator: one transaction pays the payout address the sum of the newest vouchers, a
- * second run pays nothing, and each member's own `settle onchain` then records the chain's figure
- * without paying again.
+ * One payout for a fleet, against a real EVM node (anvil): two member hosts settling on chain, with
+ * renters' vouchers for leases on both in their ledgers (stored as the job session stores them). The
+ * built CLI runs `fleet init` / `fleet add` / `fleet status` / `fleet settle` as the operator and
+ * `fleet join --set-payout` on each host (its payout address becomes the fleet's): one transaction pays
+ * the payout address the sum of the newest vouchers, a second run pays nothing, and each member's own
+ * `settle onchain` then records the chain's figure without paying again.
  */
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -45,8 +45,9 @@ describe('fleet settle: one batch into the operator\'s payout address, exactly o
       const dir = await tempDir()
       const fields = { operator: addressOf(operatorKey), member: addressOf(key), peerId, expiresAt: Date.now() + 86_400_000 }
       await writeFile(join(dir.dir, 'fleet-membership.json'), JSON.stringify({ ...fields, proof: signFleetMembership(fields, operatorKey, marketDomain(c.chain.chainId)) }))
-      // What "gpumesh fleet join FILE --set-payout" does on the host.
-      await c.client(key).setPayoutAddress(payout)
+      // The host's identity as "gpumesh init" leaves it, so "gpumesh fleet join" can act as the host.
+      await writeFile(join(dir.dir, 'peer.key'), peerKeyToBytes(peerKey), { mode: 0o600 })
+      await writeFile(join(dir.dir, 'payment-key.json'), await encryptKeystoreJson({ address: addressOf(key), privateKey: key }, PASSWORD, { scrypt: { N: 1 << 10 } }), { mode: 0o600 })
       const daemon = await startProvider({
         gpus: 2,
         dataDir: dir.dir,
@@ -98,6 +99,14 @@ describe('fleet settle: one batch into the operator\'s payout address, exactly o
     for (const [i, m] of members.entries()) {
       const add = await runCli(['fleet', 'add', m.peerId, '--member', addressOf(m.key), '--name', `host-${i}`, ...m.daemon.provider.addresses().flatMap((x) => ['--address', x])], { env: env() })
       expect(add.code, add.stderr).toBe(0)
+    }
+
+    // On each host: install the membership and pay into the fleet's payout address (one transaction).
+    for (const [i, m] of members.entries()) {
+      const joined = await runCli(['fleet', 'join', join(opDir.dir, 'fleet-members', `host-${i}.json`), '--set-payout', '--rpc', c.chain.rpcUrl, '--escrow', c.escrow, '--data-dir', m.daemon.dataDir], { env: env() })
+      expect(joined.code, joined.stderr).toBe(0)
+      expect(joined.stdout).toContain(`paid into the fleet's payout address ${payout}`)
+      expect(await c.client(operatorKey).payoutAddress(addressOf(m.key))).toBe(payout)
     }
 
     const status = await runCli(['fleet', 'status', '--json'], { env: env() })
