@@ -4,17 +4,17 @@
  * operator lands on one of them; forged and expired memberships never enter the book; `fleet status`
  * over the authenticated fleet protocol answers for the three (only to the operator) and shows a
  * stopped host as unreachable; a revoked host's offer leaves the book at once and stays out after the
- * host restarts with its old membership.
+ * host restarts with its old membership; the built `gpumesh fleet revoke` publishes through a matcher.
  */
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { Wallet } from 'ethers'
+import { Wallet, encryptKeystoreJson } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createMatcher, type Matcher, type OfferVerdict } from '@gpumesh/matcher'
 import { randomBytes } from 'node:crypto'
 import { multiaddr } from '@multiformats/multiaddr'
-import { createNode, generatePeerKey, publish, request, type GpumeshNode } from '@gpumesh/net'
+import { createNode, generatePeerKey, peerKeyToBytes, publish, request, type GpumeshNode } from '@gpumesh/net'
 import {
   FLEET_PROTOCOL, FLEET_REVOCATIONS_TOPIC, OFFERS_TOPIC, bytesToHex, decodeFleetVouchers, encodeFleetRequest, encodeFleetRevocation, signFleetRequest, type Bytes32, encodeOffer, marketDomain, paymentKeyAddress,
   signFleetMembership, signFleetRevocation, signOffer, signPeerBinding, type Address, type FleetMembership, type FleetRevocationVerdict, type Offer
@@ -222,4 +222,24 @@ describe('a fleet of three hosts under one operator', () => {
     expect(matcher.revocations?.size).toBe(1)
     expect(matcher.book.has(hosts[0]?.peerId ?? '')).toBe(true)
   }, 40_000)
+
+  it('the built "gpumesh fleet revoke" publishes through the fleet\'s bootstrap matcher', async () => {
+    const opDir = await tempDir()
+    try {
+      await writeFile(join(opDir.dir, 'peer.key'), peerKeyToBytes(await generatePeerKey()), { mode: 0o600 })
+      await writeFile(join(opDir.dir, 'payment-key.json'), await encryptKeystoreJson({ address: operator, privateKey: operatorKey }, 'pw', { scrypt: { N: 1 << 10 } }), { mode: 0o600 })
+      const env = { ...process.env, GPUMESH_PASSWORD: 'pw', GPUMESH_HOME: opDir.dir }
+      const init = await runCli(['fleet', 'init', '--name', 'dc', '--payout', operator, '--bootstrap', matcherAddrs[0] ?? ''], { env })
+      expect(init.code, init.stderr).toBe(0)
+      const target = hosts[0] as Host
+      expect(matcher.book.has(target.peerId)).toBe(true)
+      const revoke = await runCli(['fleet', 'revoke', target.peerId], { env })
+      expect(revoke.code, revoke.stderr).toBe(0)
+      expect(revoke.stdout).toContain('published to the matchers')
+      await until(() => !matcher.book.has(target.peerId))
+      expect(matcher.revocations?.size).toBe(2)
+    } finally {
+      await opDir.remove()
+    }
+  }, 60_000)
 })

@@ -312,7 +312,7 @@ export const fleetRenewCommand: Command = {
 /** A node that can dial the fleet and, through the bootstrap peers, reach the gossip mesh. */
 async function operatorNode (fleet: FleetFile, extra: string[]): Promise<GpumeshNode> {
   const bootstrap = [...fleet.bootstrap, ...extra]
-  return await createNode({ listen: ['/ip4/0.0.0.0/tcp/0'], bootstrap, connectionMonitor: { enabled: false } })
+  return await createNode({ listen: [], bootstrap, connectionMonitor: { enabled: false } })
 }
 
 /**
