@@ -13,6 +13,7 @@ import { leaseLogsCommand } from './commands/lease-logs.js'
 import { leaseCancelCommand } from './commands/lease-cancel.js'
 import { leaseFetchCommand } from './commands/lease-fetch.js'
 import { fleetSignCommand } from './commands/fleet-sign.js'
+import { FLEET_COMMANDS } from './commands/fleet.js'
 import {
   escrowAnnounceWithdrawalCommand, escrowDeployCommand, escrowDepositCommand, escrowStatusCommand, escrowWithdrawCommand
 } from './commands/escrow.js'
@@ -42,6 +43,7 @@ export const COMMANDS: readonly Command[] = [
   leaseCancelCommand,
   leaseFetchCommand,
   fleetSignCommand,
+  ...FLEET_COMMANDS,
   earningsCommand,
   settleOnchainCommand,
   settleExportCommand,

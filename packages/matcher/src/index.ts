@@ -6,6 +6,7 @@
 export { createMatcher, matcherNodeOptions } from './matcher.js'
 export type { Matcher, MatcherComponents, MatcherOptions } from './matcher.js'
 export { judgeOffer } from './offer-intake.js'
+export { FleetRevocations, MAX_FLEET_REVOCATIONS } from './fleet-revocations.js'
 export type { OfferJudgement, OfferVerdict, OfferVerdictReason } from './offer-intake.js'
 export { dialTarget, termsMismatch } from './proposer.js'
 export { toBookFilters } from './book-service.js'

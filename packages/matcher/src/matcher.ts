@@ -20,6 +20,7 @@ import {
 import { MatcherError } from './errors.js'
 import { LatencyEstimates } from './latency.js'
 import { BookService } from './book-service.js'
+import { FleetRevocations } from './fleet-revocations.js'
 import { OfferIntake } from './offer-intake.js'
 import { OrderBook } from './order-book.js'
 import { OrderService } from './order-service.js'
@@ -27,6 +28,7 @@ import { Proposer } from './proposer.js'
 import { ProviderRecords } from './provider-record.js'
 import { RepeatingTask } from './repeating-task.js'
 import type { Clock } from './clock.js'
+import type { FleetRevocationVerdict } from '@gpumesh/protocol'
 import type { OfferVerdict, ValidatingPubsub } from './offer-intake.js'
 import type { CreateNodeOptions, GpumeshNode, RateLimitOptions } from '@gpumesh/net'
 import type { PrivateKey } from '@libp2p/interface'
@@ -68,6 +70,8 @@ export interface MatcherComponents {
   clock?: Clock
   /** Told of every judged offer (tests, metrics). */
   onOfferVerdict?: (verdict: OfferVerdict) => void
+  /** Told of every judged fleet revocation (tests). */
+  onRevocationVerdict?: (verdict: FleetRevocationVerdict) => void
 }
 
 export interface Matcher {
@@ -80,6 +84,8 @@ export interface Matcher {
   readonly latency: LatencyEstimates
   /** Runs one prune pass now (what the repeating task does). */
   prune: () => void
+  /** Fleet revocations kept (from gossip); null before `start()`. */
+  readonly revocations: FleetRevocations | null
 }
 
 /**
@@ -106,6 +112,7 @@ class MatcherService implements Matcher {
   #node: GpumeshNode | null
   #ownsNode: boolean
   #intake: OfferIntake | null = null
+  #revocations: FleetRevocations | null = null
   #orders: OrderService | null = null
   #bookService: BookService | null = null
   readonly #pruneTask: RepeatingTask
@@ -122,6 +129,8 @@ class MatcherService implements Matcher {
       options.pruneIntervalMs ?? DEFAULT_PRUNE_INTERVAL_MS,
       (err) => { this.#log.error({ err }, 'prune failed') })
   }
+
+  get revocations (): FleetRevocations | null { return this.#revocations }
 
   get node (): GpumeshNode {
     if (this.#node == null) throw new MatcherError('NOT_STARTED', 'the matcher has not started')
@@ -157,11 +166,18 @@ class MatcherService implements Matcher {
       throw new MatcherError('NO_ASYNC_VALIDATION', 'the node\'s gossipsub must run with asyncValidation (see matcherNodeOptions())')
     }
     const logger = this.#components.logger ?? pino({ enabled: false })
+    const onRevocationVerdict = this.#components.onRevocationVerdict
+    const revocations = new FleetRevocations({
+      pubsub, book: this.book, clock: this.#clock, logger, ...(onRevocationVerdict != null ? { onVerdict: onRevocationVerdict } : {})
+    })
+    this.#revocations = revocations
+    revocations.start()
     this.#intake = new OfferIntake({
       pubsub,
       book: this.book,
       clock: this.#clock,
       logger,
+      isRevoked: (offer) => revocations.isRevoked(offer),
       onVerdict: (verdict) => {
         // An offer entering the book starts (or continues) the provider's observed stay.
         if (verdict.reason === 'ADDED' && verdict.offer != null) this.records.recordPresent(verdict.offer.peerId, this.#clock.now())
@@ -201,6 +217,7 @@ class MatcherService implements Matcher {
     await this.#bookService?.stop()
     await this.#pruneTask.stop()
     this.#intake?.stop()
+    this.#revocations?.stop()
     this.#orders = null
     this.#bookService = null
     this.#intake = null

@@ -17,7 +17,7 @@ import type { OrderBook } from './order-book.js'
 export type { OfferJudgement }
 
 /** Why an offer was accepted, rejected or ignored: the gossip judgement, then what the book did. */
-export type OfferVerdictReason = Exclude<OfferGossipReason, 'VALID'> | 'ADDED' | 'REPLACED' | 'STALE' | 'BOOK_FULL' | 'RATE_LIMITED'
+export type OfferVerdictReason = Exclude<OfferGossipReason, 'VALID'> | 'ADDED' | 'REPLACED' | 'STALE' | 'BOOK_FULL' | 'RATE_LIMITED' | 'REVOKED'
 
 export interface OfferVerdict {
   judgement: OfferJudgement
@@ -55,6 +55,8 @@ export interface OfferIntakeComponents {
   logger: Logger
   /** Told of every verdict (tests, metrics). */
   onVerdict?: (verdict: OfferVerdict) => void
+  /** True for an offer whose fleet membership its operator revoked: it is not taken into the book. */
+  isRevoked?: (offer: Offer) => boolean
 }
 
 /**
@@ -113,7 +115,10 @@ export class OfferIntake {
         : judgeOffer(msg.data, author, now, this.#options)
       if (verdict.judgement === 'accept' && verdict.offer != null) {
         const offer = verdict.offer
-        if (!book.has(offer.peerId) && book.size >= this.#options.maxOffers) {
+        if (this.#components.isRevoked?.(offer) === true) {
+          // Relays that have not seen the revocation pass the offer on honestly: no penalty.
+          verdict = { ...verdict, judgement: 'ignore', reason: 'REVOKED' }
+        } else if (!book.has(offer.peerId) && book.size >= this.#options.maxOffers) {
           verdict = { ...verdict, judgement: 'ignore', reason: 'BOOK_FULL' }
         } else {
           const result = book.upsert(offer, now)

@@ -9,7 +9,7 @@ import { canonicalJson, parseWith, toWire } from './codec.js'
 import { ProtocolError } from './errors.js'
 import { offerBodySchema, orderRequirementsSchema } from './schemas.js'
 import type {
-  Bytes32, Eip712Domain, FleetMembership, Hex, JobAuth, LeaseTerms, OfferBody, Order, OrderRequirements,
+  Address, Bytes32, Eip712Domain, FleetMembership, Hex, JobAuth, LeaseTerms, OfferBody, Order, OrderRequirements,
   PeerBinding, Terminate, UsageReport, Voucher
 } from './messages.js'
 
@@ -20,6 +20,20 @@ export type FleetMembershipFields = Pick<FleetMembership, 'operator' | 'member' 
 export type OrderFields = Omit<Order, 'type' | 'signature' | 'chainId'>
 export type JobAuthFields = Pick<JobAuth, 'leaseId' | 'peerId'>
 export type TerminateFields = Pick<Terminate, 'leaseId' | 'reason' | 'at'>
+export interface FleetRevocationFields {
+  operator: Address
+  peerId: string
+  revokedAt: number
+}
+export interface FleetRequestFields {
+  kind: string
+  operator: Address
+  asker: string
+  member: string
+  nonce: Bytes32
+  issuedAt: number
+  expiresAt: number
+}
 export interface OfferCommitmentFields {
   peerId: string
   sequence: number
@@ -38,7 +52,9 @@ export const EIP712_TYPE_STRINGS = {
   LeaseTerms: 'LeaseTerms(bytes32 leaseId,bytes32 orderId,address provider,string providerPeerId,address renter,string renterPeerId,address token,uint256 chainId,address escrow,uint256 pricePerGpuHour,string[] gpus,string gpuClass,uint64 durationSec,uint64 billingIntervalSec,uint64 paymentGraceSec,uint64 startDeadline,bytes32 jobHash,string[] providerAddresses,uint64 acceptedAt)',
   JobAuth: 'JobAuth(bytes32 leaseId,string peerId)',
   UsageReport: 'UsageReport(bytes32 leaseId,address provider,address renter,address token,uint64 periodIndex,uint64 startOffsetMs,uint64 endOffsetMs,uint256 gpuMilliseconds,uint256 amount,uint256 cumulativeAmount,int64 avgUtilizationBp,int64 peakMemoryMiB,int256 energyMilliJoules,bool final)',
-  Terminate: 'Terminate(bytes32 leaseId,string reason,uint64 at)'
+  Terminate: 'Terminate(bytes32 leaseId,string reason,uint64 at)',
+  FleetRevocation: 'FleetRevocation(address operator,string peerId,uint64 revokedAt)',
+  FleetRequest: 'FleetRequest(string kind,address operator,string asker,string member,bytes32 nonce,uint64 issuedAt,uint64 expiresAt)'
 } as const
 
 export type SignedTypeName = Exclude<keyof typeof EIP712_TYPE_STRINGS, 'EIP712Domain'>
@@ -204,6 +220,16 @@ export function fleetMembershipStructHash (v: FleetMembershipFields): Uint8Array
     .string(v.peerId).uint(v.expiresAt, 64, 'expiresAt').hash()
 }
 
+export function fleetRevocationStructHash (v: FleetRevocationFields): Uint8Array {
+  return new Words(4, TYPE_HASH.FleetRevocation).address(v.operator, 'operator').string(v.peerId)
+    .uint(v.revokedAt, 64, 'revokedAt').hash()
+}
+
+export function fleetRequestStructHash (v: FleetRequestFields): Uint8Array {
+  return new Words(8, TYPE_HASH.FleetRequest).string(v.kind).address(v.operator, 'operator').string(v.asker)
+    .string(v.member).bytes32(v.nonce, 'nonce').uint(v.issuedAt, 64, 'issuedAt').uint(v.expiresAt, 64, 'expiresAt').hash()
+}
+
 export function offerCommitmentStructHash (v: OfferCommitmentFields): Uint8Array {
   return new Words(5, TYPE_HASH.OfferCommitment).string(v.peerId).uint(v.sequence, 64, 'sequence')
     .uint(v.expiresAt, 64, 'expiresAt').bytes32(v.contentHash, 'contentHash').hash()
@@ -270,6 +296,8 @@ export function offerCommitment (offer: OfferBody): OfferCommitmentFields {
 export const voucherDigest = (v: VoucherFields, domain: Eip712Domain): Uint8Array => typedDataDigest(domain, voucherStructHash(v))
 export const peerBindingDigest = (v: PeerBindingFields, domain: Eip712Domain): Uint8Array => typedDataDigest(domain, peerBindingStructHash(v))
 export const fleetMembershipDigest = (v: FleetMembershipFields, domain: Eip712Domain): Uint8Array => typedDataDigest(domain, fleetMembershipStructHash(v))
+export const fleetRevocationDigest = (v: FleetRevocationFields, domain: Eip712Domain): Uint8Array => typedDataDigest(domain, fleetRevocationStructHash(v))
+export const fleetRequestDigest = (v: FleetRequestFields, domain: Eip712Domain): Uint8Array => typedDataDigest(domain, fleetRequestStructHash(v))
 export const offerDigest = (v: OfferBody, domain: Eip712Domain): Uint8Array => typedDataDigest(domain, offerCommitmentStructHash(offerCommitment(v)))
 export const orderDigest = (v: OrderFields, domain: Eip712Domain): Uint8Array => typedDataDigest(domain, orderStructHash(v))
 export const leaseTermsDigest = (v: LeaseTerms, domain: Eip712Domain): Uint8Array => typedDataDigest(domain, leaseTermsStructHash(v))
@@ -300,7 +328,11 @@ export const eip712Message = {
   UsageReport: (v: UsageReport) => ({
     ...v, avgUtilizationBp: v.avgUtilizationBp ?? -1, peakMemoryMiB: v.peakMemoryMiB ?? -1, energyMilliJoules: v.energyMilliJoules ?? -1n
   }),
-  Terminate: (v: TerminateFields) => ({ leaseId: v.leaseId, reason: v.reason, at: v.at })
+  Terminate: (v: TerminateFields) => ({ leaseId: v.leaseId, reason: v.reason, at: v.at }),
+  FleetRevocation: (v: FleetRevocationFields) => ({ operator: v.operator, peerId: v.peerId, revokedAt: v.revokedAt }),
+  FleetRequest: (v: FleetRequestFields) => ({
+    kind: v.kind, operator: v.operator, asker: v.asker, member: v.member, nonce: v.nonce, issuedAt: v.issuedAt, expiresAt: v.expiresAt
+  })
 } satisfies { [N in SignedTypeName]: (v: never) => Record<string, unknown> }
 
 /** The full typed-data payload of a value, for wallets and for cross-checking with ethers. */

@@ -44,3 +44,16 @@ export {
   DEFAULT_MAX_CLOCK_SKEW_MS, DEFAULT_MAX_OFFER_LIFETIME_MS, MIN_OFFER_PUBLISH_GAP_MS, OFFER_GOSSIP_RATE_LIMIT, judgeOfferGossip,
   type OfferGossipOptions, type OfferGossipReason, type OfferGossipVerdict, type OfferJudgement
 } from './offer-gossip.js'
+export {
+  FLEET_MAX_BYTES, FLEET_PROTOCOL, FLEET_REQUEST_KINDS, FLEET_REQUEST_MAX_SKEW_MS, FLEET_REQUEST_MAX_VALIDITY_MS,
+  FLEET_REVOCATIONS_TOPIC, FLEET_REVOCATION_MAX_SKEW_MS, MAX_FLEET_VOUCHERS, checkFleetRequest,
+  decodeFleetRequest, decodeFleetRevocation, decodeFleetStatus, decodeFleetVouchers, encodeFleetRequest,
+  encodeFleetRevocation, encodeFleetStatus, encodeFleetVouchers, judgeFleetRevocation, signFleetRequest,
+  signFleetRevocation, validateFleetRevocation, verifyFleetRevocation
+} from './fleet.js'
+export type {
+  FleetEarnings, FleetGpuCount, FleetRequest, FleetRequestKind, FleetRequestRefusal, FleetRevocation,
+  FleetRevocationVerdict, FleetStatus, FleetVouchers
+} from './fleet.js'
+export { fleetRequestDigest, fleetRevocationDigest } from './eip712.js'
+export type { FleetRequestFields, FleetRevocationFields } from './eip712.js'

@@ -1,6 +1,6 @@
 /** Builds the EIP-712 test vectors (test/fixtures/vectors.json) from the sample messages. */
 import {
-  bytesToHex, fleetMembershipDigest, jobAuthDigest, leaseTermsDigest, offerDigest, orderDigest, peerBindingDigest,
+  bytesToHex, fleetMembershipDigest, fleetRequestDigest, fleetRevocationDigest, signDigest, jobAuthDigest, leaseTermsDigest, offerDigest, orderDigest, peerBindingDigest,
   signFleetMembership, signJobAuth, signLeaseTerms, signOffer, signOrder, signPeerBinding, signTerminate,
   signUsageReport, signVoucher, terminateDigest, toWire, typedData, usageReportDigest, voucherDigest
 } from '@gpumesh/protocol'
@@ -31,6 +31,8 @@ interface Case<T> {
   sign: (v: T, k: PaymentKey, d: Eip712Domain) => PaymentSignature
 }
 
+const signWith = <T>(digest: (v: T, d: Eip712Domain) => Uint8Array) => (v: T, k: PaymentKey, d: Eip712Domain): PaymentSignature => signDigest(digest(v, d), k)
+
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function vectorCases (): Array<Case<any>> {
   const offer = sampleOffer()
@@ -51,7 +53,16 @@ export function vectorCases (): Array<Case<any>> {
     { primaryType: 'LeaseTerms', value: sampleTerms(), key: PROVIDER_KEY, signer: sampleTerms().provider, digest: leaseTermsDigest, sign: signLeaseTerms },
     { primaryType: 'JobAuth', value: { leaseId: auth.leaseId, peerId: auth.peerId }, key: RENTER_KEY, signer: voucher.renter, digest: jobAuthDigest, sign: signJobAuth },
     { primaryType: 'UsageReport', value: sampleReport(), key: PROVIDER_KEY, signer: sampleReport().provider, digest: usageReportDigest, sign: signUsageReport },
-    { primaryType: 'Terminate', value: { leaseId: terminate.leaseId, reason: terminate.reason, at: terminate.at }, key: RENTER_KEY, signer: voucher.renter, digest: terminateDigest, sign: signTerminate }
+    { primaryType: 'Terminate', value: { leaseId: terminate.leaseId, reason: terminate.reason, at: terminate.at }, key: RENTER_KEY, signer: voucher.renter, digest: terminateDigest, sign: signTerminate },
+    { primaryType: 'FleetRevocation', value: { operator: fleet.operator, peerId: fleet.peerId, revokedAt: 1_700_000_000_000 }, key: OPERATOR_KEY, signer: fleet.operator, digest: fleetRevocationDigest, sign: signWith(fleetRevocationDigest) },
+    {
+      primaryType: 'FleetRequest',
+      value: { kind: 'status', operator: fleet.operator, asker: auth.peerId, member: fleet.peerId, nonce: voucher.leaseId, issuedAt: 1_700_000_000_000, expiresAt: 1_700_000_030_000 },
+      key: OPERATOR_KEY,
+      signer: fleet.operator,
+      digest: fleetRequestDigest,
+      sign: signWith(fleetRequestDigest)
+    }
   ]
 }
 

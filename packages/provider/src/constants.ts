@@ -43,3 +43,6 @@ export const AUTO_REDEEM_CHECK_INTERVAL_MS = 30_000
 
 /** How often the docker runner's checks (engine, GPU runtimes) run again after the one at start. */
 export const RUNNER_CHECK_INTERVAL_MS = 60_000
+
+/** The software version a member reports to its fleet operator. */
+export const PROVIDER_VERSION = '0.1.0'

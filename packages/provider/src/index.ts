@@ -34,4 +34,10 @@ export {
   LeaseMeter, closeUsagePeriod, containerName, simulatedGpuSampler,
   type LeaseMeterComponents, type LeaseMeterOptions, type MeteredLease
 } from './jobs/index.js'
-export { activeOperator, loadFleetMembership } from './fleet.js'
+export { activeOperator, fleetStatusOf, fleetVouchersOf, loadFleetMembership } from './fleet.js'
+export { FleetService, FLEET_RATE_LIMIT } from './fleet-service.js'
+export type { FleetServiceComponents } from './fleet-service.js'
+export { DEFAULT_FLEET_CONCURRENCY, DEFAULT_FLEET_TIMEOUT_MS, FLEET_REQUEST_VALIDITY_MS, askFleet } from './fleet-client.js'
+export type { AskFleetOptions, FleetAnswer, FleetTarget } from './fleet-client.js'
+export { settleFleet } from './fleet-settle.js'
+export type { FleetSettleReport, FleetSettleSkip } from './fleet-settle.js'

@@ -21,7 +21,8 @@ import { ProviderMetrics } from './metrics.js'
 import { OfferPublisher, type OfferState } from './offer-publisher.js'
 import { lockDataDir, type DataDirLock } from './data-dir-lock.js'
 import { isOperatorError } from './errors.js'
-import { loadFleetMembership } from './fleet.js'
+import { fleetStatusOf, fleetVouchersOf, loadFleetMembership } from './fleet.js'
+import { FleetService } from './fleet-service.js'
 import { GpuProber, GpuSampler, resolveProbeExecutables, type ProbeIssue } from './probe/index.js'
 import { prepareJobAccount } from './job-account.js'
 import { recoverRunningLeases } from './recovery.js'
@@ -231,6 +232,8 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
 
   let node: GpumeshNode | null = null
   let jobService: JobService | null = null
+  let fleetService: FleetService | null = null
+  let startedAt: number | null = null
   let leases: LeaseHandler | null = null
   let publisher: OfferPublisher | null = null
   let dataDirLock: DataDirLock | null = null
@@ -316,7 +319,9 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
 
   const stop = async (): Promise<void> => {
     if (starting != null) await starting.catch(() => {})
-    // 1. Stop taking new leases.
+    // 1. Stop taking new leases (and answering the fleet operator).
+    await fleetService?.stop()
+    fleetService = null
     await leases?.stop()
     // 2. Stop taking job requests, then let running jobs checkpoint and stop (SIGTERM, grace, SIGKILL).
     await jobService?.stop()
@@ -439,6 +444,19 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
         artifactRetentionSec: config.runner.artifactRetentionSec
       })
       await jobService.start()
+      if (fleet != null) {
+        // Only the operator of this node's membership may ask for its status and vouchers.
+        fleetService = new FleetService({
+          node: startedNode,
+          clock,
+          logger: logger.child({ module: 'fleet' }),
+          membership: () => fleet,
+          chainId: BigInt(config.pricing.chainId),
+          status: () => fleetStatusOf(status(), startedAt),
+          vouchers: () => fleetVouchersOf(ledger, { peerId: id, member: paymentAddress, escrow: settlementEscrow(config), chainId: BigInt(config.pricing.chainId) })
+        })
+        await fleetService.start()
+      }
       artifactCleaner.start()
       runnerChecker.start()
       publisher.start()
@@ -468,6 +486,7 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
         await api.start()
       }
       running = true
+      startedAt = clock.now()
       log.info({
         peerId: id,
         paymentAddress,

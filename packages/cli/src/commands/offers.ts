@@ -7,6 +7,7 @@ import { formatAmount, jsonReplacer, parseAmount } from '@gpumesh/protocol'
 import { readBook as readMatcherBook } from '@gpumesh/renter'
 import type { BookFilters, Offer } from '@gpumesh/protocol'
 import { resolveDataDir } from '../data-dir.js'
+import { addressOption } from '../chain.js'
 import { CliError, EXIT } from '../errors.js'
 import { renderTable as columns } from '../table.js'
 import { MATCHER_INFO_FILE } from './matcher-start.js'
@@ -15,7 +16,7 @@ import type { Command } from '../context.js'
 export const offersCommand: Command = {
   name: 'offers',
   summary: 'List the offers in a matcher\'s book, cheapest first, with signatures checked.',
-  usage: 'offers [--matcher ADDR] [--json] [--class C] [--min-gpus N] [--max-price P] [--region R] [--include-simulated] [--decimals D] [--data-dir DIR]',
+  usage: 'offers [--matcher ADDR] [--json] [--class C] [--min-gpus N] [--max-price P] [--region R] [--operator 0x…] [--include-simulated] [--decimals D] [--data-dir DIR]',
   async run (argv, ctx) {
     const { values } = parseArgs({
       args: argv,
@@ -26,6 +27,7 @@ export const offersCommand: Command = {
         'min-gpus': { type: 'string' },
         'max-price': { type: 'string' },
         region: { type: 'string' },
+        operator: { type: 'string' },
         'include-simulated': { type: 'boolean', default: false },
         decimals: { type: 'string', default: '6' },
         'data-dir': { type: 'string' }
@@ -51,7 +53,8 @@ export const offersCommand: Command = {
       minMemoryMiB: null,
       maxPricePerGpuHour: maxPrice,
       region: values.region ?? null,
-      operator: null,
+      // Only the offers of one fleet operator's members (the matcher verified their memberships).
+      operator: values.operator == null ? null : addressOption(values.operator, '--operator'),
       includeSimulated: values['include-simulated']
     }
     const addresses = values.matcher != null ? [values.matcher] : await runningMatcher(resolveDataDir(values['data-dir'], ctx))
@@ -113,7 +116,7 @@ async function runningMatcher (dataDir: string): Promise<string[]> {
 
 function renderTable (offers: Offer[], filters: BookFilters, decimals: number): string {
   if (offers.length === 0) return 'No offers match.\n'
-  const header = ['PROVIDER', 'CLASS', 'FREE/TOTAL', 'MEMORY', 'PRICE/GPU-H', 'REGION', 'LEASE', 'EXPIRES']
+  const header = ['PROVIDER', 'OPERATOR', 'CLASS', 'FREE/TOTAL', 'MEMORY', 'PRICE/GPU-H', 'REGION', 'LEASE', 'EXPIRES']
   const rows: string[][] = []
   for (const offer of offers) {
     for (const g of offer.gpus) {
@@ -123,6 +126,7 @@ function renderTable (offers: Offer[], filters: BookFilters, decimals: number): 
       if (g.simulated && !filters.includeSimulated) continue
       rows.push([
         `…${offer.peerId.slice(-10)}`,
+        offer.fleet == null ? '-' : offer.fleet.operator,
         g.simulated ? `${g.class} (simulated)` : g.class,
         `${g.countFree}/${g.countTotal}`,
         `${Math.round(g.memoryMiB / 1024)} GiB`,
@@ -133,5 +137,7 @@ function renderTable (offers: Offer[], filters: BookFilters, decimals: number): 
       ])
     }
   }
-  return [columns(header, rows), '', `${offers.length} offer${offers.length === 1 ? '' : 's'}.`].join('\n') + '\n'
+  const operators = new Set(offers.map((o) => o.fleet?.operator).filter((o) => o != null))
+  const fleets = operators.size === 0 ? '' : `, from ${operators.size} fleet operator${operators.size === 1 ? '' : 's'}`
+  return [columns(header, rows), '', `${offers.length} offer${offers.length === 1 ? '' : 's'}${fleets}.`].join('\n') + '\n'
 }
