@@ -18,6 +18,7 @@ import {
 } from './commands/escrow.js'
 import { earningsCommand, settleExportCommand, settleOnchainCommand, settleVerifyCommand } from './commands/settle.js'
 import { quoteCommand } from './commands/quote.js'
+import { devnetCommand } from './commands/devnet.js'
 import type { Command, CommandContext } from './context.js'
 
 export { CliError, EXIT } from './errors.js'
@@ -50,7 +51,8 @@ export const COMMANDS: readonly Command[] = [
   escrowStatusCommand,
   escrowAnnounceWithdrawalCommand,
   escrowWithdrawCommand,
-  escrowDeployCommand
+  escrowDeployCommand,
+  devnetCommand
 ]
 
 function usage (commands: readonly Command[]): string {
