@@ -9,12 +9,13 @@ import { JsonRpcProvider, Wallet, encryptKeystoreJson } from 'ethers'
 import { generatePeerKey, createNode, peerKeyToBytes, type GpumeshNode } from '@gpumesh/net'
 import { openLedger, type Ledger } from '@gpumesh/ledger'
 import { formatAmount, jsonReplacer, type Address, type Offer } from '@gpumesh/protocol'
-import { GpuProber, readProviderFile, type ProviderFile } from '@gpumesh/provider'
+import { GpuProber, readProviderFile, resolveProbeExecutables, type ProviderFile } from '@gpumesh/provider'
 import { readBook } from '@gpumesh/renter'
 import { EscrowClient, deployEscrow, deployTestToken, mintTestToken, startDevChain, type DevChain } from '@gpumesh/settlement'
 import { CliError, EXIT } from '../errors.js'
 import { CONFIG_FILE, KEYSTORE_FILE, PEER_KEY_FILE, writeSecret } from '../identity.js'
 import { Children, lastLines, readJson } from '../devnet/children.js'
+import { withoutSecrets } from '../prompt.js'
 import { MATCHER_INFO_FILE } from './matcher-start.js'
 import type { Command, CommandContext } from '../context.js'
 
@@ -39,6 +40,8 @@ const SIMULATED = [
   { model: 'A100-SXM4-80GB', count: 2, price: '1.60' }
 ] as const
 const READY_TIMEOUT_MS = 60_000
+/** How long to wait for every provider's offer before going on with those in the book. */
+const BOOK_PATIENCE_MS = 20_000
 
 export interface DevnetSummary {
   leaseId: string
@@ -124,8 +127,10 @@ class Devnet {
     this.#say(`${this.#elapsed()}  ${what}`)
   }
 
-  #env (dataDir: string): Record<string, string | undefined> {
+  #env (dataDir: string, o: { noRealGpus?: boolean } = {}): Record<string, string | undefined> {
     const { GPUMESH_PASSWORD: _p, GPUMESH_HOME: _h, ...rest } = this.#ctx.env
+    // The GPU tools named in the environment would win over the config's stand-in (below).
+    if (o.noRealGpus === true) for (const name of ['GPUMESH_NVIDIA_SMI', 'GPUMESH_AMD_SMI', 'GPUMESH_ROCM_SMI']) delete rest[name]
     return { ...rest, GPUMESH_PASSWORD_FILE: this.#passwordFile, GPUMESH_HOME: dataDir }
   }
 
@@ -220,9 +225,9 @@ class Devnet {
 
     // Two providers, settling on chain, bootstrapping to the matcher.
     const running = await Promise.all(providers.map(async (p, i) => {
-      await this.#providerConfig(p, i, { rpcUrl: chain.rpcUrl, chainId: chain.chainId, escrow, token, matcher: matcherAddrs })
+      await this.#providerConfig(p, i, { hideRealGpus: p.simulated && realGpus > 0, rpcUrl: chain.rpcUrl, chainId: chain.chainId, escrow, token, matcher: matcherAddrs })
       const child = this.#children.start(p.name, ['provider', 'start', '--data-dir', p.dir], {
-        env: this.#env(p.dir), cwd: root, logFile: join(root, 'logs', `${p.name}.log`)
+        env: this.#env(p.dir, { noRealGpus: p.simulated && realGpus > 0 }), cwd: root, logFile: join(root, 'logs', `${p.name}.log`)
       })
       let info: ProviderFile | null = null
       await this.#children.waitFor(child, 'running', async () => {
@@ -237,7 +242,7 @@ class Devnet {
 
     // The book: wait until the matcher holds both offers.
     this.#node = await createNode({ listen: [], connectionMonitor: { enabled: false } })
-    const offers = await this.#waitForBook(matcherAddrs, running.map((p) => p.info.peerId), signal)
+    const offers = await this.#waitForBook(matcherAddrs, running.map((p) => ({ name: p.name, peerId: p.info.peerId })), signal)
     for (const o of offers) {
       const p = running.find((r) => r.info.peerId === o.peerId)
       for (const g of o.gpus) {
@@ -327,7 +332,7 @@ class Devnet {
   }
 
   async #probe (signal: AbortSignal): Promise<number> {
-    const result = await new GpuProber({ timeoutMs: 10_000, maxTemperatureC: 90, allowUnknownHealth: false, simulate: [], dataDir: this.#o.root }).probe({ signal })
+    const result = await new GpuProber({ ...resolveProbeExecutables(undefined, this.#ctx.env), toolEnv: withoutSecrets(this.#ctx.env), timeoutMs: 10_000, maxTemperatureC: 90, allowUnknownHealth: false, simulate: [], dataDir: this.#o.root }).probe({ signal })
     const real = result.gpus.filter((g) => !g.simulated).length
     this.#stage(real > 0
       ? `GPUs           ${real} real GPU(s) on this machine (${[...new Set(result.gpus.map((g) => g.class))].join(', ')}): provider-a offers them; provider-b's are simulated`
@@ -343,13 +348,18 @@ class Devnet {
     await writeSecret(join(n.dir, KEYSTORE_FILE), await encryptKeystoreJson({ address: n.address, privateKey: n.key }, password, { scrypt: { N: 1 << 10 } }))
   }
 
-  async #providerConfig (p: NodeDir, i: number, c: { rpcUrl: string, chainId: bigint, escrow: Address, token: Address, matcher: string[] }): Promise<void> {
+  async #providerConfig (p: NodeDir, i: number, c: { hideRealGpus: boolean, rpcUrl: string, chainId: bigint, escrow: Address, token: Address, matcher: string[] }): Promise<void> {
     const sim = SIMULATED[i] ?? SIMULATED[0]
+    // On a machine with GPUs, the simulated provider must not offer the real ones too (the other
+    // provider does): its GPU tools are a script that answers as nvidia-smi does on a machine without any.
+    const noGpus = join(this.#o.root, 'no-gpus.sh')
+    if (c.hideRealGpus) await writeFile(noGpus, '#!/bin/sh\necho "No devices were found"\nexit 6\n', { mode: 0o755 })
     await writeFile(join(p.dir, CONFIG_FILE), [
       `# ${p.name} of a gpumesh devnet: throw-away, settles on the local chain.`,
       'logLevel: warn',
       'probe:',
       p.simulated ? `  simulate: [{ model: ${sim.model}, count: ${sim.count} }]` : '  simulate: []',
+      ...(c.hideRealGpus ? [`  nvidiaSmi: "${noGpus}"`, `  amdSmi: "${noGpus}"`, `  rocmSmi: "${noGpus}"`] : []),
       'network:',
       '  listen: [/ip4/127.0.0.1/tcp/0]',
       `  bootstrap: [${c.matcher.join(', ')}]`,
@@ -375,18 +385,29 @@ class Devnet {
     ].join('\n'))
   }
 
-  async #waitForBook (matcher: string[], peerIds: string[], signal: AbortSignal): Promise<Offer[]> {
-    const deadline = Date.now() + READY_TIMEOUT_MS
+  /**
+   * Waits until the matcher lists every provider's offer. A provider on real GPUs may publish none
+   * (a GPU busy with a foreign process, unreadable health): after a while the devnet goes on with
+   * the offers there are, and says which provider has none and where its log is.
+   */
+  async #waitForBook (matcher: string[], providers: Array<{ name: string, peerId: string }>, signal: AbortSignal): Promise<Offer[]> {
+    const started = Date.now()
     const filters = { gpuClass: null, minGpus: null, minMemoryMiB: null, maxPricePerGpuHour: null, region: null, operator: null, includeSimulated: true }
     for (;;) {
       signal.throwIfAborted()
+      let offers: Offer[] = []
       try {
-        const { offers } = await readBook({ node: this.#node as GpumeshNode, matcher, filters, signal })
-        if (peerIds.every((id) => offers.some((o) => o.peerId === id))) return offers.filter((o) => peerIds.includes(o.peerId))
+        offers = (await readBook({ node: this.#node as GpumeshNode, matcher, filters, signal })).offers.filter((o) => providers.some((p) => p.peerId === o.peerId))
       } catch (err) {
         if (signal.aborted) throw err
       }
-      if (Date.now() > deadline) throw new CliError('DEVNET_BOOK', `The matcher did not list both providers' offers within ${READY_TIMEOUT_MS / 1000} s; see the logs in ${join(this.#o.root, 'logs')}.`)
+      const missing = providers.filter((p) => !offers.some((o) => o.peerId === p.peerId))
+      if (missing.length === 0) return offers
+      if (offers.length > 0 && Date.now() - started > BOOK_PATIENCE_MS) {
+        for (const p of missing) this.#stage(`no offer       from ${p.name} after ${BOOK_PATIENCE_MS / 1000} s; going on without it (its log: ${join(this.#o.root, 'logs', `${p.name}.log`)}; "gpumesh provider status --data-dir ${join(this.#o.root, p.name)}" says why)`)
+        return offers
+      }
+      if (Date.now() - started > READY_TIMEOUT_MS) throw new CliError('DEVNET_BOOK', `The matcher listed no provider's offer within ${READY_TIMEOUT_MS / 1000} s; see the logs in ${join(this.#o.root, 'logs')}.`)
       await sleep(200, undefined, { signal })
     }
   }
