@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -15,7 +15,7 @@ import { afterAll, describe, expect, it, vi } from 'vitest'
 import { openLedger } from '@gpumesh/ledger'
 import { EscrowClient } from '@gpumesh/settlement'
 import type { Address } from '@gpumesh/protocol'
-import { CLI } from './cli-helpers.js'
+import { CLI, runCli } from './cli-helpers.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
@@ -148,6 +148,16 @@ describe('npm start (gpumesh devnet)', () => {
       if (child.exitCode == null) child.kill('SIGKILL')
     }
   }, 150_000)
+
+  it('refuses a --dir that holds something, with a sentence, and starts nothing', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'gpumesh-devnet-used-'))
+    dirs.push(dir)
+    await writeFile(join(dir, 'notes.txt'), 'mine\n')
+    const run = await runCli(['devnet', '--dir', dir])
+    expect(run.code).toBe(2)
+    expect(run.stderr).toBe(`gpumesh: --dir ${dir} is not empty; give a new or empty directory (the devnet writes keys and data directories there).\n`)
+    expect(readdirSync(dir)).toEqual(['notes.txt'])
+  })
 
   it('npm start runs to the end in a temporary directory, exits 0 and removes it', async () => {
     const run = await new Promise<{ code: number | null, stdout: string, stderr: string }>((resolve, reject) => {
