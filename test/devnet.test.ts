@@ -1,8 +1,9 @@
 /**
  * `npm start` (→ `gpumesh devnet`) on a fresh directory, the way a new user runs it: the whole market
  * runs to the end, and its summary is checked against the ledger of the provider that ran the job and
- * against the chain. With --keep, Ctrl-C stops every process the devnet started. Runs the built CLI
- * (`npx tsc -b` first); Linux only for the process-tree check (it reads /proc).
+ * against the chain. With --keep, Ctrl-C stops every process the devnet started. On a machine with a
+ * GPU (a stand-in nvidia-smi here) the first provider offers it and the simulated one does not. Runs
+ * the built CLI (`npx tsc -b` first); Linux only for the process-tree check (it reads /proc).
  */
 import { spawn } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
@@ -159,9 +160,11 @@ describe('npm start (gpumesh devnet)', () => {
     expect(readdirSync(dir)).toEqual(['notes.txt'])
   })
 
-  it('npm start runs to the end in a temporary directory, exits 0 and removes it', async () => {
+  it('npm start on a machine with a GPU (a stand-in nvidia-smi replaying an RTX 4090 capture) leases it from provider-a, exits 0 and removes its temporary directory', async () => {
+    // The stand-in answers the probe as nvidia-smi does; provider-b, simulated, must not offer that GPU too.
+    const env = { ...process.env, GPUMESH_NVIDIA_SMI: join(ROOT, 'packages/provider/test/fixtures/bin/nvidia-smi'), FAKE_SMI_CAPTURE: 'rtx4090x1.csv' }
     const run = await new Promise<{ code: number | null, stdout: string, stderr: string }>((resolve, reject) => {
-      const child = spawn('npm', ['start', '--silent', '--', '--json'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+      const child = spawn('npm', ['start', '--silent', '--', '--json'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
       let stdout = ''
       let stderr = ''
       child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
@@ -170,8 +173,12 @@ describe('npm start (gpumesh devnet)', () => {
       child.on('exit', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }) })
     })
     expect(run.code, run.stderr).toBe(0)
-    const s = JSON.parse(run.stdout) as Summary
-    expect(s).toMatchObject({ state: 'completed', exitCode: 0, kept: false })
+    const s = JSON.parse(run.stdout) as Summary & { provider: { gpuClass: string } }
+    expect(s).toMatchObject({ state: 'completed', exitCode: 0, kept: false, provider: { name: 'provider-a', simulated: false, gpuClass: 'RTX-4090' } })
+    expect(run.stderr).toContain('1 real GPU(s) on this machine (RTX-4090)')
+    expect(run.stderr).toMatch(/offer in book {2}provider-a: 1 × RTX-4090 at/)
+    expect(run.stderr).toMatch(/offer in book {2}provider-b: 2 × A100-SXM4-80GB \(simulated\)/)
+    expect(run.stderr).not.toMatch(/provider-b: \d+ × RTX-4090/)
     expect(BigInt(s.paid)).toBeGreaterThan(0n)
     expect(s.redemption.paid).toBe(s.paid)
     expect(s.redemption.txHash).toMatch(/^0x[0-9a-f]{64}$/)
