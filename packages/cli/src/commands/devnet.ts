@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises'
+import { copyFile, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -105,6 +105,8 @@ class Devnet {
   #node: GpumeshNode | null = null
   readonly #ledgers: Ledger[] = []
   readonly #passwordFile: string
+  /** One random password for every throw-away keystore, kept in a 0600 file the children read. */
+  readonly #password = randomBytes(18).toString('base64url')
 
   constructor (ctx: CommandContext, o: { root: string, json: boolean, keep: boolean, removeAtEnd: boolean }) {
     this.#ctx = ctx
@@ -179,7 +181,7 @@ class Devnet {
       throw new CliError('DEVNET_EXAMPLE', `The example job ${EXAMPLE_JOB} is missing: run the devnet from a checkout of the repository.`)
     }
     await mkdir(join(root, 'logs'), { recursive: true, mode: 0o700 })
-    await writeSecret(this.#passwordFile, randomBytes(18).toString('base64url'))
+    await writeSecret(this.#passwordFile, this.#password)
     this.#stage(`devnet in ${root}`)
     let matcherAddrs: string[] = []
 
@@ -344,8 +346,7 @@ class Devnet {
     await mkdir(n.dir, { recursive: true, mode: 0o700 })
     await writeSecret(join(n.dir, PEER_KEY_FILE), peerKeyToBytes(await generatePeerKey()))
     // A light scrypt: these keys are thrown away with the devnet and hold only test tokens.
-    const password = (await readFile(this.#passwordFile, 'utf8')).trim()
-    await writeSecret(join(n.dir, KEYSTORE_FILE), await encryptKeystoreJson({ address: n.address, privateKey: n.key }, password, { scrypt: { N: 1 << 10 } }))
+    await writeSecret(join(n.dir, KEYSTORE_FILE), await encryptKeystoreJson({ address: n.address, privateKey: n.key }, this.#password, { scrypt: { N: 1 << 10 } }))
   }
 
   async #providerConfig (p: NodeDir, i: number, c: { hideRealGpus: boolean, rpcUrl: string, chainId: bigint, escrow: Address, token: Address, matcher: string[] }): Promise<void> {
