@@ -144,10 +144,16 @@ class Devnet {
       if (this.#o.keep) {
         await this.#readDashboards()
         this.#keepRunning(summary)
-        await new Promise<void>((resolve) => {
-          if (signal.aborted) resolve()
-          else signal.addEventListener('abort', () => { resolve() }, { once: true })
-        })
+        const died = await Promise.race([
+          this.#children.firstExit(),
+          new Promise<null>((resolve) => {
+            if (signal.aborted) resolve(null)
+            else signal.addEventListener('abort', () => { resolve(null) }, { once: true })
+          })
+        ])
+        if (died != null && !signal.aborted) {
+          throw new CliError('DEVNET_CHILD_EXITED', `The ${died.name} stopped on its own (exit code ${await died.exited}; its log: ${died.logFile}); the rest of the devnet is stopped too.`)
+        }
         this.#stage('stopping')
       }
     } catch (err) {

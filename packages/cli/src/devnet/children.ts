@@ -86,6 +86,12 @@ export class Children {
     }
   }
 
+  /** Resolves with the first of the children running now to exit (a daemon that should have kept running). */
+  async firstExit (): Promise<Child> {
+    const running = this.#children.filter((c) => c.process.exitCode == null && c.process.signalCode == null)
+    return await Promise.race(running.map(async (c) => { await c.exited; return c }))
+  }
+
   /** Every child's pid, started and still running. */
   pids (): number[] {
     return this.#children.filter((c) => c.process.exitCode == null && c.process.signalCode == null && c.process.pid != null).map((c) => c.process.pid as number)
