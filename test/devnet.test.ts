@@ -87,7 +87,7 @@ describe('npm start (gpumesh devnet)', () => {
     try {
       await vi.waitFor(() => {
         if (child.exitCode != null) throw new Error(`devnet exited ${child.exitCode}: ${stderr}`)
-        expect(stderr).toContain('devnet ready')
+        if (!stderr.includes('devnet ready')) throw new Error(`not ready yet; its last lines:\n${stderr.split('\n').slice(-12).join('\n')}`)
       }, { timeout: 100_000, interval: 200 })
 
       // Every stage was shown as it happened.

@@ -14,7 +14,7 @@ import { readBook } from '@gpumesh/renter'
 import { EscrowClient, deployEscrow, deployTestToken, mintTestToken, startDevChain, type DevChain } from '@gpumesh/settlement'
 import { CliError, EXIT } from '../errors.js'
 import { CONFIG_FILE, KEYSTORE_FILE, PEER_KEY_FILE, writeSecret } from '../identity.js'
-import { Children, lastLines, readJson } from '../devnet/children.js'
+import { Children, lastLines, readJson, type Child } from '../devnet/children.js'
 import { withoutSecrets } from '../prompt.js'
 import { MATCHER_INFO_FILE } from './matcher-start.js'
 import type { Command, CommandContext } from '../context.js'
@@ -40,6 +40,9 @@ const SIMULATED = [
   { model: 'A100-SXM4-80GB', count: 2, price: '1.60' }
 ] as const
 const READY_TIMEOUT_MS = 60_000
+/** The lease runs at most maxRunTimeSec (120 s) plus the order, upload and artifacts. */
+const LEASE_TIMEOUT_MS = 240_000
+const SETTLE_TIMEOUT_MS = 120_000
 /** How long to wait for every provider's offer before going on with those in the book. */
 const BOOK_PATIENCE_MS = 20_000
 
@@ -286,7 +289,7 @@ class Devnet {
       }
     })
     const watch = this.#watchLedgers(running, signal)
-    const submitCode = await Promise.race([submit.exited, abortPromise(signal)])
+    const submitCode = await this.#finish(submit, LEASE_TIMEOUT_MS, signal)
     watch.stop()
     await watch.done
     if (submitCode !== 0) throw new CliError('DEVNET_LEASE', `"gpumesh lease submit" exited ${submitCode}: ${lastLines(submit.output())} (its log: ${submit.logFile}).`)
@@ -302,7 +305,7 @@ class Devnet {
     const settle = this.#children.start('settle', ['settle', 'onchain', '--json', '--data-dir', winner.dir], {
       env: this.#env(winner.dir), cwd: root, logFile: join(root, 'logs', 'settle.log'), onStdout: (line) => { settleText += line + '\n' }
     })
-    const settleCode = await Promise.race([settle.exited, abortPromise(signal)])
+    const settleCode = await this.#finish(settle, SETTLE_TIMEOUT_MS, signal)
     if (settleCode !== 0) throw new CliError('DEVNET_SETTLE', `"gpumesh settle onchain" exited ${settleCode}: ${lastLines(settle.output())} (its log: ${settle.logFile}).`)
     const report = JSON.parse(settleText) as { batches: Array<{ txHash: string | null, blockNumber: number | null, state: string, paid: string }> }
     const batch = report.batches.find((b) => b.state === 'confirmed' && b.txHash != null)
@@ -337,6 +340,22 @@ class Devnet {
     if (lease.state !== 'completed' || lease.exitCode !== 0) throw new CliError('DEVNET_JOB', `The job ended ${lease.state}${lease.exitCode != null ? ` with exit code ${lease.exitCode}` : ''}; see ${submit.logFile}.`)
     if (receipt?.status !== 1) throw new CliError('DEVNET_SETTLE', `The redemption transaction ${batch.txHash} did not succeed.`)
     return summary
+  }
+
+  /** Waits for a command that should end by itself; one that runs past `timeoutMs` is stopped and named. */
+  async #finish (child: Child, timeoutMs: number, signal: AbortSignal): Promise<number> {
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        child.process.kill('SIGINT')
+        reject(new CliError('DEVNET_TIMEOUT', `The ${child.name} command did not finish within ${timeoutMs / 1000} s: ${lastLines(child.output())} (its log: ${child.logFile}).`))
+      }, timeoutMs)
+    })
+    try {
+      return await Promise.race([child.exited, abortPromise(signal), late])
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   async #probe (signal: AbortSignal): Promise<number> {
