@@ -146,7 +146,13 @@ describe('npm start (gpumesh devnet)', () => {
       await vi.waitFor(() => { expect(pids.filter(alive)).toEqual([]) }, { timeout: 5_000, interval: 100 })
       expect(existsSync(join(dir, s.provider.name, 'provider.json'))).toBe(false)
     } finally {
-      if (child.exitCode == null) child.kill('SIGKILL')
+      // A failed check still stops the market: SIGINT lets the devnet stop its children first.
+      if (child.exitCode == null) {
+        child.kill('SIGINT')
+        const timer = setTimeout(() => { child.kill('SIGKILL') }, 20_000)
+        await exited
+        clearTimeout(timer)
+      }
     }
   }, 150_000)
 
