@@ -215,7 +215,9 @@ class Devnet {
       throw new CliError('DEVNET_CHAIN', `Could not start the local chain (anvil from npm): ${(err as Error).message.replace(/\.$/, '')}. Run "npm ci" to install it.`, { cause: err })
     }
     this.#chain = chain
-    const rpc = new JsonRpcProvider(chain.rpcUrl, undefined, { staticNetwork: true, pollingInterval: 100 })
+    // No request cache: ethers otherwise answers a second nonce query within 250 ms from the first, and
+    // two transactions sent back to back from one key (the escrow, then the token) collide.
+    const rpc = new JsonRpcProvider(chain.rpcUrl, undefined, { staticNetwork: true, pollingInterval: 100, cacheTimeout: -1 })
     const deployer = new Wallet(key(chain, 0), rpc)
     const escrow = await deployEscrow(deployer, { withdrawalDelaySec: 3600 })
     const token = await deployTestToken(deployer, { decimals: TOKEN_DECIMALS })
