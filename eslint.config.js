@@ -17,8 +17,8 @@ export default tseslint.config(
     }
   },
   {
-    // Only the CLI and the scripts talk to a terminal.
-    files: ['packages/cli/**', 'scripts/**', 'packages/*/scripts/**', 'test/fixtures/**'],
+    // Only the CLI, the scripts and the example jobs (whose log is their stdout) talk to a terminal.
+    files: ['packages/cli/**', 'scripts/**', 'examples/**', 'packages/*/scripts/**', 'test/fixtures/**'],
     rules: { 'no-console': 'off' }
   },
   {

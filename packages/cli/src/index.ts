@@ -19,6 +19,7 @@ import {
 } from './commands/escrow.js'
 import { earningsCommand, settleExportCommand, settleOnchainCommand, settleVerifyCommand } from './commands/settle.js'
 import { quoteCommand } from './commands/quote.js'
+import { devnetCommand } from './commands/devnet.js'
 import type { Command, CommandContext } from './context.js'
 
 export { CliError, EXIT } from './errors.js'
@@ -52,7 +53,8 @@ export const COMMANDS: readonly Command[] = [
   escrowStatusCommand,
   escrowAnnounceWithdrawalCommand,
   escrowWithdrawCommand,
-  escrowDeployCommand
+  escrowDeployCommand,
+  devnetCommand
 ]
 
 function usage (commands: readonly Command[]): string {

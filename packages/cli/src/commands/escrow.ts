@@ -66,7 +66,8 @@ export const escrowDeployCommand: Command = {
     if (rpcUrl == null || rpcUrl === '') throw new CliError('BAD_OPTION', 'Pass --rpc URL or set GPUMESH_RPC_URL: the chain to deploy on.', { exitCode: EXIT.USAGE })
     const recipients = values.to.map((a) => addressOption(a, '--to'))
     const key = await signer(ctx, values['data-dir'])
-    const provider = new JsonRpcProvider(rpcUrl)
+    // No request cache (as EscrowClient): a cached nonce would make the token deployed right after the escrow collide with it.
+    const provider = new JsonRpcProvider(rpcUrl, undefined, { cacheTimeout: -1 })
     try {
       const wallet = new NonceManager(new Wallet(key.privateKey, provider))
       const chainId = (await provider.getNetwork()).chainId
