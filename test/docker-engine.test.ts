@@ -10,11 +10,9 @@
  * `kill -9` of a real `gpumesh provider start` mid-job: the restarted daemon re-attaches to the
  * container and the renter gets every line once. Containers the tests start are removed.
  */
-import { spawn, spawnSync, execFile, type ChildProcess } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { spawnSync, execFile, type ChildProcess } from 'node:child_process'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { createHash } from 'node:crypto'
 import { Wallet } from 'ethers'
@@ -27,10 +25,10 @@ import { attachJob, submitJob } from '@gpumesh/renter'
 import { containerName } from '@gpumesh/provider'
 import { StandInProber, simulatedGpu, startClient, startProvider, tempDir, until, type TestProvider } from './provider-helpers.js'
 import { clientOptions, leaseFrom } from './jobs-helpers.js'
+import { CLI, spawnDaemon, type ProviderJson } from './cli-helpers.js'
 import { TEST_IMAGE, containerExists, removeContainers, testEngine } from '../packages/provider/test/jobs/docker-helpers.js'
 
 const run = promisify(execFile)
-const CLI = fileURLToPath(new URL('../packages/cli/bin/gpumesh.js', import.meta.url))
 const PASSWORD = 'correct horse battery staple'
 const engine = testEngine()
 const PATH = `${process.env.PATH ?? ''}:/usr/local/bin:/usr/bin:/bin`
@@ -245,7 +243,6 @@ describe(`a GPU runtime the engine lacks (${engine.label})`, () => {
   }, 30_000)
 })
 
-interface ProviderJson { pid: number, peerId: string, addresses: string[] }
 
 describe(`kill -9 of the daemon while its job runs in a container (${engine.label})`, () => {
   let dataDir: string
@@ -256,24 +253,8 @@ describe(`kill -9 of the daemon while its job runs in a container (${engine.labe
   const env = { ...process.env, PATH, GPUMESH_PASSWORD: PASSWORD, GPUMESH_HOME: '' }
 
   const start = async (previousPid: number | null): Promise<{ child: ChildProcess, info: ProviderJson }> => {
-    const child = spawn(process.execPath, [CLI, 'provider', 'start', '--data-dir', dataDir, '--log-level', 'warn'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
-    children.push(child)
-    let output = ''
-    child.stdout?.on('data', (d: Buffer) => { output += d.toString() })
-    child.stderr?.on('data', (d: Buffer) => { output += d.toString() })
-    const file = join(dataDir, 'provider.json')
-    await until(async () => {
-      if (child.exitCode != null) throw new Error(`provider exited ${child.exitCode}: ${output}`)
-      if (!existsSync(file)) return false
-      let info: ProviderJson
-      try {
-        info = JSON.parse(await readFile(file, 'utf8')) as ProviderJson
-      } catch {
-        return false // being written
-      }
-      return info.pid !== previousPid && output.includes('running')
-    }, 20_000)
-    return { child, info: JSON.parse(await readFile(file, 'utf8')) as ProviderJson }
+    const { child, info } = await spawnDaemon(dataDir, { env, children, previousPid })
+    return { child, info: info as ProviderJson }
   }
 
   beforeAll(async () => {

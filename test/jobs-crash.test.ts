@@ -19,16 +19,15 @@ import type { GpumeshNode } from '@gpumesh/net'
 import type { JobEvent } from '@gpumesh/protocol'
 import { attachJob, submitJob } from '@gpumesh/renter'
 import { startClient, tempDir, until } from './provider-helpers.js'
+import { CLI, spawnDaemon, type ProviderJson } from './cli-helpers.js'
 import { clientOptions, leaseFrom, trainSpec, trainingBundle } from './jobs-helpers.js'
 
 const run = promisify(execFile)
-const CLI = fileURLToPath(new URL('../packages/cli/bin/gpumesh.js', import.meta.url))
 const PASSWORD = 'correct horse battery staple'
 const TRAIN = fileURLToPath(new URL('../packages/provider/test/fixtures/jobs/train.mjs', import.meta.url))
 /** The meter samples every second at a 1 s billing interval. */
 const SAMPLE_MS = 1000
 
-interface ProviderJson { pid: number, peerId: string, addresses: string[] }
 
 describe('kill -9 of the daemon during a job', () => {
   let dataDir: string
@@ -38,19 +37,8 @@ describe('kill -9 of the daemon during a job', () => {
   const env = { ...process.env, GPUMESH_PASSWORD: PASSWORD, GPUMESH_HOME: '' }
 
   const start = async (previousPid: number | null, extra: string[] = []): Promise<{ child: ChildProcess, info: ProviderJson }> => {
-    const child = spawn(process.execPath, [CLI, 'provider', 'start', '--data-dir', dataDir, '--log-level', 'warn', ...extra], { env, stdio: ['ignore', 'pipe', 'pipe'] })
-    children.push(child)
-    let output = ''
-    child.stdout?.on('data', (d: Buffer) => { output += d.toString() })
-    child.stderr?.on('data', (d: Buffer) => { output += d.toString() })
-    const file = join(dataDir, 'provider.json')
-    await until(async () => {
-      if (child.exitCode != null) throw new Error(`provider exited ${child.exitCode}: ${output}`)
-      if (!existsSync(file)) return false
-      const info = JSON.parse(await readFile(file, 'utf8')) as ProviderJson
-      return info.pid !== previousPid && output.includes('running')
-    }, 20_000)
-    return { child, info: JSON.parse(await readFile(file, 'utf8')) as ProviderJson }
+    const { child, info } = await spawnDaemon(dataDir, { env, children, previousPid, args: extra })
+    return { child, info: info as ProviderJson }
   }
 
   beforeAll(async () => {

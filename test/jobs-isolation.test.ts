@@ -7,13 +7,11 @@
  * With runner.process.sameUser the same job gets all of them (so the job really tries), and with
  * neither key the daemon refuses to start, saying why. Runs the built CLI (`npx tsc -b` first).
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process'
+import { execFile, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync } from 'node:fs'
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { Wallet } from 'ethers'
 import { extract } from 'tar'
@@ -21,16 +19,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { GpumeshNode } from '@gpumesh/net'
 import type { JobEvent } from '@gpumesh/protocol'
 import { downloadArtifacts, submitJob } from '@gpumesh/renter'
-import { startClient, tempDir, until } from './provider-helpers.js'
+import { startClient, tempDir } from './provider-helpers.js'
 import { clientOptions, leaseFrom, trainingBundle } from './jobs-helpers.js'
+import { CLI, spawnDaemon, type ProviderJson } from './cli-helpers.js'
 
 const run = promisify(execFile)
-const CLI = fileURLToPath(new URL('../packages/cli/bin/gpumesh.js', import.meta.url))
 const PASSWORD = `pw-${randomBytes(8).toString('hex')}`
 const CANARY = `canary-${randomBytes(8).toString('hex')}`
 const IS_ROOT = userInfo().uid === 0
 
-interface ProviderJson { pid: number, addresses: string[], api: { url: string, token: string } | null }
 
 describe('a hostile job on the process runner of a real daemon', () => {
   let dataDir: string
@@ -67,17 +64,8 @@ describe('a hostile job on the process runner of a real daemon', () => {
 
   /** Starts the daemon; resolves with its provider.json once it runs, or with its exit code and output. */
   const startDaemon = async (): Promise<{ child: ChildProcess, info: ProviderJson | null, output: () => string, exitCode: number | null }> => {
-    const child = spawn(process.execPath, [CLI, 'provider', 'start', '--data-dir', dataDir, '--log-level', 'warn'], {
-      env: { ...daemonEnv, GPUMESH_PASSWORD_FILE: passwordFile }, stdio: ['ignore', 'pipe', 'pipe']
-    })
-    children.push(child)
-    let output = ''
-    child.stdout?.on('data', (d: Buffer) => { output += d.toString() })
-    child.stderr?.on('data', (d: Buffer) => { output += d.toString() })
-    const file = join(dataDir, 'provider.json')
-    await until(() => child.exitCode != null || (existsSync(file) && output.includes('running')), 20_000)
-    if (child.exitCode != null) return { child, info: null, output: () => output, exitCode: child.exitCode }
-    return { child, info: JSON.parse(await readFile(file, 'utf8')) as ProviderJson, output: () => output, exitCode: null }
+    const started = await spawnDaemon(dataDir, { env: { ...daemonEnv, GPUMESH_PASSWORD_FILE: passwordFile }, children, mustStart: false })
+    return { ...started, exitCode: started.child.exitCode }
   }
 
   const stopDaemon = async (child: ChildProcess): Promise<void> => {

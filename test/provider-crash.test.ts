@@ -2,23 +2,21 @@
  * kill -9 of a real `gpumesh provider start` process, then a restart: every accepted lease and its GPUs
  * survive. Runs the built CLI (`npx tsc -b` first) as a child process on a data dir made by `gpumesh init`.
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process'
+import { execFile, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { readFile, stat, writeFile } from 'node:fs/promises'
+import { stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { multiaddr } from '@multiformats/multiaddr'
 import { request, type GpumeshNode } from '@gpumesh/net'
 import { LEASE_PROTOCOL, decodeLeaseDecision, encodeLeaseProposal, type LeaseDecision } from '@gpumesh/protocol'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { newRenter, proposal, requirements, signedOrder, startClient, tempDir, until } from './provider-helpers.js'
+import { newRenter, proposal, requirements, signedOrder, startClient, tempDir } from './provider-helpers.js'
+import { CLI, spawnDaemon, type ProviderJson } from './cli-helpers.js'
 
 const run = promisify(execFile)
-const CLI = fileURLToPath(new URL('../packages/cli/bin/gpumesh.js', import.meta.url))
 const PASSWORD = 'correct horse battery staple'
 
-interface ProviderJson { pid: number, peerId: string, addresses: string[], api: { url: string, token: string } }
 
 describe('provider daemon as a process', () => {
   let dataDir: string
@@ -38,19 +36,9 @@ describe('provider daemon as a process', () => {
   }
 
   const start = async (previousPid: number | null): Promise<{ child: ChildProcess, info: ProviderJson }> => {
-    const child = spawn(process.execPath, [CLI, 'provider', 'start', '--data-dir', dataDir, '--log-level', 'warn'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
-    children.push(child)
-    let output = ''
-    child.stdout?.on('data', (d: Buffer) => { output += d.toString() })
-    child.stderr?.on('data', (d: Buffer) => { output += d.toString() })
-    const file = join(dataDir, 'provider.json')
-    await until(async () => {
-      if (child.exitCode != null) throw new Error(`provider exited ${child.exitCode}: ${output}`)
-      if (!existsSync(file)) return false
-      const info = JSON.parse(await readFile(file, 'utf8')) as ProviderJson
-      return info.pid !== previousPid && output.includes('running')
-    }, 20_000)
-    const info = JSON.parse(await readFile(file, 'utf8')) as ProviderJson
+    const { child, info: started, output: printed } = await spawnDaemon(dataDir, { env, children, previousPid })
+    const info = started as ProviderJson
+    const output = printed()
     expect(output).toContain(info.peerId)
     // The dashboard link: the API's URL with its token.
     expect(output).toContain(`dashboard        ${info.api.url}/?token=${info.api.token}`)
