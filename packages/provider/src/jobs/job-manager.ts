@@ -413,15 +413,19 @@ export class JobManager {
           resumeOffsetMs,
           ...(this.#o.sampleIntervalMs > 0 ? { sampleIntervalMs: this.#o.sampleIntervalMs } : {}),
           onReport: (report: SignedUsageReport) => {
+            // A tick that was in flight when the job was detached: the period is in the ledger, and the
+            // daemon that re-attaches sends it from there; this one writes nothing more to the event file.
+            if (j.detached) return
             events.append(clock.now(), { kind: 'usage', report })
             if (!report.report.final) this.#checkEscrow(j, lease)
           },
           onUnpaid: () => { void j.stop('UNPAID') },
           onDurationReached: () => { void j.stop('MAX_RUNTIME') }
         }),
-      tailer: (_j) => new JobLogTailer(running.paths, {
-        line: (stream, text, end) => { events.append(clock.now(), { kind: 'log', stream, text }, end) },
-        checkpoint: (name) => { events.append(clock.now(), { kind: 'checkpoint', text: name }) }
+      // A poll in flight when the job is detached appends nothing: the next daemon tails from the file's record.
+      tailer: (j) => new JobLogTailer(running.paths, {
+        line: (stream, text, end) => { if (!j.detached) events.append(clock.now(), { kind: 'log', stream, text }, end) },
+        checkpoint: (name) => { if (!j.detached) events.append(clock.now(), { kind: 'checkpoint', text: name }) }
       }, this.#o.logPollMs, tailFrom),
       finish: async (j, exit) => await this.#finish(j, exit)
     })
