@@ -8,7 +8,7 @@
  * Stop order (written down here, in `stop()`): stop taking orders and abort proposals in flight →
  * stop serving the book → stop the prune task → stop judging offers → stop the node if we built it.
  */
-import { createNode } from '@gpumesh/net'
+import { RepeatingTask, createNode } from '@gpumesh/net'
 import { StrictSign } from '@libp2p/gossipsub'
 import pino from 'pino'
 import { systemClock } from './clock.js'
@@ -26,7 +26,6 @@ import { OrderBook } from './order-book.js'
 import { OrderService } from './order-service.js'
 import { Proposer } from './proposer.js'
 import { ProviderRecords } from './provider-record.js'
-import { RepeatingTask } from './repeating-task.js'
 import type { Clock } from './clock.js'
 import type { FleetRevocationVerdict } from '@gpumesh/protocol'
 import type { OfferVerdict, ValidatingPubsub } from './offer-intake.js'
@@ -125,9 +124,10 @@ class MatcherService implements Matcher {
     this.#log = (components.logger ?? pino({ enabled: false })).child({ module: 'matcher' })
     this.#node = components.node ?? null
     this.#ownsNode = components.node == null
-    this.#pruneTask = new RepeatingTask(async (signal) => { this.prune(); await this.#pingSome(signal) },
-      options.pruneIntervalMs ?? DEFAULT_PRUNE_INTERVAL_MS,
-      (err) => { this.#log.error({ err }, 'prune failed') })
+    this.#pruneTask = new RepeatingTask({
+      intervalMs: options.pruneIntervalMs ?? DEFAULT_PRUNE_INTERVAL_MS,
+      onError: (err) => { this.#log.error({ err }, 'prune failed') }
+    }, async (signal) => { this.prune(); await this.#pingSome(signal) })
   }
 
   get revocations (): FleetRevocations | null { return this.#revocations }

@@ -33,6 +33,8 @@ export type {
   HandleFrameStreamsOptions,
   OpenFrameStreamOptions
 } from './frame-stream.js'
+export { RepeatingTask } from './repeating-task.js'
+export type { RepeatingTaskLogger, RepeatingTaskOptions } from './repeating-task.js'
 export { PeerRateLimiter } from './rate-limiter.js'
 export type { RateLimitOptions } from './rate-limiter.js'
 export { encodeVarint, encodeFrame, decodeEnvelope, encodeErrorEnvelope, encodeOkEnvelope } from './frame-codec.js'

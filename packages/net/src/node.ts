@@ -22,6 +22,7 @@ import {
 import { setGossipMaxMessageBytes } from './gossip.js'
 import { ListenError, listenReason } from './errors.js'
 import { generatePeerKey } from './keys.js'
+import { RepeatingTask } from './repeating-task.js'
 import type { GossipSub, GossipsubOpts } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
 import type { Libp2p, PeerDiscovery, PeerId, PeerInfo, PrivateKey } from '@libp2p/interface'
@@ -229,7 +230,6 @@ function keepBootstrapConnected (node: GpumeshNode, list: string[], intervalMs: 
       log('bootstrap address %s is not a multiaddr - %e', text, err)
     }
   }
-  let timer: ReturnType<typeof setInterval> | null = null
   const check = (): void => {
     if (node.status !== 'started') return
     for (const peer of peers.values()) {
@@ -240,14 +240,9 @@ function keepBootstrapConnected (node: GpumeshNode, list: string[], intervalMs: 
         .finally(() => { peer.dialling = false })
     }
   }
-  node.addEventListener('start', () => {
-    timer = setInterval(check, intervalMs)
-    timer.unref?.()
-  })
-  node.addEventListener('stop', () => {
-    if (timer != null) clearInterval(timer)
-    timer = null
-  })
+  const task = new RepeatingTask({ intervalMs, onError: (err) => { log('bootstrap redial failed - %e', err) } }, check)
+  node.addEventListener('start', () => { task.start() })
+  node.addEventListener('stop', () => { void task.stop() })
 }
 
 /** mDNS only reports peers; connect to each one we are not yet connected to. */

@@ -22,7 +22,6 @@ export {
 export { LeaseHandler, type LeaseHandlerComponents, type LeaseHandlerStats } from './lease-handler.js'
 export { recoverRunningLeases, type RecoveryComponents } from './recovery.js'
 export { JOB_SERVICE_DEFAULTS, JobService, type JobServiceComponents, type JobServiceOptions } from './job-service.js'
-export { RepeatingTask, type RepeatingTaskOptions } from './repeating-task.js'
 export {
   providerFilePath, readProviderFile, removeProviderFile, writeProviderFile, type ProviderFile
 } from './provider-file.js'

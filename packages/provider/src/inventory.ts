@@ -3,7 +3,7 @@ import type { GpuHealthState, GpuInput, GpuState, Ledger } from '@gpumesh/ledger
 import type { Logger } from 'pino'
 import type { GpuReadingNow } from './history.js'
 import { VANISHED_PROBLEM } from './probe/index.js'
-import { RepeatingTask } from './repeating-task.js'
+import { RepeatingTask } from '@gpumesh/net'
 import type { GpuInfo, HostInfo, ProbeIssue, ProbeResult } from './probe/index.js'
 
 /** What the inventory needs of a prober: `GpuProber` in the daemon, a stand-in in tests. */

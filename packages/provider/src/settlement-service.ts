@@ -7,7 +7,7 @@ import { settlementEscrow, type ProviderConfig } from './config.js'
 import { AUTO_REDEEM_CHECK_INTERVAL_MS, SETTLEMENT_LOCK_FILE } from './constants.js'
 import { lockProcessFile } from './data-dir-lock.js'
 import { EscrowGuard, intervalCost, type RenterCommitments } from './escrow-guard.js'
-import { RepeatingTask } from './repeating-task.js'
+import { RepeatingTask } from '@gpumesh/net'
 
 /**
  * The provider's side of on-chain settlement: the escrow client for its chain, the exposure guard the

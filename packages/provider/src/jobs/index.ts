@@ -8,8 +8,6 @@ export {
   BundleError, JobError, VoucherRefusedError, BUNDLE_ERROR_CODES, JOB_ERROR_CODES, VOUCHER_REFUSAL_CODES
 } from './errors.js'
 export type { BundleErrorCode, JobErrorCode, VoucherRefusalCode } from './errors.js'
-export { repeatingTask } from './repeating-task.js'
-export type { RepeatingTask, RepeatingTaskOptions } from './repeating-task.js'
 export { isSameProcessAlive, parseProcStat, readProcessStat } from './proc.js'
 export type { ProcessStat } from './proc.js'
 export { jobPaths, makeJobDirs } from './job-dir.js'

@@ -1,7 +1,7 @@
 import { open, readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { LIMITS } from '@gpumesh/protocol'
-import { repeatingTask, type RepeatingTask } from './repeating-task.js'
+import { RepeatingTask } from '@gpumesh/net'
 import type { JobPaths } from './job-dir.js'
 
 export interface TailEvents {
@@ -120,11 +120,11 @@ export class JobLogTailer {
     this.#stdout = new FileTail(paths.stdoutLog, from.stdout ?? 0)
     this.#stderr = new FileTail(paths.stderrLog, from.stderr ?? 0)
     this.#checkpoints = new Set(from.checkpoints ?? [])
-    this.#task = repeatingTask(async () => { await this.poll(false) }, pollMs)
+    this.#task = new RepeatingTask({ intervalMs: pollMs }, async () => { await this.poll(false) })
   }
 
   start (): void { this.#task.start() }
-  stop (): void { this.#task.stop() }
+  stop (): void { void this.#task.stop() }
 
   /** Reads what is new; `flush` reads to the end and emits unterminated last lines (job ended). */
   async poll (flush: boolean): Promise<void> {

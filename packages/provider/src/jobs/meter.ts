@@ -1,7 +1,7 @@
 import { cumulativeAmount, jsonReplacer, marketDomain, signUsageReport } from '@gpumesh/protocol'
 import type { Bytes32, PaymentKey, SignedUsageReport, UsageReport } from '@gpumesh/protocol'
 import type { LeaseRecord, Ledger, UsageSample } from '@gpumesh/ledger'
-import { repeatingTask, type RepeatingTask } from './repeating-task.js'
+import { RepeatingTask } from '@gpumesh/net'
 import { silentLogger, type Clock, type JobsLogger, type SampleGpus } from './types.js'
 
 /** The lease fields metering needs (a ledger LeaseRecord has them all). */
@@ -179,17 +179,19 @@ export class LeaseMeter {
     this.#paid = this.#c.ledger.latestVoucher(this.#lease.leaseId)?.cumulativeAmount ?? 0n
     if (this.#closed) return
     this.#base = this.#c.clock.monotonicNow() - Math.max(this.#o.resumeOffsetMs ?? 0, this.#lastEnd)
-    this.#task = repeatingTask(async () => { await this.#tick() }, this.#sampleMs, {
-      runImmediately: true,
+    this.#task = new RepeatingTask({
+      intervalMs: this.#sampleMs,
+      runAtStart: true,
       onError: (err) => { this.#logger.warn({ err, leaseId: this.#lease.leaseId }, 'metering tick failed') },
       nextDelayMs: () => this.#sampleMs - (this.offsetMs() % this.#sampleMs)
-    })
+    }, async () => { await this.#tick() })
     this.#task.start()
   }
 
   /** Stops timers; closes nothing (use closeFinal first for a job that ended). */
   stop (): void {
-    this.#task?.stop()
+    // Synchronous: no tick starts after this; a tick already in flight finishes.
+    void this.#task?.stop()
     this.#task = null
     if (this.#deadlineTimer !== null) clearTimeout(this.#deadlineTimer)
     this.#deadlineTimer = null
