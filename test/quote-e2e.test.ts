@@ -64,7 +64,7 @@ describe('gpumesh quote against a live matcher', () => {
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), 'gpumesh-quote-'))
     matcher = createMatcher({ listen: ['/ip4/127.0.0.1/tcp/0'], loopback: true, pruneIntervalMs: 100 }, {
-      clock: { now: () => Date.now() + skew, monotonic: () => performance.now() }
+      clock: { now: () => Date.now() + skew, monotonicNow: () => performance.now() }
     })
     await matcher.start()
     addr = matcher.node.getMultiaddrs().map(String)[0] ?? ''

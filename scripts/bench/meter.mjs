@@ -6,8 +6,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { openLedger } from '@gpumesh/ledger'
-import { LeaseMeter, simulatedGpuSampler, systemClock } from '@gpumesh/provider'
-import { paymentKeyAddress } from '@gpumesh/protocol'
+import { LeaseMeter, simulatedGpuSampler } from '@gpumesh/provider'
+import { paymentKeyAddress, systemClock } from '@gpumesh/protocol'
 
 const LEASES = 1000
 const RUN_MS = 10_000

@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3'
+import { systemClock, type Clock } from '@gpumesh/protocol'
 import { DEFAULT_BUSY_TIMEOUT_MS, MAX_VOUCHER_SEQUENCE, VOUCHER_SEQUENCE_DIGITS, ZERO_ADDRESS } from './constants.js'
 import {
   InvalidInputError, InvalidTransitionError, LedgerClosedError, LedgerError, NoCapacityError, NotFoundError,
@@ -20,7 +21,7 @@ import { SettlementStore } from './settlements.js'
 import { prepareStatements } from './statements.js'
 import type { Statements } from './statements.js'
 import type {
-  ActivityCounts, Clock, GpuHealthState, GpuInput, GpuRecord, LeaseEventRecord, LeaseJob, LeaseRecord, LedgerLogger,
+  ActivityCounts, GpuHealthState, GpuInput, GpuRecord, LeaseEventRecord, LeaseJob, LeaseRecord, LedgerLogger,
   LedgerOptions, OfferRecord, RejectionInput, RejectionRecord, ReserveLeaseInput, SettlementInput,
   SettlementRecord, SettlementState, TransitionExtra, UsagePeriodInput, UsagePeriodRecord, UsageSample,
   UsageSampleRecord, VoucherInput, VoucherRecord
@@ -31,7 +32,6 @@ import type {
   SettlementKind, TokenEarnings, UnsettledVoucher, UnsettledVouchersOptions
 } from './types.js'
 
-const SYSTEM_CLOCK: Clock = { now: () => Date.now() }
 const NOOP = (): void => {}
 const SILENT_LOGGER: LedgerLogger = { debug: NOOP, info: NOOP, warn: NOOP, error: NOOP }
 const METERED_STATES: readonly LeaseState[] = ['running', 'completed', 'terminated', 'failed']
@@ -65,14 +65,14 @@ interface Open {
  */
 export class Ledger {
   readonly path: string
-  readonly #clock: Clock
+  readonly #clock: Pick<Clock, 'now'>
   readonly #logger: LedgerLogger
   readonly #busyTimeoutMs: number
   #open: Open | null = null
 
   constructor (path: string, options: LedgerOptions = {}) {
     this.path = path
-    this.#clock = options.clock ?? SYSTEM_CLOCK
+    this.#clock = options.clock ?? systemClock
     this.#logger = options.logger ?? SILENT_LOGGER
     this.#busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS
   }

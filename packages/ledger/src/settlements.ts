@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3'
+import type { Clock } from '@gpumesh/protocol'
 import { VOUCHER_SEQUENCE_DIGITS, ZERO_ADDRESS } from './constants.js'
 import { InvalidInputError, NotFoundError } from './errors.js'
 import { checkJsonText, moneyFromText, moneyToText, optionalMoneyFromText, optionalMoneyToText } from './money.js'
@@ -6,7 +7,7 @@ import { leaseFromRow, settlementFromRow, voucherFromRow } from './rows.js'
 import type { LeaseRow, SettlementRow, VoucherRow } from './rows.js'
 import { LEASE_COLUMNS } from './statements.js'
 import type {
-  Address, ChainPaid, Clock, ConfirmSettlementInput, EarningsFigures, EarningsOptions, LeaseSettlementView,
+  Address, ChainPaid, ConfirmSettlementInput, EarningsFigures, EarningsOptions, LeaseSettlementView,
   RenterEarnings, RenterExposure, RenterExposureOptions, SettlementBatchRecord, SettlementEntryInput, SettlementEntryRecord, SettlementKind,
   SettlementRecord, SettlementState, TokenEarnings, UnsettledVoucher, UnsettledVouchersOptions
 } from './types.js'
@@ -141,9 +142,9 @@ type Statements = { readonly [K in keyof typeof SQL]: Database.Statement }
 export class SettlementStore {
   readonly #s: Statements
   readonly #durable: <T>(fn: () => T) => T
-  readonly #clock: Clock
+  readonly #clock: Pick<Clock, 'now'>
 
-  constructor (db: Database.Database, durable: <T>(fn: () => T) => T, clock: Clock) {
+  constructor (db: Database.Database, durable: <T>(fn: () => T) => T, clock: Pick<Clock, 'now'>) {
     const statements: Partial<Record<keyof typeof SQL, Database.Statement>> = {}
     for (const [name, sql] of Object.entries(SQL) as Array<[keyof typeof SQL, string]>) statements[name] = db.prepare(sql)
     this.#s = statements as Statements

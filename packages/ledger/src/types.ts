@@ -1,8 +1,10 @@
+import type { Clock } from '@gpumesh/protocol'
 import type { LeaseState } from './lease-state.js'
 
 /**
  * The ledger's own record types. They mirror the wire messages of `@gpumesh/protocol` without importing
  * them: the ledger stores what it is given and hands it back; decoding and signatures are not its job.
+ * (It takes protocol's `Clock`, of which it reads only the wall clock.)
  * Money is always bigint base units; times are integer Unix milliseconds unless named `offset`.
  */
 
@@ -10,11 +12,6 @@ import type { LeaseState } from './lease-state.js'
 export type Address = `0x${string}`
 /** 0x-prefixed hex, 32 bytes. */
 export type Bytes32 = `0x${string}`
-
-/** Anything with the current wall-clock time in Unix milliseconds. */
-export interface Clock {
-  now: () => number
-}
 
 /** A pino-compatible subset; the ledger logs little (opening, migrations, expiries). */
 export interface LedgerLogger {
@@ -26,7 +23,8 @@ export interface LedgerLogger {
 
 export interface LedgerOptions {
   logger?: LedgerLogger
-  clock?: Clock
+  /** Only `now()` is read. Default: the system clock. */
+  clock?: Pick<Clock, 'now'>
   /** Default 5000. */
   busyTimeoutMs?: number
 }

@@ -11,7 +11,7 @@ import {
 import type { RateLimitOptions, StreamHost } from '@gpumesh/net'
 import type { BookQuery, Offer, ProviderObservation } from '@gpumesh/protocol'
 import type { Logger } from 'pino'
-import type { Clock } from './clock.js'
+import type { Clock } from '@gpumesh/protocol'
 import type { BookFilters, OrderBook } from './order-book.js'
 import type { ProviderRecords } from './provider-record.js'
 

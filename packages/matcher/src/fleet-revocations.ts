@@ -12,7 +12,7 @@ import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { FleetRevocation, FleetRevocationVerdict, Offer } from '@gpumesh/protocol'
 import type { GossipsubMessage } from '@libp2p/gossipsub'
 import type { Logger } from 'pino'
-import type { Clock } from './clock.js'
+import type { Clock } from '@gpumesh/protocol'
 import type { ValidatingPubsub } from './offer-intake.js'
 import type { OrderBook } from './order-book.js'
 

@@ -11,8 +11,6 @@ export type { OfferJudgement, OfferVerdict, OfferVerdictReason } from './offer-i
 export { dialTarget, termsMismatch } from './proposer.js'
 export { toBookFilters } from './book-service.js'
 export { LatencyEstimates } from './latency.js'
-export { systemClock } from './clock.js'
-export type { Clock } from './clock.js'
 export { MATCHER_REQUEST_ERROR_CODES, MatcherError } from './errors.js'
 export type { MatcherErrorCode, MatcherRequestErrorCode } from './errors.js'
 export * from './constants.js'

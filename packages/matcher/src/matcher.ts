@@ -11,7 +11,7 @@
 import { RepeatingTask, createNode } from '@gpumesh/net'
 import { StrictSign } from '@libp2p/gossipsub'
 import pino from 'pino'
-import { systemClock } from './clock.js'
+import { systemClock } from '@gpumesh/protocol'
 import {
   DEFAULT_BOOK_RATE_LIMIT, DEFAULT_MAX_CLOCK_SKEW_MS, DEFAULT_MAX_CONCURRENT_ORDERS, DEFAULT_MAX_OFFER_LIFETIME_MS,
   DEFAULT_MAX_OFFERS, DEFAULT_MAX_PROPOSALS, DEFAULT_MAX_REMEMBERED_ORDERS, DEFAULT_ORDER_RATE_LIMIT,
@@ -26,7 +26,7 @@ import { OrderBook } from './order-book.js'
 import { OrderService } from './order-service.js'
 import { Proposer } from './proposer.js'
 import { ProviderRecords } from './provider-record.js'
-import type { Clock } from './clock.js'
+import type { Clock } from '@gpumesh/protocol'
 import type { FleetRevocationVerdict } from '@gpumesh/protocol'
 import type { OfferVerdict, ValidatingPubsub } from './offer-intake.js'
 import type { CreateNodeOptions, GpumeshNode, RateLimitOptions } from '@gpumesh/net'

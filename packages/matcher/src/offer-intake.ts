@@ -11,7 +11,7 @@ import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { GossipSub, GossipsubMessage } from '@libp2p/gossipsub'
 import type { Offer } from '@gpumesh/protocol'
 import type { Logger } from 'pino'
-import type { Clock } from './clock.js'
+import type { Clock } from '@gpumesh/protocol'
 import type { OrderBook } from './order-book.js'
 
 export type { OfferJudgement }

@@ -13,7 +13,7 @@ import type { StreamHost } from '@gpumesh/net'
 import type { DeclinedProposal, LeaseTerms, Offer, Order, PaymentSignature } from '@gpumesh/protocol'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from 'pino'
-import type { Clock } from './clock.js'
+import type { Clock } from '@gpumesh/protocol'
 import type { LatencyEstimates } from './latency.js'
 import type { Candidate } from './matching.js'
 import type { ProviderRecords } from './provider-record.js'
@@ -108,7 +108,7 @@ export class Proposer {
       offerSequence: candidate.offer.sequence,
       gpuClass: candidate.gpuClass
     })
-    const started = clock.monotonic()
+    const started = clock.monotonicNow()
     let bytes: Uint8Array
     try {
       bytes = await request(node, dialTarget(candidate.offer), LEASE_PROTOCOL, proposal, {
@@ -126,7 +126,7 @@ export class Proposer {
       }
       throw err
     }
-    latency.record(peerId, clock.monotonic() - started)
+    latency.record(peerId, clock.monotonicNow() - started)
     let decision
     try {
       decision = decodeLeaseDecision(bytes)

@@ -3,6 +3,7 @@
  * protocol ids, size caps, EIP-712 signing and fast verification. Pure: no I/O.
  */
 export * from './constants.js'
+export { systemClock, type Clock } from './clock.js'
 export * from './errors.js'
 export * from './messages.js'
 export * from './money.js'

@@ -15,7 +15,7 @@ import {
 } from '@gpumesh/protocol'
 import type { FleetMembership, FleetStatus, FleetVouchers } from '@gpumesh/protocol'
 import type { Logger } from 'pino'
-import type { Clock } from './clock.js'
+import type { Clock } from '@gpumesh/protocol'
 
 /** Requests per peer and window: a `fleet status` every few seconds is plenty. */
 export const FLEET_RATE_LIMIT: RateLimitOptions = Object.freeze({ points: 30, durationMs: 60_000 })

@@ -10,7 +10,6 @@ export { CONFIG_KEY_DOCS, parseConfigYaml, readConfigFile, renderConfigTemplate 
 export { askPrice, cumulativeAmount, listPrice, surgeBasisPoints, type PricingPolicy, type Utilisation } from './pricing.js'
 export * from './probe/index.js'
 export { ApiServer, toJson, type ApiRoute, type ApiServerOptions } from './api.js'
-export { systemClock, type Clock } from './clock.js'
 export * from './constants.js'
 export { Inventory, isSellable, type InventoryComponents, type InventoryGpu, type InventoryOptions, type InventoryProber } from './inventory.js'
 export { buildOffer, hostSummary, pricingPolicy, utilisation, type OfferBuild, type OfferInput } from './offer-builder.js'

@@ -13,7 +13,7 @@ import type { Address, ArtifactsRequest, Bytes32, JobAttach, JobEvent, JobReply,
 import type { LeaseRecord, Ledger } from '@gpumesh/ledger'
 import type { Logger } from 'pino'
 import { BundleError, JobError, VoucherRefusedError, jobPaths, type Job, type JobEventLog, type JobManager } from './jobs/index.js'
-import type { Clock } from './clock.js'
+import type { Clock } from '@gpumesh/protocol'
 
 /** Defaults of the job protocol service (milliseconds unless named otherwise). */
 export const JOB_SERVICE_DEFAULTS = {

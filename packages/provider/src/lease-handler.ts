@@ -16,7 +16,7 @@ import { askPrice } from './pricing.js'
 import {
   checkConsistent, checkExpiry, checkMatcher, checkPrice, checkRenter, checkRequirements, fittingGpus, type Rejection
 } from './lease-policy.js'
-import type { Clock } from './clock.js'
+import type { Clock } from '@gpumesh/protocol'
 import type { Inventory, InventoryGpu } from './inventory.js'
 import { settlementEscrow, type ProviderConfig } from './config.js'
 import { intervalCost, type EscrowGuard } from './escrow-guard.js'

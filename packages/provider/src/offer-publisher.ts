@@ -5,7 +5,7 @@ import type { FleetMembership, Offer, PaymentKey, PeerBinding } from '@gpumesh/p
 import type { Logger } from 'pino'
 import { NEW_PEER_REPUBLISH_GAP_MS, OFFER_SEQUENCE_KEY, REPUBLISH_DEBOUNCE_MS } from './constants.js'
 import { buildOffer, type RunnerProblems } from './offer-builder.js'
-import type { Clock } from './clock.js'
+import type { Clock } from '@gpumesh/protocol'
 import type { Inventory } from './inventory.js'
 import type { ProviderConfig } from './config.js'
 

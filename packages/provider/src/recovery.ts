@@ -2,7 +2,7 @@ import type { Ledger } from '@gpumesh/ledger'
 import type { PaymentKey } from '@gpumesh/protocol'
 import type { Logger } from 'pino'
 import { recoverLeases, type JobManager, type JobRunner } from './jobs/index.js'
-import type { Clock } from './clock.js'
+import type { Clock } from '@gpumesh/protocol'
 
 export interface RecoveryComponents {
   ledger: Ledger

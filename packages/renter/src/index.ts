@@ -15,7 +15,7 @@ export {
 } from './order-client.js'
 export {
   JOB_CLIENT_DEFAULTS, JobClientError, attachJob, cancelJob, downloadArtifacts, providerTargets, submitJob,
-  type JobClientClock, type JobClientOptions, type JobOutcome
+  type JobClientOptions, type JobOutcome
 } from './job-client.js'
 export {
   FINAL_RECORD_STATES, LeaseStore, applyOutcome, attachStartedAt, describeJobRefusal, recordFollower, recordUsage, newLeaseRecord, runLeasedJob,

@@ -7,8 +7,8 @@ import type { Wallet } from 'ethers'
 import { FrameStreamError, openFrameStream, type FrameStream, type GpumeshNode } from '@gpumesh/net'
 import {
   JOB_DATA_FRAME_BYTES, JOB_MAX_FRAME_BYTES, JOB_PROTOCOL, ProtocolError, decodeMessage, encodeArtifactsRequest, encodeJobAttach,
-  encodeJobSubmit, encodeTerminate, encodeVoucher, paymentKeyAddress, signJobAuth, signTerminate, signVoucher,
-  type Eip712Domain, type JobAuth, type JobEvent, type JobReply, type JobSpec, type LeaseTerms, type PaymentKey, type Voucher
+  encodeJobSubmit, encodeTerminate, encodeVoucher, paymentKeyAddress, signJobAuth, signTerminate, signVoucher, systemClock,
+  type Clock, type Eip712Domain, type JobAuth, type JobEvent, type JobReply, type JobSpec, type LeaseTerms, type PaymentKey, type Voucher
 } from '@gpumesh/protocol'
 import { PaymentPolicy, ReportRefusedError } from './payment-policy.js'
 
@@ -45,11 +45,6 @@ export class JobClientError extends Error {
   }
 }
 
-export interface JobClientClock {
-  now: () => number
-  monotonicNow: () => number
-}
-
 export interface JobClientOptions {
   node: GpumeshNode
   /** The renter's payment key (the lease's `renter`). */
@@ -67,7 +62,7 @@ export interface JobClientOptions {
   onVoucher?: (v: { cumulativeAmount: bigint, sequence: bigint }) => void
   onUploadProgress?: (sentBytes: number, totalBytes: number) => void
   /** Default: Date.now and performance.now. */
-  clock?: JobClientClock
+  clock?: Clock
   /** Overrides of {@link JOB_CLIENT_DEFAULTS}. */
   timeouts?: Partial<Record<keyof typeof JOB_CLIENT_DEFAULTS, number>>
   /** Slack of the payment policy between the provider's billed time and the renter's clock. */
@@ -92,8 +87,6 @@ export interface JobOutcome {
 
 type CancelOptions = Pick<JobClientOptions, 'node' | 'wallet' | 'terms' | 'marketDomain' | 'signal'> & { reason?: string, timeouts?: JobClientOptions['timeouts'] }
 type DownloadOptions = Pick<JobClientOptions, 'node' | 'wallet' | 'terms' | 'marketDomain' | 'signal'> & { destFile: string, timeouts?: JobClientOptions['timeouts'], maxBytes?: number }
-
-const systemClock: JobClientClock = { now: () => Date.now(), monotonicNow: () => performance.now() }
 
 const timeoutOf = (o: { timeouts?: JobClientOptions['timeouts'] | undefined }, key: keyof typeof JOB_CLIENT_DEFAULTS): number =>
   o.timeouts?.[key] ?? JOB_CLIENT_DEFAULTS[key]

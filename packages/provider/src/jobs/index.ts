@@ -2,8 +2,8 @@
  * The job side of the provider: runners (process, docker), bundles and artifacts, the usage meter,
  * voucher acceptance, the job manager and crash recovery. No network: the job protocol sits on top.
  */
-export { systemClock, silentLogger } from './types.js'
-export type { Clock, GpuSample, JobsLogger, SampleGpus, VerifyingContract } from './types.js'
+export { silentLogger } from './types.js'
+export type { GpuSample, JobsLogger, SampleGpus, VerifyingContract } from './types.js'
 export {
   BundleError, JobError, VoucherRefusedError, BUNDLE_ERROR_CODES, JOB_ERROR_CODES, VOUCHER_REFUSAL_CODES
 } from './errors.js'

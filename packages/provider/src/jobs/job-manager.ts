@@ -14,7 +14,8 @@ import { jobPaths, makeJobDirs, type JobPaths } from './job-dir.js'
 import { JobLogTailer, type TailStart } from './log-tailer.js'
 import { LeaseMeter } from './meter.js'
 import type { GpuVendorKind, JobExit, JobRunner, RunningJob } from './runner.js'
-import { silentLogger, type Clock, type JobsLogger, type SampleGpus } from './types.js'
+import type { Clock } from '@gpumesh/protocol'
+import { silentLogger, type JobsLogger, type SampleGpus } from './types.js'
 import { acceptVoucher, type AcceptedVoucher } from './voucher.js'
 
 export interface JobManagerComponents {

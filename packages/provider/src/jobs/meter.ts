@@ -2,7 +2,8 @@ import { cumulativeAmount, jsonReplacer, marketDomain, signUsageReport } from '@
 import type { Bytes32, PaymentKey, SignedUsageReport, UsageReport } from '@gpumesh/protocol'
 import type { LeaseRecord, Ledger, UsageSample } from '@gpumesh/ledger'
 import { RepeatingTask } from '@gpumesh/net'
-import { silentLogger, type Clock, type JobsLogger, type SampleGpus } from './types.js'
+import type { Clock } from '@gpumesh/protocol'
+import { silentLogger, type JobsLogger, type SampleGpus } from './types.js'
 
 /** The lease fields metering needs (a ledger LeaseRecord has them all). */
 export type MeteredLease = Pick<LeaseRecord,

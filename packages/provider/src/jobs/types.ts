@@ -1,20 +1,5 @@
 import type { Address } from '@gpumesh/protocol'
 
-/**
- * Time, injected. `now()` is wall-clock Unix milliseconds (event timestamps, ledger rows);
- * `monotonicNow()` is milliseconds on a clock that never jumps (billing, deadlines).
- */
-export interface Clock {
-  now: () => number
-  monotonicNow: () => number
-}
-
-/** The real clock: Date.now and performance.now. */
-export const systemClock: Clock = Object.freeze({
-  now: (): number => Date.now(),
-  monotonicNow: (): number => performance.now()
-})
-
 /** A pino-compatible subset. */
 export interface JobsLogger {
   debug: (obj: object, msg?: string) => void

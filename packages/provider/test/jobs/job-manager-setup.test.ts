@@ -7,9 +7,9 @@
 import { createHash } from 'node:crypto'
 import { rmSync } from 'node:fs'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import type { JobSpec } from '@gpumesh/protocol'
+import { systemClock, type JobSpec } from '@gpumesh/protocol'
 import {
-  JobError, JobManager, ProcessRunner, isSameProcessAlive, simulatedGpuSampler, systemClock,
+  JobError, JobManager, ProcessRunner, isSameProcessAlive, simulatedGpuSampler,
   type JobRunner, type RunRequest, type RunningJob
 } from '../../src/jobs/index.js'
 import { PROVIDER_KEY, chunks, makeLease, rawTarGz, tempDir, testLedger, type TestLedger } from './helpers.js'

@@ -4,9 +4,9 @@ import { join } from 'node:path'
 import pino from 'pino'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import {
-  ZERO_ADDRESS, encodeJobEvent, marketDomain, signVoucher, verifyUsageReport, type Address, type Bytes32, type JobEvent, type JobSpec, type Voucher
+  ZERO_ADDRESS, encodeJobEvent, marketDomain, signVoucher, systemClock, verifyUsageReport, type Address, type Bytes32, type JobEvent, type JobSpec, type Voucher
 } from '@gpumesh/protocol'
-import { JobManager, ProcessRunner, extractBundle, simulatedGpuSampler, systemClock, type LeaseEndedEvent } from '../../src/jobs/index.js'
+import { JobManager, ProcessRunner, extractBundle, simulatedGpuSampler, type LeaseEndedEvent } from '../../src/jobs/index.js'
 import { CHAIN_ID, FIXTURES, PROVIDER, PROVIDER_KEY, RENTER, RENTER_KEY, TOKEN, chunks, makeLease, rawTarGz, tempDir, testLedger, type TestLedger } from './helpers.js'
 
 const spec = (script: string, env: Record<string, string> = {}, maxRunTimeSec = 60): JobSpec => ({

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { ZERO_ADDRESS, cumulativeAmount, verifyUsageReport, signVoucher, type SignedUsageReport, type Voucher } from '@gpumesh/protocol'
-import { LeaseMeter, simulatedGpuSampler, type Clock } from '../../src/jobs/index.js'
+import { ZERO_ADDRESS, cumulativeAmount, verifyUsageReport, signVoucher, type Clock, type SignedUsageReport, type Voucher } from '@gpumesh/protocol'
+import { LeaseMeter, simulatedGpuSampler } from '../../src/jobs/index.js'
 import { CHAIN_ID, PROVIDER, PROVIDER_KEY, RENTER, RENTER_KEY, TOKEN, makeLease, testLedger, type TestLedger } from './helpers.js'
 import { acceptVoucher } from '../../src/jobs/voucher.js'
 

@@ -4,10 +4,10 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { openLedger } from '@gpumesh/ledger'
 import {
-  EVENTS_FILE, JobManager, ProcessRunner, closeUsagePeriod, jobPaths, makeJobDirs, recoverLeases, simulatedGpuSampler, systemClock
+  EVENTS_FILE, JobManager, ProcessRunner, closeUsagePeriod, jobPaths, makeJobDirs, recoverLeases, simulatedGpuSampler
 } from '../../src/jobs/index.js'
 import { CHAIN_ID, FIXTURES, PROVIDER, PROVIDER_KEY, makeLease, tempDir, testLedger, type TestLedger } from './helpers.js'
-import { cumulativeAmount, marketDomain, verifyUsageReport, type JobEvent } from '@gpumesh/protocol'
+import { cumulativeAmount, marketDomain, systemClock, verifyUsageReport, type JobEvent } from '@gpumesh/protocol'
 
 describe('recoverLeases (real ledger file, real processes)', () => {
   let t: TestLedger
