@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { handle, type StreamHost } from '@gpumesh/net'
+import { PeerRateLimiter, handle, type StreamHost } from '@gpumesh/net'
 import {
   LEASE_PROTOCOL, LIMITS, MAX_MESSAGE_BYTES, bytesToHex, decodeLeaseProposal, encodeLeaseDecision, isProtocolError,
   jsonReplacer, marketDomain, signLeaseTerms, verifyOrder
@@ -76,7 +76,7 @@ export class LeaseHandler {
   readonly #config: ProviderConfig
   readonly #c: LeaseHandlerComponents
   readonly #log: Logger
-  readonly #windows = new Map<string, { start: number, used: number }>()
+  readonly #proposalRate: PeerRateLimiter
   /** Order ids of every lease ever accepted: a fast REPLAY answer; the ledger's transaction is the truth. */
   readonly #acceptedOrders = new Set<string>()
   #accepting = false
@@ -86,6 +86,9 @@ export class LeaseHandler {
     this.#config = config
     this.#c = components
     this.#log = components.logger
+    this.#proposalRate = new PeerRateLimiter({
+      points: config.leases.proposalsPerMinutePerPeer, durationMs: PROPOSAL_RATE_WINDOW_MS, maxKeys: PROPOSAL_RATE_MAX_PEERS
+    }, () => this.#c.clock.monotonicNow())
   }
 
   get accepting (): boolean {
@@ -313,24 +316,7 @@ export class LeaseHandler {
    * checks, SQLite) is done, so a flooding peer is turned away cheaply.
    */
   #checkRate (peer: string): Rejection | null {
-    const now = this.#c.clock.monotonicNow()
-    let window = this.#windows.get(peer)
-    if (window == null || now - window.start >= PROPOSAL_RATE_WINDOW_MS) {
-      if (window == null && this.#windows.size >= PROPOSAL_RATE_MAX_PEERS) {
-        for (const [key, w] of this.#windows) {
-          if (now - w.start >= PROPOSAL_RATE_WINDOW_MS) this.#windows.delete(key)
-        }
-        if (this.#windows.size >= PROPOSAL_RATE_MAX_PEERS) {
-          const oldest = this.#windows.keys().next()
-          if (oldest.done !== true) this.#windows.delete(oldest.value)
-        }
-      }
-      window = { start: now, used: 0 }
-      this.#windows.delete(peer)
-      this.#windows.set(peer, window)
-    }
-    window.used++
-    const budget = this.#config.leases.proposalsPerMinutePerPeer
-    return window.used > budget ? { code: 'RATE_LIMITED', message: `more than ${budget} proposals a minute from ${peer}` } : null
+    if (this.#proposalRate.consume(peer)) return null
+    return { code: 'RATE_LIMITED', message: `more than ${this.#config.leases.proposalsPerMinutePerPeer} proposals a minute from ${peer}` }
   }
 }
