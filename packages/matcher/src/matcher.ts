@@ -8,7 +8,7 @@
  * Stop order (written down here, in `stop()`): stop taking orders and abort proposals in flight →
  * stop serving the book → stop the prune task → stop judging offers → stop the node if we built it.
  */
-import { RepeatingTask, createNode } from '@gpumesh/net'
+import { RepeatingTask, createNode, within } from '@gpumesh/net'
 import { StrictSign } from '@libp2p/gossipsub'
 import pino from 'pino'
 import { systemClock } from '@gpumesh/protocol'
@@ -251,7 +251,7 @@ class MatcherService implements Matcher {
       if (!this.book.has(peerId.toString())) continue
       left--
       try {
-        const ms = await node.services.ping.ping(peerId, { signal: AbortSignal.any([signal, AbortSignal.timeout(2_000)]) })
+        const ms = await node.services.ping.ping(peerId, { signal: within(2_000, signal) })
         this.latency.record(peerId.toString(), ms)
       } catch {
         // a failed ping says nothing the proposal timeout will not

@@ -12,6 +12,15 @@ export class DeadlineExceededError extends Error {
   override name = 'DeadlineExceededError'
 }
 
+/**
+ * A signal that aborts when `signal` does or `ms` pass (with a `TimeoutError`), for one send or read
+ * on a stream. Nothing to clear (Node's timeout signal holds no process open); use `deadline` where
+ * the caller needs to know which of the two fired.
+ */
+export function within (ms: number, signal?: AbortSignal): AbortSignal {
+  return signal === undefined ? AbortSignal.timeout(ms) : AbortSignal.any([signal, AbortSignal.timeout(ms)])
+}
+
 export function deadline (timeoutMs: number, parent?: AbortSignal): Deadline {
   const controller = new AbortController()
   let expired = false

@@ -34,6 +34,7 @@ export type {
   OpenFrameStreamOptions
 } from './frame-stream.js'
 export { RepeatingTask } from './repeating-task.js'
+export { within } from './deadline.js'
 export type { RepeatingTaskLogger, RepeatingTaskOptions } from './repeating-task.js'
 export { PeerRateLimiter } from './rate-limiter.js'
 export type { RateLimitOptions } from './rate-limiter.js'

@@ -192,14 +192,14 @@ export function signOffer (value: OfferBody, key: PaymentKey, domain: Eip712Doma
  */
 export function verifyOffer (offer: Offer, domain: Eip712Domain): Address {
   checkDomainField(offer.chainId, domain.chainId, 'chainId')
-  within('binding', () => verifyPeerBinding(offer.binding, domain))
+  checkPart('binding', () => verifyPeerBinding(offer.binding, domain))
   const fleet = offer.fleet
-  if (fleet != null) within('fleet', () => verifyFleetMembership(fleet, domain))
+  if (fleet != null) checkPart('fleet', () => verifyFleetMembership(fleet, domain))
   return verifyDigest(offerDigest(offer, domain), offer.signature, offer.binding.payment)
 }
 
 /** Runs a check of a nested part, prefixing the failing field with the part's name. */
-function within (part: string, check: () => unknown): void {
+function checkPart (part: string, check: () => unknown): void {
   try {
     check()
   } catch (err) {

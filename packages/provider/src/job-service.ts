@@ -4,7 +4,7 @@ import { rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { handleFrameStreams, type FrameStream, type FrameStreamContext, type StreamHost } from '@gpumesh/net'
+import { handleFrameStreams, within, type FrameStream, type FrameStreamContext, type StreamHost } from '@gpumesh/net'
 import {
   JOB_DATA_FRAME_BYTES, JOB_MAX_FRAME_BYTES, JOB_PROTOCOL, decodeMessage, encodeArtifactsHeader, encodeJobEvent, encodeJobReply,
   marketDomain, verifyJobAuth, verifyTerminate
@@ -81,10 +81,6 @@ const reply = (subject: JobReply['subject'], code: string | null = null, message
 
 const REQUEST_TYPES = ['job-submit', 'job-attach', 'terminate', 'artifacts-request'] as const
 const LOOP_TYPES = ['voucher', 'terminate'] as const
-
-function within (ms: number, signal: AbortSignal): AbortSignal {
-  return AbortSignal.any([signal, AbortSignal.timeout(ms)])
-}
 
 const same = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase()
 

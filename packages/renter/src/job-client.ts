@@ -4,7 +4,7 @@ import { rm } from 'node:fs/promises'
 import { once } from 'node:events'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import type { Wallet } from 'ethers'
-import { FrameStreamError, openFrameStream, type FrameStream, type GpumeshNode } from '@gpumesh/net'
+import { FrameStreamError, openFrameStream, within, type FrameStream, type GpumeshNode } from '@gpumesh/net'
 import {
   JOB_DATA_FRAME_BYTES, JOB_MAX_FRAME_BYTES, JOB_PROTOCOL, ProtocolError, decodeMessage, encodeArtifactsRequest, encodeJobAttach,
   encodeJobSubmit, encodeTerminate, encodeVoucher, paymentKeyAddress, signJobAuth, signTerminate, signVoucher, systemClock,
@@ -90,10 +90,6 @@ type DownloadOptions = Pick<JobClientOptions, 'node' | 'wallet' | 'terms' | 'mar
 
 const timeoutOf = (o: { timeouts?: JobClientOptions['timeouts'] | undefined }, key: keyof typeof JOB_CLIENT_DEFAULTS): number =>
   o.timeouts?.[key] ?? JOB_CLIENT_DEFAULTS[key]
-
-function within (ms: number, signal: AbortSignal | undefined): AbortSignal {
-  return signal === undefined ? AbortSignal.timeout(ms) : AbortSignal.any([signal, AbortSignal.timeout(ms)])
-}
 
 /** The provider's addresses, each ending in /p2p/<providerPeerId>; addresses of other peers are skipped. */
 export function providerTargets (terms: LeaseTerms): Multiaddr[] {
