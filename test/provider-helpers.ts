@@ -10,7 +10,7 @@ import { Wallet } from 'ethers'
 import pino from 'pino'
 import { createNode, generatePeerKey, type GpumeshNode } from '@gpumesh/net'
 import {
-  bytesToHex, encodeLeaseProposal, marketDomain, signOrder, type Address, type Bytes32,
+  ZERO_ADDRESS, bytesToHex, encodeLeaseProposal, marketDomain, signOrder, type Address, type Bytes32,
   type LeaseProposal, type Order, type OrderRequirements
 } from '@gpumesh/protocol'
 import {
@@ -21,7 +21,7 @@ import {
 export const CLASS = 'H100-SXM-80GB'
 export const PRICE = 2_000_000n // 2.00 in 6-decimal base units
 export const CHAIN_ID = 31337n
-export const ZERO = '0x0000000000000000000000000000000000000000' as Address
+export const ZERO: Address = ZERO_ADDRESS
 
 export function simulatedGpu (n: number, overrides: Partial<GpuInfo> = {}): GpuInfo {
   return {

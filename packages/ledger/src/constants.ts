@@ -6,7 +6,3 @@ export const MAX_VOUCHER_SEQUENCE = (1n << 64n) - 1n
 
 /** Width of the zero-padded decimal a voucher sequence is stored as, so text order is numeric order. */
 export const VOUCHER_SEQUENCE_DIGITS = 20
-
-
-/** The escrow of a lease that settles off-chain. */
-export const ZERO_ADDRESS = '0x0000000000000000000000000000000000000000' as const

@@ -9,7 +9,7 @@ export {
 } from './lease-state.js'
 export type { ActiveLeaseState, EndedLeaseState, LeaseState } from './lease-state.js'
 export { SCHEMA_VERSION } from './migrations.js'
-export { DEFAULT_BUSY_TIMEOUT_MS, MAX_VOUCHER_SEQUENCE, ZERO_ADDRESS } from './constants.js'
+export { DEFAULT_BUSY_TIMEOUT_MS, MAX_VOUCHER_SEQUENCE } from './constants.js'
 export {
   InvalidInputError, InvalidTransitionError, LedgerBusyError, LedgerClosedError, LedgerError, LedgerVersionError,
   NoCapacityError, NotFoundError, ReplayError, UsagePeriodOrderError, VoucherOrderError

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3'
-import { systemClock, type Clock } from '@gpumesh/protocol'
-import { DEFAULT_BUSY_TIMEOUT_MS, MAX_VOUCHER_SEQUENCE, VOUCHER_SEQUENCE_DIGITS, ZERO_ADDRESS } from './constants.js'
+import { ZERO_ADDRESS, systemClock, type Clock } from '@gpumesh/protocol'
+import { DEFAULT_BUSY_TIMEOUT_MS, MAX_VOUCHER_SEQUENCE, VOUCHER_SEQUENCE_DIGITS } from './constants.js'
 import {
   InvalidInputError, InvalidTransitionError, LedgerClosedError, LedgerError, NoCapacityError, NotFoundError,
   ReplayError, UsagePeriodOrderError, VoucherOrderError, toLedgerError

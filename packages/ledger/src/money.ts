@@ -1,3 +1,4 @@
+import { jsonReplacer } from '@gpumesh/protocol'
 import { InvalidInputError } from './errors.js'
 
 /**
@@ -30,7 +31,7 @@ export function optionalMoneyFromText (text: string | null, field: string): bigi
 
 /** JSON.stringify that writes bigints as decimal strings (for event details). */
 export function stringifyJson (value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) => typeof v === 'bigint' ? v.toString(10) : v)
+  return JSON.stringify(value, jsonReplacer)
 }
 
 /** Requires `text` to be JSON (what the protocol codec produced); returns it unchanged. */

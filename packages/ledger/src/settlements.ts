@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3'
-import type { Clock } from '@gpumesh/protocol'
-import { VOUCHER_SEQUENCE_DIGITS, ZERO_ADDRESS } from './constants.js'
+import { ZERO_ADDRESS, type Clock } from '@gpumesh/protocol'
+import { VOUCHER_SEQUENCE_DIGITS } from './constants.js'
 import { InvalidInputError, NotFoundError } from './errors.js'
 import { checkJsonText, moneyFromText, moneyToText, optionalMoneyFromText, optionalMoneyToText } from './money.js'
 import { leaseFromRow, settlementFromRow, voucherFromRow } from './rows.js'

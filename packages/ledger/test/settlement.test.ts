@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { ZERO_ADDRESS, openLedger } from '@gpumesh/ledger'
+import { ZERO_ADDRESS } from '@gpumesh/protocol'
+import { openLedger } from '@gpumesh/ledger'
 import type { Address, Ledger } from '@gpumesh/ledger'
 import { fakeClock, gpus, leaseInput, tempDir } from './helpers.js'
 import type { FakeClock, TempDir } from './helpers.js'

@@ -3,6 +3,7 @@ import { timingSafeEqual } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
 import { listenReason } from '@gpumesh/net'
+import { jsonReplacer } from '@gpumesh/protocol'
 import { ProviderStartError } from './errors.js'
 
 /**
@@ -165,5 +166,5 @@ export function readCookie (header: string | undefined, name: string): string | 
 
 /** JSON with bigints as decimal strings. */
 export function toJson (value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))
+  return JSON.stringify(value, jsonReplacer)
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { parseAmount } from '@gpumesh/protocol'
+import { ZERO_ADDRESS, parseAmount } from '@gpumesh/protocol'
 import { ConfigError, type ConfigIssue } from './errors.js'
 
 /**
@@ -9,7 +9,6 @@ import { ConfigError, type ConfigIssue } from './errors.js'
  */
 
 const ADDRESS = /^0x[0-9a-fA-F]{40}$/
-const ZERO_ADDRESS = '0x0000000000000000000000000000000000000000'
 
 const address = z.string().regex(ADDRESS, 'a 0x-prefixed 20-byte hex address')
 /** A price as decimal text in token units ("2.50"); converted to base units after validation. */

@@ -1,3 +1,5 @@
+import { jsonReplacer } from '@gpumesh/protocol'
+
 /** One bad configuration key: where it is, what it held and what it should hold. */
 export interface ConfigIssue {
   path: string
@@ -22,7 +24,7 @@ export class ConfigError extends Error {
   static describe (issues: ConfigIssue[]): string {
     const lines = issues.map((issue) => {
       const where = issue.source != null ? ` (from ${issue.source})` : ''
-      const value = issue.value === undefined ? '' : ` is ${JSON.stringify(issue.value, (_k, v: unknown) => typeof v === 'bigint' ? v.toString() : v)} but`
+      const value = issue.value === undefined ? '' : ` is ${JSON.stringify(issue.value, jsonReplacer)} but`
       return `${issue.path}${where}${value} must be ${issue.expected}`
     })
     return `The configuration is invalid: ${lines.join('; ')}. Fix it and start again.`

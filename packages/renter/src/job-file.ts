@@ -1,7 +1,7 @@
 import { isAbsolute, normalize } from 'node:path'
 import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Document } from 'yaml'
 import { z } from 'zod'
-import { LIMITS, parseAmount, type Address, type JobSpec, type OrderRequirements } from '@gpumesh/protocol'
+import { LIMITS, ZERO_ADDRESS, parseAmount, type Address, type JobSpec, type OrderRequirements } from '@gpumesh/protocol'
 import { getAddress } from 'ethers'
 import { DEFAULT_CHAIN_ID, DEFAULT_TOKEN_DECIMALS } from './constants.js'
 import { JobFileError } from './errors.js'
@@ -12,7 +12,6 @@ import { JobFileError } from './errors.js'
  * fully-defaulted {@link JobFile}. See the README for every key.
  */
 
-const ZERO_ADDRESS = '0x0000000000000000000000000000000000000000'
 
 /** A YAML scalar that is meant as text: numbers and booleans are taken as written (`100` → "100"). */
 const text = z.union([z.string(), z.number(), z.boolean()]).transform((v) => String(v))

@@ -3,14 +3,13 @@ import { Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { HandlerError, createNode, handle, type GpumeshNode } from '@gpumesh/net'
 import {
-  LEASE_PROTOCOL, LEASE_REJECT_CODES, ORDER_PROTOCOL, bytesToHex, decodeLeaseProposal, decodeOrder,
+  LEASE_PROTOCOL, LEASE_REJECT_CODES, ORDER_PROTOCOL, ZERO_ADDRESS as ZERO, bytesToHex, decodeLeaseProposal, decodeOrder,
   encodeLeaseDecision, encodeOrderResult, marketDomain, signLeaseTerms, type Address, type LeaseTerms, type Order
 } from '@gpumesh/protocol'
 import type { OrderError } from '../src/errors.js'
 import { describeLeaseRejection, describeMatcherRefusal, placeOrder, proposeToProvider, signJobOrder } from '../src/order-client.js'
 
 const CHAIN = 31337n
-const ZERO = '0x0000000000000000000000000000000000000000' as Address
 const renterWallet = Wallet.createRandom()
 const providerWallet = Wallet.createRandom()
 

@@ -1,13 +1,12 @@
 import { Wallet } from 'ethers'
 import { describe, expect, it } from 'vitest'
-import { cumulativeAmount, marketDomain, signUsageReport, type LeaseTerms, type SignedUsageReport, type UsageReport } from '@gpumesh/protocol'
+import { ZERO_ADDRESS as ZERO, cumulativeAmount, marketDomain, signUsageReport, type LeaseTerms, type SignedUsageReport, type UsageReport } from '@gpumesh/protocol'
 import { PaymentPolicy, ReportRefusedError } from '../src/index.js'
 
 const provider = new Wallet('0x' + '11'.repeat(32))
 const stranger = new Wallet('0x' + '22'.repeat(32))
 const renter = new Wallet('0x' + '33'.repeat(32))
 const domain = marketDomain(31337n)
-const ZERO = '0x0000000000000000000000000000000000000000' as const
 
 const terms: LeaseTerms = {
   leaseId: `0x${'ab'.repeat(32)}`,

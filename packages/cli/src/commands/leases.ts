@@ -3,13 +3,11 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { LEDGER_FILE } from '@gpumesh/provider'
 import { Ledger, isLeaseState, type LeaseRecord, type RejectionRecord } from '@gpumesh/ledger'
-import { formatAmount } from '@gpumesh/protocol'
+import { formatAmount, jsonReplacer } from '@gpumesh/protocol'
 import { resolveDataDir } from '../data-dir.js'
 import { CliError, EXIT } from '../errors.js'
 import { loadProviderConfig } from './provider-config.js'
 import type { Command } from '../context.js'
-
-const bigintAsText = (_key: string, v: unknown): unknown => (typeof v === 'bigint' ? v.toString() : v)
 
 export const leasesCommand: Command = {
   name: 'leases',
@@ -42,7 +40,7 @@ export const leasesCommand: Command = {
       ledger.close()
     }
     if (values.json) {
-      ctx.stdout(JSON.stringify(state === 'rejected' ? { rejections } : { leases }, bigintAsText) + '\n')
+      ctx.stdout(JSON.stringify(state === 'rejected' ? { rejections } : { leases }, jsonReplacer) + '\n')
       return EXIT.OK
     }
     if (state === 'rejected') {

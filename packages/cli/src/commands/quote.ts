@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { createNode } from '@gpumesh/net'
-import { formatAmount, type Address } from '@gpumesh/protocol'
+import { ZERO_ADDRESS, formatAmount, type Address } from '@gpumesh/protocol'
 import { loadGpuClasses } from '@gpumesh/provider'
 import {
   DEFAULT_MFU, buildQuote, chinchillaTokens, newestReferencePriceFile, parseCount, parseReferencePrices, readBook,
@@ -18,7 +18,6 @@ import type { Command } from '../context.js'
 /** `config/` of the repository, found from this module in both src/commands and dist/commands. */
 export const CONFIG_DIR = fileURLToPath(new URL('../../../../config/', import.meta.url))
 
-const ZERO_ADDRESS = '0x0000000000000000000000000000000000000000'
 
 export const quoteCommand: Command = {
   name: 'quote',
