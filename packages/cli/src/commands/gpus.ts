@@ -7,6 +7,7 @@ import {
 import { resolveDataDir } from '../data-dir.js'
 import { EXIT } from '../errors.js'
 import { CONFIG_FILE } from '../identity.js'
+import { renderTable } from '../table.js'
 import type { Command } from '../context.js'
 
 export const gpusCommand: Command = {
@@ -41,7 +42,7 @@ export const gpusCommand: Command = {
     if (values.json) {
       ctx.stdout(JSON.stringify(toJson(result), null, 2) + '\n')
     } else {
-      ctx.stdout(renderTable(result))
+      ctx.stdout(renderGpus(result))
       for (const e of result.errors) ctx.stderr(`gpumesh: ${e.source}: ${e.message}\n`)
     }
     return hasToolFailure(result) ? EXIT.GPU_TOOL_FAILED : EXIT.OK
@@ -96,7 +97,7 @@ function health (g: GpuInfo): string {
   return 'ok'
 }
 
-function renderTable (result: ProbeResult): string {
+function renderGpus (result: ProbeResult): string {
   const h = result.host
   const lines: string[] = []
   const cpu = h.cpu.model != null ? `${h.cpu.model}${h.cpu.cores != null ? ` (${h.cpu.cores} threads)` : ''}` : 'CPU unknown'
@@ -120,9 +121,7 @@ function renderTable (result: ProbeResult): string {
     pair(g.powerDrawW, g.powerLimitW, 'W'),
     health(g)
   ])
-  const widths = header.map((_, i) => Math.max(header[i]?.length ?? 0, ...rows.map((r) => r[i]?.length ?? 0)))
-  const fmt = (cells: string[]): string => cells.map((c, i) => i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)).join('  ')
-  lines.push(fmt(header), ...rows.map(fmt))
+  lines.push(renderTable(header, rows))
   const offerable = result.gpus.filter((g) => g.healthy && !g.busy).length
   const simulated = result.gpus.filter((g) => g.simulated).length
   lines.push('', `${offerable} of ${result.gpus.length} GPU${result.gpus.length === 1 ? '' : 's'} can be offered.`)

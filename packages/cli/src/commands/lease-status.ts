@@ -4,6 +4,7 @@ import { EscrowClient } from '@gpumesh/settlement'
 import { FINAL_RECORD_STATES, attachJob, attachStartedAt, recordFollower, type JobOutcome, type LeaseRecord } from '@gpumesh/renter'
 import { resolveDataDir } from '../data-dir.js'
 import { EXIT } from '../errors.js'
+import { renderTable } from '../table.js'
 import { formatDuration, leaseStore, renterCliError, renterIdentity, renterNode, saveAttachResult } from './lease-common.js'
 import type { Command } from '../context.js'
 
@@ -37,7 +38,9 @@ export const leaseStatusCommand: Command = {
         } else if (records.length === 0) {
           ctx.stdout(`No leases recorded in ${store.dir}.\n`)
         } else {
-          for (const r of records) ctx.stdout(`${r.leaseId}  ${r.state.padEnd(13)}  ${r.terms.gpus.length} × ${r.terms.gpuClass}  paid ${formatAmount(r.paid, r.tokenDecimals)}  ${new Date(r.createdAt).toISOString()}\n`)
+          ctx.stdout(renderTable(['LEASE', 'STATE', 'GPUS', 'PAID', 'CREATED'], records.map((r) => [
+            r.leaseId, r.state, `${r.terms.gpus.length} × ${r.terms.gpuClass}`, formatAmount(r.paid, r.tokenDecimals), new Date(r.createdAt).toISOString()
+          ])) + '\n')
         }
         return EXIT.OK
       }

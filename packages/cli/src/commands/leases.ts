@@ -6,6 +6,7 @@ import { Ledger, isLeaseState, type LeaseRecord, type RejectionRecord } from '@g
 import { formatAmount, jsonReplacer } from '@gpumesh/protocol'
 import { resolveDataDir } from '../data-dir.js'
 import { CliError, EXIT } from '../errors.js'
+import { renderTable } from '../table.js'
 import { loadProviderConfig } from './provider-config.js'
 import type { Command } from '../context.js'
 
@@ -44,8 +45,8 @@ export const leasesCommand: Command = {
       return EXIT.OK
     }
     if (state === 'rejected') {
-      for (const r of rejections) ctx.stdout(`${new Date(r.at).toISOString()}  ${r.code.padEnd(24)}  order ${r.orderId ?? '-'}  ${r.message}\n`)
       if (rejections.length === 0) ctx.stdout('No rejected proposals.\n')
+      else ctx.stdout(renderTable(['AT', 'CODE', 'ORDER', 'REASON'], rejections.map((r) => [new Date(r.at).toISOString(), r.code, r.orderId ?? '-', r.message])) + '\n')
       return EXIT.OK
     }
     if (leases.length === 0) {
@@ -57,8 +58,7 @@ export const leasesCommand: Command = {
     const price = (amount: bigint): string => decimals == null ? amount.toString() : formatAmount(amount, decimals)
     const header = ['LEASE', 'STATE', 'GPUS', 'CLASS', decimals == null ? 'PRICE/GPU-H (BASE UNITS)' : 'PRICE/GPU-H', 'RENTER', 'CREATED']
     const rows = leases.map((l) => [l.leaseId.slice(0, 18) + '…', l.state, String(l.gpus.length), l.gpuClass, price(l.pricePerGpuHour), l.renter, new Date(l.createdAt).toISOString()])
-    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]?.length ?? 0)))
-    for (const r of [header, ...rows]) ctx.stdout(r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd() + '\n')
+    ctx.stdout(renderTable(header, rows) + '\n')
     return EXIT.OK
   }
 }

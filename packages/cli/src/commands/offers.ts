@@ -9,7 +9,7 @@ import type { BookFilters, Offer } from '@gpumesh/protocol'
 import { resolveDataDir } from '../data-dir.js'
 import { addressOption } from '../chain.js'
 import { CliError, EXIT } from '../errors.js'
-import { renderTable as columns } from '../table.js'
+import { renderTable } from '../table.js'
 import { MATCHER_INFO_FILE } from './matcher-start.js'
 import type { Command } from '../context.js'
 
@@ -83,7 +83,7 @@ export const offersCommand: Command = {
       // `simulated` is not part of the signed offer: true when any of its GPUs is simulated (each GPU says too).
       ctx.stdout(JSON.stringify(offers.map((o) => ({ ...o, simulated: o.gpus.some((g) => g.simulated) })), jsonReplacer, 2) + '\n')
     } else {
-      ctx.stdout(renderTable(offers, filters, decimals))
+      ctx.stdout(renderOffers(offers, filters, decimals))
       if (hiddenSimulated > 0) {
         ctx.stdout(`${hiddenSimulated} offer${hiddenSimulated === 1 ? '' : 's'} of simulated GPUs ${hiddenSimulated === 1 ? 'is' : 'are'} hidden; add --include-simulated to list ${hiddenSimulated === 1 ? 'it' : 'them'}.\n`)
       }
@@ -114,7 +114,7 @@ async function runningMatcher (dataDir: string): Promise<string[]> {
   throw new CliError('NO_MATCHER', `No matcher given and none found in ${path}. Pass --matcher /ip4/…/tcp/…/p2p/… or start one with "gpumesh matcher start".`, { exitCode: EXIT.USAGE })
 }
 
-function renderTable (offers: Offer[], filters: BookFilters, decimals: number): string {
+function renderOffers (offers: Offer[], filters: BookFilters, decimals: number): string {
   if (offers.length === 0) return 'No offers match.\n'
   const header = ['PROVIDER', 'OPERATOR', 'CLASS', 'FREE/TOTAL', 'MEMORY', 'PRICE/GPU-H', 'REGION', 'LEASE', 'EXPIRES']
   const rows: string[][] = []
@@ -139,5 +139,5 @@ function renderTable (offers: Offer[], filters: BookFilters, decimals: number): 
   }
   const operators = new Set(offers.map((o) => o.fleet?.operator).filter((o) => o != null))
   const fleets = operators.size === 0 ? '' : `, from ${operators.size} fleet operator${operators.size === 1 ? '' : 's'}`
-  return [columns(header, rows), '', `${offers.length} offer${offers.length === 1 ? '' : 's'}${fleets}.`].join('\n') + '\n'
+  return [renderTable(header, rows), '', `${offers.length} offer${offers.length === 1 ? '' : 's'}${fleets}.`].join('\n') + '\n'
 }
