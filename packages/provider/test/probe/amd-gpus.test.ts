@@ -67,6 +67,12 @@ describe('captured tool output', () => {
     for (const i of [0, 1, 2, 3]) expect(procs.get(i)?.map((p) => [p.pid, p.name, p.usedMemoryMiB])).toEqual([[55573, 'gmx_mpi', null], [55571, 'gmx_mpi', null], [55574, 'gmx_mpi', null], [55572, 'gmx_mpi', null]])
   })
 
+  it('reads rocm-smi --showpids=details of ROCm 6.4.2 on Instinct MI50s, one llama-server row per GPU it holds memory on', () => {
+    const procs = parseRocmSmiPids(readFixture('amd/captured/rocm-smi-showpids-details-mi50-rocm6.4.2.txt'), [0, 1, 2])
+    // The GPU column says 2 (the number of GPUs, not which): not placed, so on every GPU, memory unknown per GPU.
+    for (const i of [0, 1, 2]) expect(procs.get(i)).toEqual([{ pid: 132174, name: 'llama-server', usedMemoryMiB: null }])
+  })
+
   it('puts a --showpids process on every GPU when it is not said which it uses (fail closed)', () => {
     const procs = parseRocmSmiPids(readFixture('amd/captured/rocm-smi-showpids-mi300.txt'), [0, 1])
     expect(procs.get(0)?.map((p) => p.pid)).toEqual([1168514])
@@ -151,6 +157,14 @@ describe('busy AMD GPUs', () => {
     expect(offerableGpus(result)).toEqual([])
     expect(result.errors).toEqual([expect.objectContaining({ source: 'amd-smi', code: 'BAD_OUTPUT' })])
     expect(result.gpus[0]?.problems.join(' ')).toMatch(/processes using it cannot be listed/)
+  })
+
+  it('marks GPUs busy from the captured ROCm 6.4.2 process table of a host running llama-server', async () => {
+    const result = await amd({ FAKE_AMD_SMI_MODE: 'fail', FAKE_ROCM_SMI_PIDS: 'captured/rocm-smi-showpids-details-mi50-rocm6.4.2.txt' }, { rocmSmi: true }).probe()
+    const gpus = result.gpus.filter((g) => g.vendor === 'amd')
+    expect(gpus.map((g) => [g.source, g.busy])).toEqual([['rocm-smi', true], ['rocm-smi', true]])
+    expect(gpus[0]?.problems).toEqual(['in use by process 132174 (llama-server), which is not a gpumesh lease'])
+    expect(offerableGpus(result)).toEqual([])
   })
 
   it('asks rocm-smi --showpids --showpidgpus on the rocm-smi path', async () => {
