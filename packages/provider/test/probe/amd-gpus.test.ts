@@ -56,6 +56,22 @@ describe('captured tool output', () => {
     expect(gpus[0]).toMatchObject({ name: 'Granite Ridge [Radeon Graphics]', computeCapability: 'gfx1036', uuid: 'AMD-index-0' })
   })
 
+  it('reads amd-smi static of a Radeon 8060S (Strix Halo) on ROCm 6.3.1: its 0 W limits are no power cap', () => {
+    const { gpus, issues } = parseAmdSmi(readFixture('amd/captured/amd-smi-static-strix-halo.json'), null)
+    expect(issues).toEqual([])
+    expect(gpus).toEqual([expect.objectContaining({
+      name: 'Strix Halo [Radeon Graphics / Radeon 8050S Graphics / Radeon 8060S Graphics]', uuid: 'AMD-pci-0000:c4:00.0',
+      pciBusId: '0000:c4:00.0', pciDeviceId: '1002:1586', memoryTotalMiB: 32768, computeCapability: 'gfx1151',
+      driverVersion: '6.17.1-300.fc43.x86_64', powerLimitW: null
+    })])
+  })
+
+  it('probes that Strix Halo through the stand-in: an idle GPU of no known class, with no power cap, whose health is unknown without metrics', async () => {
+    const result = await amd({ FAKE_AMD_SMI_STATIC: 'captured/amd-smi-static-strix-halo.json' }).probe()
+    expect(result.gpus.map((g) => [g.source, g.class, g.powerLimitW, g.memoryTotalMiB, g.busy])).toEqual([['amd-smi', 'unknown', null, 32768, false]])
+    expect(result.gpus[0]?.problems.join(' ')).toMatch(/its health cannot be read/)
+  })
+
   it('places rocm-smi --showpids processes with --showpidgpus, and ignores processes that use no GPU', () => {
     const procs = parseRocmSmiPids(readFixture('amd/constructed/rocm-smi-pids-mi300.txt'), [0, 1])
     expect(procs.get(0)).toEqual([])
