@@ -8,9 +8,10 @@ import { createProvider, GpuProber, type Provider } from '@gpumesh/provider'
 import { silentLogger, tempDir, testConfig } from './provider-helpers.js'
 
 const fixtures = fileURLToPath(new URL('../packages/provider/test/fixtures/', import.meta.url))
+// Four R9700s under a live vLLM workload: amd-smi 26.2.1 (ROCm 7.2) static, `metric --ecc` and process, captured.
 const R9700 = {
-  FAKE_AMD_SMI_STATIC: 'constructed/r9700x4-amd-smi-static.json',
-  FAKE_AMD_SMI_METRIC: 'constructed/r9700x4-amd-smi-metric.json'
+  FAKE_AMD_SMI_STATIC: 'captured/amd-smi-static-r9700x4-rocm7.2.json',
+  FAKE_AMD_SMI_METRIC: 'captured/amd-smi-metric-ecc-r9700x4-rocm7.2.json'
 }
 
 let stop: (() => Promise<void>) | null = null
@@ -41,10 +42,11 @@ async function daemonOn (env: Record<string, string>, config: Record<string, unk
 
 describe('provider on AMD GPUs', () => {
   it('does not offer R9700s that run foreign processes, and status says why', async () => {
-    const provider = await daemonOn({ ...R9700, FAKE_AMD_SMI_PROCESS: 'constructed/r9700x4-amd-smi-process.json' })
+    const provider = await daemonOn({ ...R9700, FAKE_AMD_SMI_PROCESS: 'captured/amd-smi-process-r9700x4-vllm-rocm7.2.json' })
     const status = provider.status()
     expect(status.gpus.map((g) => [g.class, g.state])).toEqual(Array(4).fill(['R9700', 'busy']))
-    expect(status.gpus[0]?.problems).toEqual(['in use by process 48213 (python3), which is not a gpumesh lease'])
+    expect(status.gpus[0]?.problems).toContain('in use by process 1883505 (/usr/bin/python3.12), which is not a gpumesh lease')
+    expect(status.gpus[0]?.problems).toHaveLength(6)
     expect(provider.inventory.sellable()).toEqual([])
     expect(status.offer.reason).not.toBeNull()
   })

@@ -93,26 +93,25 @@ describe('gpumesh gpus', () => {
   })
 
   describe('on an AMD host', () => {
-    // Four R9700s each running a vLLM process (test/fixtures/amd/MANIFEST.md); no NVIDIA GPU.
+    // Four R9700s under a live vLLM workload, amd-smi 26.2.1 of ROCm 7.2 (captured: test/fixtures/amd/MANIFEST.md); no NVIDIA GPU.
     const r9700 = {
       GPUMESH_AMD_SMI: amdStandIn,
       FAKE_SMI_MODE: 'nodevices',
-      FAKE_AMD_SMI_STATIC: 'constructed/r9700x4-amd-smi-static.json',
-      FAKE_AMD_SMI_METRIC: 'constructed/r9700x4-amd-smi-metric.json',
-      FAKE_AMD_SMI_PROCESS: 'constructed/r9700x4-amd-smi-process.json'
+      FAKE_AMD_SMI_STATIC: 'captured/amd-smi-static-r9700x4-rocm7.2.json',
+      FAKE_AMD_SMI_METRIC: 'captured/amd-smi-metric-ecc-r9700x4-rocm7.2.json',
+      FAKE_AMD_SMI_PROCESS: 'captured/amd-smi-process-r9700x4-vllm-rocm7.2.json'
     }
 
     it('lists the foreign processes per GPU, as for NVIDIA, and offers none', async () => {
       const table = await gpumesh(['gpus'], r9700)
       expect(table.code).toBe(0)
-      expect(table.stdout).toContain('busy: in use by process 48213 (python3), which is not a gpumesh lease')
-      expect(table.stdout).toContain('busy: in use by process 48379 (VLLM::Worker_TP3), which is not a gpumesh lease')
+      expect(table.stdout).toContain('busy: in use by process 1882331 (/usr/bin/python3.12), which is not a gpumesh lease; in use by process 1883200')
+      expect(table.stdout).toContain('in use by process 1883508 (/usr/bin/python3.12), which is not a gpumesh lease\n')
       expect(table.stdout).toContain('0 of 4 GPUs can be offered.')
       const json = JSON.parse((await gpumesh(['gpus', '--json'], r9700)).stdout) as { gpus: Array<Record<string, unknown>> }
-      expect(json.gpus[0]).toMatchObject({
-        class: 'R9700', busy: true, healthy: true, powerLimitW: 300, driverVersion: '6.16.6',
-        processes: [{ pid: 48213, name: 'python3', usedMemoryMiB: 29696 }]
-      })
+      expect(json.gpus[0]).toMatchObject({ class: 'R9700', busy: true, healthy: true, powerLimitW: 300, driverVersion: '6.16.6' })
+      // amd-smi 26.2 lists each process's total under every GPU: what one GPU holds is unknown.
+      expect(json.gpus[0]?.processes).toContainEqual({ pid: 1883505, name: '/usr/bin/python3.12', usedMemoryMiB: null })
     })
 
     it('reads the JSON after the permission banner of a user outside the render and video groups, and says what to do', async () => {

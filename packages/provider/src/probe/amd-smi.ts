@@ -357,7 +357,8 @@ interface ListedProcess extends GpuProcess {
  * `{ process_info: { name, pid, memory_usage: { vram_mem } , mem_usage } }` entries, or the sentence
  * "No running processes detected". Some amd-smi releases list a compute process under every GPU: a process
  * listed under several GPUs that holds memory on some is kept only on those; one that holds memory nowhere
- * stays on all of them. Throws on text that is not JSON or not of this shape.
+ * stays on all of them; one listed with the same memory under each GPU stays on all of them with its memory
+ * per GPU unknown (null). Throws on text that is not JSON or not of this shape.
  */
 export function parseAmdSmiProcesses (text: string): Map<number, GpuProcess[]> {
   const { doc } = parseJsonAfterBanner(text)
@@ -386,7 +387,10 @@ export function parseAmdSmiProcesses (text: string): Map<number, GpuProcess[]> {
     const same = listed.filter((q) => q.pid === p.pid)
     const holdsMemorySomewhere = same.some((q) => (q.usedMemoryMiB ?? 0) > 0)
     if (same.length > 1 && holdsMemorySomewhere && (p.usedMemoryMiB ?? 0) === 0) continue
-    out.get(p.index)?.push({ pid: p.pid, name: p.name, usedMemoryMiB: p.usedMemoryMiB })
+    // One figure under every GPU is the process's memory on all of them together (amd-smi 26.2 lists each
+    // vLLM worker's 28 GB under all four GPUs of a host): it says nothing of any one GPU.
+    const oneFigureForAll = same.length > 1 && same.every((q) => q.usedMemoryMiB === p.usedMemoryMiB)
+    out.get(p.index)?.push({ pid: p.pid, name: p.name, usedMemoryMiB: oneFigureForAll ? null : p.usedMemoryMiB })
   }
   return out
 }

@@ -26,6 +26,14 @@ const R9700 = {
   FAKE_AMD_SMI_METRIC: 'constructed/r9700x4-amd-smi-metric.json'
 }
 
+/** Four R9700s under a live vLLM workload, amd-smi 26.2.1 of ROCm 7.2: static, `metric --ecc`, process (captured). */
+const R9700_VLLM = {
+  FAKE_AMD_SMI_STATIC: 'captured/amd-smi-static-r9700x4-rocm7.2.json',
+  FAKE_AMD_SMI_METRIC: 'captured/amd-smi-metric-ecc-r9700x4-rocm7.2.json'
+}
+const VLLM_PROCESSES = 'captured/amd-smi-process-r9700x4-vllm-rocm7.2.json'
+const VLLM_PIDS = [1882331, 1883200, 1883505, 1883506, 1883507, 1883508]
+
 describe('captured tool output', () => {
   it('reads rocm-smi on a Radeon RX 7900 XT', () => {
     const { gpus, issues } = parseRocmSmi(readFixture('amd/captured/rocm-smi-rx7900xt.json'))
@@ -135,9 +143,14 @@ describe('one identity per GPU', () => {
 })
 
 describe('busy AMD GPUs', () => {
-  it('reads amd-smi process and keeps a process listed under every GPU only where it holds memory', () => {
-    const procs = parseAmdSmiProcesses(readFixture('amd/constructed/r9700x4-amd-smi-process.json'))
-    expect(procs.get(0)).toEqual([{ pid: 48213, name: 'python3', usedMemoryMiB: 29696 }])
+  it('reads amd-smi 26.2.1 (ROCm 7.2) listing every vLLM process under every GPU with its total: on each GPU, memory there unknown', () => {
+    const procs = parseAmdSmiProcesses(readFixture(`amd/${VLLM_PROCESSES}`))
+    for (const i of [0, 1, 2, 3]) {
+      expect(procs.get(i)?.map((p) => [p.pid, p.name, p.usedMemoryMiB])).toEqual(VLLM_PIDS.map((pid) => [pid, '/usr/bin/python3.12', null]))
+    }
+  })
+
+  it('keeps a process listed under every GPU only where it holds memory', () => {
     const everywhere = JSON.stringify([
       { gpu: 0, process_list: [{ process_info: { name: 'python3', pid: 7, memory_usage: { vram_mem: { value: 0, unit: 'B' } } } }] },
       { gpu: 1, process_list: [{ process_info: { name: 'python3', pid: 7, memory_usage: { vram_mem: { value: 1073741824, unit: 'B' } } } }] },
@@ -147,29 +160,36 @@ describe('busy AMD GPUs', () => {
     expect([placed.get(0), placed.get(1)?.map((p) => p.pid), placed.get(2)]).toEqual([[], [7], []])
   })
 
-  it('marks R9700s running vLLM busy and names the processes', async () => {
-    const result = await amd({ ...R9700, FAKE_AMD_SMI_PROCESS: 'constructed/r9700x4-amd-smi-process.json' }).probe()
+  it('marks the four R9700s of the captured ROCm 7.2 vLLM host busy and names the processes', async () => {
+    const result = await amd({ ...R9700_VLLM, FAKE_AMD_SMI_PROCESS: VLLM_PROCESSES }).probe()
     const gpus = result.gpus.filter((g) => g.vendor === 'amd')
     expect(result.errors).toEqual([])
     expect(gpus.map((g) => [g.class, g.healthy, g.busy])).toEqual(Array(4).fill(['R9700', true, true]))
-    expect(gpus[0]?.problems).toEqual(['in use by process 48213 (python3), which is not a gpumesh lease'])
-    expect(gpus[0]).toMatchObject({ powerLimitW: 300, driverVersion: '6.16.6', computeCapability: 'gfx1201', pciBusId: '0000:03:00.0' })
+    expect(gpus[0]?.problems).toEqual(VLLM_PIDS.map((pid) => `in use by process ${pid} (/usr/bin/python3.12), which is not a gpumesh lease`))
+    expect(gpus.map((g) => [g.uuid, g.pciBusId])).toEqual([
+      ['AMD-64ac21a676f77a5b', '0000:03:00.0'], ['AMD-10db7231938f80d6', '0000:23:00.0'],
+      ['AMD-e9ed4857e8792af2', '0000:83:00.0'], ['AMD-10c90cdc05825aae', '0000:c3:00.0']
+    ])
+    expect(gpus[0]).toMatchObject({
+      name: 'AMD Radeon AI PRO R9700', memoryTotalMiB: 32624, powerLimitW: 300, driverVersion: '6.16.6',
+      computeCapability: 'gfx1201', pciDeviceId: '1002:7551', eccErrors: { corrected: 0, uncorrected: 0 }
+    })
     expect(offerableGpus(result)).toEqual([])
   })
 
-  it('offers the same GPUs when no process uses them, and a lease\'s own process does not make them busy', async () => {
-    const idle = await amd(R9700).probe()
+  it('offers the same GPUs when no process uses them, and a lease\'s own processes do not make them busy', async () => {
+    const idle = await amd(R9700_VLLM).probe()
     expect(offerableGpus(idle)).toHaveLength(4)
     const leased = await new GpuProber({
       amdSmi: bin('amd-smi'), dataDir: fixtures, hostFacts: false, systemInformationFallback: false,
-      leasedPids: () => new Set([48213, 48377, 48378, 48379]),
-      toolEnv: { ...process.env, PATH, ...R9700, FAKE_AMD_SMI_PROCESS: 'constructed/r9700x4-amd-smi-process.json' }
+      leasedPids: () => new Set(VLLM_PIDS),
+      toolEnv: { ...process.env, PATH, ...R9700_VLLM, FAKE_AMD_SMI_PROCESS: VLLM_PROCESSES }
     }).probe()
     expect(offerableGpus(leased)).toHaveLength(4)
   })
 
   it('counts the GPUs busy when the process list cannot be read, and says so', async () => {
-    const result = await amd({ ...R9700, FAKE_AMD_SMI_PROCESS: 'captured/amd-smi-banner-rocm6.4.txt' }).probe()
+    const result = await amd({ ...R9700_VLLM, FAKE_AMD_SMI_PROCESS: 'captured/amd-smi-banner-rocm6.4.txt' }).probe()
     expect(offerableGpus(result)).toEqual([])
     expect(result.errors).toEqual([expect.objectContaining({ source: 'amd-smi', code: 'BAD_OUTPUT' })])
     expect(result.gpus[0]?.problems.join(' ')).toMatch(/processes using it cannot be listed/)
