@@ -80,6 +80,28 @@ describe('captured tool output', () => {
     expect(result.gpus[0]?.problems.join(' ')).toMatch(/its health cannot be read/)
   })
 
+  it('reads rocm-smi of ROCm 7.0.2 on an MI300X, which has no edge sensor: junction temperature, socket power, 750 W cap', () => {
+    const { gpus, issues } = parseRocmSmi(readFixture('amd/captured/rocm-smi-mi300x-rocm7.0.2-excerpt.json'))
+    expect(issues).toEqual([])
+    expect(gpus).toEqual([expect.objectContaining({
+      temperatureC: 45, powerDrawW: 159, powerLimitW: 750, utilizationPercent: 0, memoryTotalMiB: 196288, memoryUsedMiB: 286, healthUnreadable: null
+    })])
+  })
+
+  it('meters amd-smi metric of ROCm 7.0.2 on the same MI300X, whose edge temperature is N/A: hotspot instead', () => {
+    const metric = readFixture('amd/captured/amd-smi-metric-mi300x-rocm7.0.2-excerpt.json')
+    expect(parseAmdSmiReadings(metric).get(0)).toEqual({ utilizationPercent: 0, memoryUsedMiB: null, powerDrawW: 158 })
+    const { gpus } = parseAmdSmi(JSON.stringify([{ gpu: 0, asic: { market_name: 'AMD Instinct MI300X' } }]), metric)
+    expect(gpus[0]).toMatchObject({ temperatureC: 45, powerDrawW: 158, healthUnreadable: null })
+  })
+
+  it('reads rocm-smi of ROCm 7 on a Radeon RX 9060 XT', () => {
+    const { gpus } = parseRocmSmi(readFixture('amd/captured/rocm-smi-rx9060xt-rocm7-excerpt.json'))
+    expect(gpus).toEqual([expect.objectContaining({
+      temperatureC: 39, powerDrawW: 17, powerLimitW: 175, utilizationPercent: 100, memoryTotalMiB: 16304, memoryUsedMiB: 9078
+    })])
+  })
+
   it('places rocm-smi --showpids processes with --showpidgpus, and ignores processes that use no GPU', () => {
     const procs = parseRocmSmiPids(readFixture('amd/constructed/rocm-smi-pids-mi300.txt'), [0, 1])
     expect(procs.get(0)).toEqual([])
@@ -201,6 +223,11 @@ describe('busy AMD GPUs', () => {
     expect(gpus.map((g) => [g.source, g.busy])).toEqual([['rocm-smi', true], ['rocm-smi', true]])
     expect(gpus[0]?.problems).toEqual(['in use by process 132174 (llama-server), which is not a gpumesh lease'])
     expect(offerableGpus(result)).toEqual([])
+  })
+
+  it('offers the MI300X of the captured ROCm 7.0.2 rocm-smi output when amd-smi fails and no process uses it', async () => {
+    const result = await amd({ FAKE_AMD_SMI_MODE: 'fail', FAKE_ROCM_SMI_JSON: 'captured/rocm-smi-mi300x-rocm7.0.2-excerpt.json' }, { rocmSmi: true }).probe()
+    expect(result.gpus.map((g) => [g.source, g.temperatureC, g.healthy, g.busy])).toEqual([['rocm-smi', 45, true, false]])
   })
 
   it('asks rocm-smi --showpids --showpidgpus on the rocm-smi path', async () => {
