@@ -1,20 +1,30 @@
 // AMD GPUs as first-class: busy detection, output after a permission banner, failed metric calls, power
 // limit and driver, one identity per GPU. Captures and their sources: test/fixtures/amd/MANIFEST.md.
-import { describe, expect, it } from 'vitest'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   GpuProber, normalizeAmdSerial, normalizeBusId, normalizeGfxTarget, offerableGpus, hasToolFailure, parseAmdSmi,
   parseAmdSmiProcesses, parseAmdSmiReadings, parseRocmSmi, parseRocmSmiPids
 } from '../../src/probe/index.js'
-import { dirname } from 'node:path'
-import { bin, fixtures, readFixture } from './helpers.js'
+import { dirname, join } from 'node:path'
+import { bin, fixtures, KFD_R9700_GPU_IDS, kfdSysfs, readFixture } from './helpers.js'
 
 // Node for the stand-ins' shebang, and no nvidia-smi or rocm-smi unless named.
 const PATH = dirname(process.execPath)
 
-const amd = (env: Record<string, string>, options: { allowUnknownHealth?: boolean, rocmSmi?: boolean } = {}): GpuProber => new GpuProber({
+/** A sysfs root whose KFD lists no process (constructed, MANIFEST.md): the tests do not depend on the host's /sys. */
+const NO_KFD_PROCESSES = `${fixtures}amd/constructed/kfd-r9700x4`
+
+interface AmdOptions { allowUnknownHealth?: boolean, rocmSmi?: boolean, sysfsRoot?: string, uid?: number }
+
+const amd = (env: Record<string, string>, options: AmdOptions = {}): GpuProber => new GpuProber({
   amdSmi: bin('amd-smi'),
   ...(options.rocmSmi === true ? { rocmSmi: bin('rocm-smi') } : {}),
   ...(options.allowUnknownHealth !== undefined ? { allowUnknownHealth: options.allowUnknownHealth } : {}),
+  sysfsRoot: options.sysfsRoot ?? NO_KFD_PROCESSES,
+  ...(options.uid !== undefined ? { uid: options.uid } : {}),
   dataDir: fixtures,
   hostFacts: false,
   systemInformationFallback: false,
@@ -289,5 +299,75 @@ describe('a metric call that fails', () => {
     const result = await amd({ ...R9700, FAKE_AMD_SMI_MODE: 'metric-fail', FAKE_ROCM_SMI_JSON: 'constructed/r9700x4-rocm-smi.json' }, { rocmSmi: true }).probe()
     expect(result.errors.map((e) => [e.source, e.code])).toEqual([['amd-smi', 'TOOL_FAILED']])
     expect(result.gpus.map((g) => [g.source, g.temperatureC, g.healthy])).toEqual([['amd-smi', 71, true], ['amd-smi', 69, true], ['amd-smi', 70, true], ['amd-smi', 68, true]])
+  })
+})
+
+describe('the KFD process list, for a daemon that is not root', () => {
+  // amd-smi lists other users' processes only to root (ROCm/rocm-systems#8396: "No running processes detected"
+  // to a caller without the rights while the GPUs were in use). The KFD's sysfs files are readable by all.
+  // The foreign process is a real one (sleep), so its name comes from the real /proc/<pid>/comm.
+  let foreign: ChildProcess
+  let pid: number
+  const made: string[] = []
+  beforeAll(() => {
+    foreign = spawn('sleep', ['600'], { stdio: 'ignore' })
+    if (foreign.pid === undefined) throw new Error('sleep did not start')
+    pid = foreign.pid
+  })
+  afterAll(async () => {
+    foreign.kill()
+    for (const d of made) await rm(d, { recursive: true, force: true })
+  })
+
+  /** The KFD tree of the four R9700s with the foreign process holding 28 GiB on GPU 2 (PCI 83:00.0). */
+  async function busyGpu2 (): Promise<string> {
+    const root = await kfdSysfs([{ pid, vram: { [KFD_R9700_GPU_IDS[2]]: 28 * 1024 ** 3 } }])
+    made.push(root)
+    return root
+  }
+
+  it('marks the GPU busy that a foreign process holds VRAM on while amd-smi (ROCm 7.2, R9700) lists no process, and offers the others', async () => {
+    const result = await amd(R9700_VLLM, { sysfsRoot: await busyGpu2(), uid: 999 }).probe()
+    const gpus = result.gpus.filter((g) => g.vendor === 'amd')
+    expect(result.errors).toEqual([])
+    expect(gpus.map((g) => [g.index, g.pciBusId, g.busy])).toEqual([
+      [0, '0000:03:00.0', false], [1, '0000:23:00.0', false], [2, '0000:83:00.0', true], [3, '0000:c3:00.0', false]
+    ])
+    expect(gpus[2]?.processes).toEqual([{ pid, name: 'sleep', usedMemoryMiB: 28672 }])
+    expect(gpus[2]?.problems).toEqual([`in use by process ${pid} (sleep), which is not a gpumesh lease`])
+    expect(offerableGpus(result).map((g) => g.index)).toEqual([0, 1, 3])
+  })
+
+  it('puts a KFD process on a GPU whose PCI address the tool does not say (the captured MI210 static): it cannot be placed elsewhere', async () => {
+    const root = await kfdSysfs([{ pid, vram: { [KFD_R9700_GPU_IDS[0]]: 1024 ** 3 } }])
+    made.push(root)
+    const result = await amd({ FAKE_AMD_SMI_STATIC: 'captured/amd-smi-static-mi210.json' }, { sysfsRoot: root, uid: 999, allowUnknownHealth: true }).probe()
+    expect(result.gpus.map((g) => [g.name, g.pciBusId, g.busy, g.processes])).toEqual([['AMD Instinct MI210', null, true, [{ pid, name: 'sleep', usedMemoryMiB: null }]]])
+  })
+
+  it('keeps what amd-smi lists, adds only processes it does not, and lets a lease\'s own processes through', async () => {
+    const root = await busyGpu2()
+    const listed = await amd({ ...R9700_VLLM, FAKE_AMD_SMI_PROCESS: VLLM_PROCESSES }, { sysfsRoot: root, uid: 0 }).probe()
+    expect(listed.gpus[2]?.processes.map((p) => p.pid)).toEqual([...VLLM_PIDS, pid])
+    expect(listed.gpus[0]?.processes.map((p) => p.pid)).toEqual(VLLM_PIDS)
+    const leased = await new GpuProber({
+      amdSmi: bin('amd-smi'), dataDir: fixtures, hostFacts: false, systemInformationFallback: false, sysfsRoot: root, uid: 999,
+      leasedPids: () => new Set([pid]), toolEnv: { ...process.env, PATH, ...R9700_VLLM }
+    }).probe()
+    expect(offerableGpus(leased)).toHaveLength(4)
+  })
+
+  it('says in words that other users\' processes may be invisible when the KFD cannot be read and the tool lists none', async () => {
+    const noSys = await mkdtemp(join(tmpdir(), 'gpumesh-nosys-'))
+    made.push(noSys)
+    const result = await amd(R9700_VLLM, { sysfsRoot: noSys, uid: 999 }).probe()
+    expect(result.errors).toEqual([{ source: 'kfd', code: 'PROCESSES_HIDDEN', message: expect.stringContaining('other users\' processes on the AMD GPUs may be invisible: this user (uid 999) is not root') }])
+    expect(result.errors[0]?.message).toContain(`${join(noSys, 'class/kfd/kfd/topology/nodes')} cannot be read (it does not exist`)
+    expect(result.errors[0]?.message).toContain('set probe.sysfsRoot')
+    // A warning, not a tool failure: the GPUs are still read, and offered.
+    expect(hasToolFailure(result)).toBe(false)
+    expect(offerableGpus(result)).toHaveLength(4)
+    // Root sees every process in amd-smi: nothing to warn about.
+    expect((await amd(R9700_VLLM, { sysfsRoot: noSys, uid: 0 }).probe()).errors).toEqual([])
   })
 })
