@@ -1,6 +1,6 @@
 // Runs the built CLI as a real child process (build first: npx tsc -b), with stand-in GPU tools.
-import { execFile } from 'node:child_process'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { chmod, cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -17,11 +17,12 @@ afterAll(async () => { await rm(home, { recursive: true, force: true }) })
 
 interface Run { code: number, stdout: string, stderr: string }
 
-async function gpumesh (args: string[], env: Record<string, string>): Promise<Run> {
+async function gpumesh (args: string[], env: Record<string, string>, user: { uid?: number, gid?: number } = {}): Promise<Run> {
   return await new Promise((resolve) => {
     execFile(process.execPath, [cli, ...args], {
       env: { PATH: process.env.PATH ?? '', GPUMESH_HOME: home, GPUMESH_NVIDIA_SMI: standIn, ...env },
-      timeout: 20_000
+      timeout: 20_000,
+      ...user
     }, (err, stdout, stderr) => {
       resolve({ code: err == null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr })
     })
@@ -93,26 +94,25 @@ describe('gpumesh gpus', () => {
   })
 
   describe('on an AMD host', () => {
-    // Four R9700s each running a vLLM process (test/fixtures/amd/MANIFEST.md); no NVIDIA GPU.
+    // Four R9700s under a live vLLM workload, amd-smi 26.2.1 of ROCm 7.2 (captured: test/fixtures/amd/MANIFEST.md); no NVIDIA GPU.
     const r9700 = {
       GPUMESH_AMD_SMI: amdStandIn,
       FAKE_SMI_MODE: 'nodevices',
-      FAKE_AMD_SMI_STATIC: 'constructed/r9700x4-amd-smi-static.json',
-      FAKE_AMD_SMI_METRIC: 'constructed/r9700x4-amd-smi-metric.json',
-      FAKE_AMD_SMI_PROCESS: 'constructed/r9700x4-amd-smi-process.json'
+      FAKE_AMD_SMI_STATIC: 'captured/amd-smi-static-r9700x4-rocm7.2.json',
+      FAKE_AMD_SMI_METRIC: 'captured/amd-smi-metric-ecc-r9700x4-rocm7.2.json',
+      FAKE_AMD_SMI_PROCESS: 'captured/amd-smi-process-r9700x4-vllm-rocm7.2.json'
     }
 
     it('lists the foreign processes per GPU, as for NVIDIA, and offers none', async () => {
       const table = await gpumesh(['gpus'], r9700)
       expect(table.code).toBe(0)
-      expect(table.stdout).toContain('busy: in use by process 48213 (python3), which is not a gpumesh lease')
-      expect(table.stdout).toContain('busy: in use by process 48379 (VLLM::Worker_TP3), which is not a gpumesh lease')
+      expect(table.stdout).toContain('busy: in use by process 1882331 (/usr/bin/python3.12), which is not a gpumesh lease; in use by process 1883200')
+      expect(table.stdout).toContain('in use by process 1883508 (/usr/bin/python3.12), which is not a gpumesh lease\n')
       expect(table.stdout).toContain('0 of 4 GPUs can be offered.')
       const json = JSON.parse((await gpumesh(['gpus', '--json'], r9700)).stdout) as { gpus: Array<Record<string, unknown>> }
-      expect(json.gpus[0]).toMatchObject({
-        class: 'R9700', busy: true, healthy: true, powerLimitW: 300, driverVersion: '6.16.6',
-        processes: [{ pid: 48213, name: 'python3', usedMemoryMiB: 29696 }]
-      })
+      expect(json.gpus[0]).toMatchObject({ class: 'R9700', busy: true, healthy: true, powerLimitW: 300, driverVersion: '6.16.6' })
+      // amd-smi 26.2 lists each process's total under every GPU: what one GPU holds is unknown.
+      expect(json.gpus[0]?.processes).toContainEqual({ pid: 1883505, name: '/usr/bin/python3.12', usedMemoryMiB: null })
     })
 
     it('reads the JSON after the permission banner of a user outside the render and video groups, and says what to do', async () => {
@@ -122,6 +122,53 @@ describe('gpumesh gpus', () => {
       expect(r.stderr).toContain('gpumesh: amd-smi: amd-smi cannot open the GPU device nodes as this user')
       expect(r.stderr).toContain('sudo usermod -aG render,video <user>')
       expect(r.stderr).not.toContain('Unexpected token')
+    })
+
+    describe('run as a user that is not root, which amd-smi shows only its own processes', () => {
+      // The AMD driver's KFD process list (sysfs, a tree constructed from the kernel's layout: MANIFEST.md) shows a
+      // real foreign process (sleep) holding 28 GiB of VRAM on GPU 2, while amd-smi says "No running processes detected".
+      const { FAKE_AMD_SMI_PROCESS: _, ...noProcesses } = r9700
+      let foreign: ChildProcess
+      let sysfs: string
+      beforeAll(async () => {
+        foreign = spawn('sleep', ['600'], { stdio: 'ignore' })
+        sysfs = await mkdtemp(join(tmpdir(), 'gpumesh-cli-sysfs-'))
+        await cp(join(root, 'packages/provider/test/fixtures/amd/constructed/kfd-r9700x4'), sysfs, { recursive: true })
+        const proc = join(sysfs, 'class/kfd/kfd/proc', String(foreign.pid))
+        await mkdir(proc)
+        // One vram_<gpu id> per GPU of the tree, as the driver writes them; GPU 2 (PCI 83:00.0) has KFD id 2856.
+        for (const [id, bytes] of [[11433, 0], [40398, 0], [2856, 28 * 1024 ** 3], [64277, 0]]) await writeFile(join(proc, `vram_${id}`), `${bytes}\n`)
+      })
+      afterAll(async () => {
+        foreign.kill()
+        await rm(sysfs, { recursive: true, force: true })
+      })
+
+      it('lists the foreign process on its GPU from the KFD and offers the other three', async () => {
+        const table = await gpumesh(['gpus'], { ...noProcesses, GPUMESH_SYSFS_ROOT: sysfs })
+        expect(table.code).toBe(0)
+        expect(table.stdout).toContain(`busy: in use by process ${foreign.pid} (sleep), which is not a gpumesh lease\n`)
+        expect(table.stdout).toContain('3 of 4 GPUs can be offered.')
+        const json = JSON.parse((await gpumesh(['gpus', '--json'], { ...noProcesses, GPUMESH_SYSFS_ROOT: sysfs })).stdout) as { gpus: Array<{ busy: boolean, processes: unknown[] }> }
+        expect(json.gpus.map((g) => g.busy)).toEqual([false, false, true, false])
+        expect(json.gpus[2]?.processes).toEqual([{ pid: foreign.pid, name: 'sleep', usedMemoryMiB: 28672 }])
+      })
+
+      it('warns that other users\' processes may be invisible when the KFD cannot be read', async () => {
+        // Run as nobody where the tests run as root, so the CLI is not root either way.
+        const user = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {}
+        const open = await mkdtemp(join(tmpdir(), 'gpumesh-cli-nobody-'))
+        await chmod(open, 0o777)
+        try {
+          const r = await gpumesh(['gpus', '--data-dir', open], { ...noProcesses, GPUMESH_SYSFS_ROOT: join(open, 'no-sys') }, user)
+          expect(r.code).toBe(0)
+          expect(r.stdout).toContain('4 of 4 GPUs can be offered.')
+          expect(r.stderr).toContain('gpumesh: kfd: other users\' processes on the AMD GPUs may be invisible')
+          expect(r.stderr).toContain('a GPU busy with another user\'s work may be offered')
+        } finally {
+          await rm(open, { recursive: true, force: true })
+        }
+      })
     })
 
     it('says why a GPU is not offered when amd-smi metric fails', async () => {

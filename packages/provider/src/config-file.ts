@@ -54,6 +54,7 @@ export const CONFIG_KEY_DOCS: Record<string, string> = {
   'probe.nvidiaSmi': 'Path to nvidia-smi; null finds it on PATH. GPUMESH_NVIDIA_SMI wins.',
   'probe.amdSmi': 'Path to amd-smi; null finds it on PATH. GPUMESH_AMD_SMI wins.',
   'probe.rocmSmi': 'Path to rocm-smi; null finds it on PATH. GPUMESH_ROCM_SMI wins.',
+  'probe.sysfsRoot': 'Where sysfs is mounted, for the AMD driver\'s process list (class/kfd/kfd/proc); null is /sys. GPUMESH_SYSFS_ROOT wins.',
   'probe.timeoutMs': 'A GPU tool that runs longer than this is killed and reported as hung.',
   'probe.intervalSec': 'How often GPUs are probed for health and capacity.',
   'probe.maxTemperatureC': 'A GPU at or above this temperature is unhealthy and not offered.',

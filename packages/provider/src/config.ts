@@ -20,6 +20,7 @@ const probeSchema = z.object({
   nvidiaSmi: z.string().min(1).nullable().default(null),
   amdSmi: z.string().min(1).nullable().default(null),
   rocmSmi: z.string().min(1).nullable().default(null),
+  sysfsRoot: z.string().min(1).nullable().default(null),
   timeoutMs: z.number().int().min(100).max(600_000).default(10_000),
   intervalSec: seconds.default(30),
   maxTemperatureC: z.number().int().min(30).max(150).default(90),
@@ -189,7 +190,8 @@ const ENV_ALIASES: Record<string, string> = {
   GPUMESH_HOME: 'dataDir',
   GPUMESH_NVIDIA_SMI: 'probe.nvidiaSmi',
   GPUMESH_AMD_SMI: 'probe.amdSmi',
-  GPUMESH_ROCM_SMI: 'probe.rocmSmi'
+  GPUMESH_ROCM_SMI: 'probe.rocmSmi',
+  GPUMESH_SYSFS_ROOT: 'probe.sysfsRoot'
 }
 
 /** Environment variables that are not configuration keys (read by the CLI itself). */

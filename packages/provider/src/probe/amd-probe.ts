@@ -1,7 +1,8 @@
 // Runs amd-smi, falling back to rocm-smi. Parsing lives in amd-smi.ts.
 import { AMD_SMI_ARGS, AMD_SMI_METRIC_ARGS, AMD_SMI_PROCESS_ARGS, ROCM_SMI_ARGS, ROCM_SMI_PIDS_ARGS } from './constants.js'
 import { ProbeToolError } from './errors.js'
-import { isPermissionBanner, parseAmdSmi, parseAmdSmiProcesses, parseRocmSmi, parseRocmSmiPids, permissionIssue } from './amd-smi.js'
+import { isPermissionBanner, normalizeBusId, parseAmdSmi, parseAmdSmiProcesses, parseRocmSmi, parseRocmSmiPids, permissionIssue } from './amd-smi.js'
+import { kfdDir, readKfdProcesses, type KfdProcesses } from './kfd.js'
 import { firstLine, quote, type ToolProbe } from './nvidia-probe.js'
 import { runTool, type ToolOutput } from './run-tool.js'
 import type { GpuProcess, ProbeIssue, ProbeLogger, RawGpu } from './types.js'
@@ -12,7 +13,73 @@ export interface AmdProbeOptions {
   timeoutMs: number
   signal?: AbortSignal | undefined
   env?: Record<string, string | undefined> | undefined
+  /** Where sysfs and procfs are mounted (the KFD process list); default `/sys` and `/proc`. */
+  sysfsRoot?: string | undefined
+  procRoot?: string | undefined
+  /** The user id the probe runs as; null when unknown. */
+  uid: number | null
   logger?: ProbeLogger | undefined
+}
+
+/**
+ * The AMD GPUs as the tools report them, with the processes the KFD lists (`kfd.ts`) added: a process seen
+ * by either makes a GPU busy. amd-smi lists other users' processes only to root (ROCm/rocm-systems#8396:
+ * "No running processes detected" to a caller without the rights while the GPUs were in use); the KFD's
+ * files are readable by every user. When they cannot be read and the tools list no process, a daemon that
+ * is not root is told that other users' processes may be invisible.
+ */
+export async function probeAmd (options: AmdProbeOptions): Promise<ToolProbe> {
+  const [tools, kfd] = await Promise.all([
+    probeAmdTools(options),
+    readKfdProcesses({ sysRoot: options.sysfsRoot, procRoot: options.procRoot })
+  ])
+  if (tools.gpus.length === 0) return tools
+  const issues = [...tools.issues]
+  if (kfd.ok) addKfdProcesses(tools.gpus, kfd.byBusId)
+  else if (options.uid !== 0 && tools.gpus.every((g) => g.processes.length === 0 && g.processesUnreadable == null)) {
+    issues.push(hiddenProcesses(kfd, options))
+  }
+  return { ...tools, issues }
+}
+
+/**
+ * Puts each KFD process on the GPU with its PCI address; one the tool listed already gets its name and memory
+ * filled in. Processes on an address no GPU has go on every GPU whose address the tool did not say: they
+ * cannot be placed, so no such GPU is assumed free of them.
+ */
+function addKfdProcesses (gpus: RawGpu[], byBusId: Map<string, GpuProcess[]>): void {
+  const add = (g: RawGpu, p: GpuProcess): void => {
+    const known = g.processes.find((q) => q.pid === p.pid)
+    if (known == null) {
+      g.processes.push({ ...p })
+      return
+    }
+    known.name ??= p.name
+    known.usedMemoryMiB ??= p.usedMemoryMiB
+  }
+  const placed = new Set<string>()
+  for (const g of gpus) {
+    const bus = g.pciBusId != null ? normalizeBusId(g.pciBusId) : null
+    if (bus == null) continue
+    placed.add(bus)
+    for (const p of byBusId.get(bus) ?? []) add(g, p)
+  }
+  const unplaced = [...byBusId].filter(([bus]) => !placed.has(bus)).flatMap(([, list]) => list)
+  for (const g of gpus) {
+    if (g.pciBusId != null) continue
+    for (const p of unplaced) add(g, { ...p, usedMemoryMiB: null })
+  }
+}
+
+function hiddenProcesses (kfd: Extract<KfdProcesses, { ok: false }>, options: AmdProbeOptions): ProbeIssue {
+  const who = options.uid == null ? 'this user may not be root' : `this user (uid ${options.uid}) is not root`
+  return {
+    source: 'kfd',
+    code: 'PROCESSES_HIDDEN',
+    message: `other users' processes on the AMD GPUs may be invisible: ${who}, so amd-smi and rocm-smi list only its own processes, ` +
+      `and the driver's process list ${kfd.path} cannot be read (${kfd.reason}); a GPU busy with another user's work may be offered. ` +
+      `Make ${kfdDir(options.sysfsRoot)} readable to the daemon (in a container, mount the host's /sys), or set probe.sysfsRoot to where it is mounted`
+  }
 }
 
 /**
@@ -20,7 +87,7 @@ export interface AmdProbeOptions {
  * or processes of some, rocm-smi is asked too and fills in what it can read for the same GPU (same UUID
  * or PCI address); amd-smi's failures stay reported either way.
  */
-export async function probeAmd (options: AmdProbeOptions): Promise<ToolProbe> {
+async function probeAmdTools (options: AmdProbeOptions): Promise<ToolProbe> {
   const primary = await probeAmdSmi(options)
   if (primary.found && primary.issues.length === 0) return primary
   const incomplete = primary.gpus.some((g) => g.healthUnreadable != null || g.processesUnreadable != null)

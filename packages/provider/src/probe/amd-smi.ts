@@ -214,6 +214,11 @@ function watts (obj: unknown, ...names: string[]): number | null {
   return null
 }
 
+/** A power cap in watts, or null: a cap of 0 W (what amd-smi prints for an APU, which has none) is no cap. */
+function powerCap (w: number | null): number | null {
+  return w != null && w > 0 ? w : null
+}
+
 /** Why a GPU's health could not be read from a metric entry, or null when it could. */
 function unreadableMetric (gpu: RawGpu): string | null {
   return gpu.temperatureC == null && gpu.eccErrors.uncorrected == null
@@ -272,7 +277,7 @@ export function parseAmdSmi (staticText: string, metricText?: string | null, met
     gpu.computeCapability = normalizeGfxTarget(text(asic, 'target_graphics_version', 'gfx_version'))
     gpu.driverVersion = driverVersion(text(getKey(entry, 'driver'), 'version', 'driver_version'))
     // The power cap: `limit.socket_power` (ROCm 6), `limit.ppt0.socket_power_limit` and kin (later releases).
-    gpu.powerLimitW = watts(limit, 'socket_power_limit', 'power_limit', 'socket_power', 'max_power_limit', 'max_power')
+    gpu.powerLimitW = powerCap(watts(limit, 'socket_power_limit', 'power_limit', 'socket_power', 'max_power_limit', 'max_power'))
     const m = index != null ? metrics.get(index) : undefined
     if (m != null) {
       const usage = getKey(m, 'usage')
@@ -284,7 +289,7 @@ export function parseAmdSmi (staticText: string, metricText?: string | null, met
       gpu.temperatureC = num(getKey(temp, 'edge')) ?? num(getKey(temp, 'hotspot', 'junction'))
       // A secondary die (the second GCD of an MI250/MI250X) reports no power: null, not an error.
       gpu.powerDrawW = num(getKey(power, 'socket_power', 'current_socket_power', 'average_socket_power'))
-      gpu.powerLimitW = watts(power, 'power_limit', 'socket_power_limit') ?? gpu.powerLimitW
+      gpu.powerLimitW = powerCap(watts(power, 'power_limit', 'socket_power_limit')) ?? gpu.powerLimitW
       gpu.memoryUsedMiB = sizeMiB(getKey(mem, 'used_vram'), 'MB')
       gpu.memoryTotalMiB ??= sizeMiB(getKey(mem, 'total_vram'), 'MB')
       gpu.eccErrors = {
@@ -335,7 +340,7 @@ export function parseRocmSmi (text: string): AmdParse {
     gpu.temperatureC = cellNumber(text('Temperature (Sensor edge) (C)')) ?? cellNumber(text('Temperature (Sensor junction) (C)'))
     // "N/A (Secondary die)" on the second GCD of an MI250/MI250X: no number, so null.
     gpu.powerDrawW = cellNumber(text('Current Socket Graphics Package Power (W)', 'Average Graphics Package Power (W)'))
-    gpu.powerLimitW = cellNumber(text('Max Graphics Package Power (W)'))
+    gpu.powerLimitW = powerCap(cellNumber(text('Max Graphics Package Power (W)')))
     gpu.healthUnreadable = gpu.temperatureC == null ? 'rocm-smi reported no temperature for it' : null
     gpus.push(gpu)
   }
@@ -352,7 +357,8 @@ interface ListedProcess extends GpuProcess {
  * `{ process_info: { name, pid, memory_usage: { vram_mem } , mem_usage } }` entries, or the sentence
  * "No running processes detected". Some amd-smi releases list a compute process under every GPU: a process
  * listed under several GPUs that holds memory on some is kept only on those; one that holds memory nowhere
- * stays on all of them. Throws on text that is not JSON or not of this shape.
+ * stays on all of them; one listed with the same memory under each GPU stays on all of them with its memory
+ * per GPU unknown (null). Throws on text that is not JSON or not of this shape.
  */
 export function parseAmdSmiProcesses (text: string): Map<number, GpuProcess[]> {
   const { doc } = parseJsonAfterBanner(text)
@@ -381,7 +387,10 @@ export function parseAmdSmiProcesses (text: string): Map<number, GpuProcess[]> {
     const same = listed.filter((q) => q.pid === p.pid)
     const holdsMemorySomewhere = same.some((q) => (q.usedMemoryMiB ?? 0) > 0)
     if (same.length > 1 && holdsMemorySomewhere && (p.usedMemoryMiB ?? 0) === 0) continue
-    out.get(p.index)?.push({ pid: p.pid, name: p.name, usedMemoryMiB: p.usedMemoryMiB })
+    // One figure under every GPU is the process's memory on all of them together (amd-smi 26.2 lists each
+    // vLLM worker's 28 GB under all four GPUs of a host): it says nothing of any one GPU.
+    const oneFigureForAll = same.length > 1 && same.every((q) => q.usedMemoryMiB === p.usedMemoryMiB)
+    out.get(p.index)?.push({ pid: p.pid, name: p.name, usedMemoryMiB: oneFigureForAll ? null : p.usedMemoryMiB })
   }
   return out
 }

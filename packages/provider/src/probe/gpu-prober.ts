@@ -1,3 +1,4 @@
+import { userInfo } from 'node:os'
 import { DEFAULT_MAX_TEMPERATURE_C, DEFAULT_PROBE_TIMEOUT_MS, GPU_TOOL_SOURCES } from './constants.js'
 import { probeAmd } from './amd-probe.js'
 import { loadGpuClasses, specOf, UNKNOWN_CLASS, type GpuClassTable } from './gpu-classes.js'
@@ -67,6 +68,9 @@ export class GpuProber {
         timeoutMs: this.timeoutMs,
         signal,
         env: this.options.toolEnv,
+        sysfsRoot: this.options.sysfsRoot,
+        procRoot: this.options.procRoot,
+        uid: this.options.uid ?? currentUid(),
         logger: log
       })
     ])
@@ -134,6 +138,16 @@ function vanished (old: GpuInfo): GpuInfo {
     healthy: false,
     busy: false,
     problems: old.problems.includes(VANISHED_PROBLEM) ? old.problems : [VANISHED_PROBLEM]
+  }
+}
+
+/** The user id this process runs as, or null where the platform has none. */
+function currentUid (): number | null {
+  try {
+    const uid = userInfo().uid
+    return uid >= 0 ? uid : null
+  } catch {
+    return null
   }
 }
 

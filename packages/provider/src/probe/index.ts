@@ -8,6 +8,7 @@ export {
   normalizeAmdSerial, normalizeBusId, normalizeGfxTarget
 } from './amd-smi.js'
 export { judgeGpu, type HealthOptions, type HealthVerdict } from './health.js'
+export { readKfdProcesses, type KfdProcesses, type KfdReadOptions } from './kfd.js'
 export { runTool, type RunToolOptions, type ToolOutput } from './run-tool.js'
 export { ProbeToolError, GpuClassesError } from './errors.js'
 export { DEFAULT_PROBE_TIMEOUT_MS, DEFAULT_MAX_TEMPERATURE_C, DEFAULT_SAMPLE_CACHE_MS, DEFAULT_SAMPLE_TIMEOUT_MS, NVIDIA_QUERY_FIELDS, NVIDIA_SAMPLE_FIELDS } from './constants.js'

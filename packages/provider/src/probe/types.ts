@@ -105,6 +105,7 @@ export type ProbeIssueCode =
   | 'DRIVER_MISMATCH'
   | 'BAD_OUTPUT'
   | 'NO_PERMISSION'
+  | 'PROCESSES_HIDDEN'
   | 'GPU_LOST'
   | 'ABORTED'
   | 'CLASSES_UNAVAILABLE'
@@ -172,5 +173,11 @@ export interface ProbeOptions {
   hostFacts?: boolean | undefined
   /** Environment for the GPU tools; default the parent's. */
   toolEnv?: Record<string, string | undefined> | undefined
+  /** Where sysfs is mounted: the KFD's process list is `<sysfsRoot>/class/kfd/kfd/proc`. Default `/sys`. */
+  sysfsRoot?: string | undefined
+  /** Where procfs is mounted (process names). Default `/proc`. */
+  procRoot?: string | undefined
+  /** The user id the probe runs as (root sees every process in amd-smi); default the current user's. */
+  uid?: number | undefined
   logger?: ProbeLogger | undefined
 }

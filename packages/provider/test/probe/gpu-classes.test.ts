@@ -29,6 +29,8 @@ describe('config/gpu-classes.json', () => {
     ['Radeon RX 7900 XTX', 'RX-7900-XTX', 24560, ['1002:744c']],
     ['Radeon RX 7900 XT', 'RX-7900-XT', 20464, ['1002:744c']],
     ['AMD Radeon AI PRO R9700', 'R9700', 32624, []],
+    // rocm-smi's name when its "Card Series" says nothing: the "Card Model", the PCI device id.
+    ['0x7551', 'R9700', 32624, ['1002:7551']],
     ['NVIDIA GeForce RTX 5090', 'RTX-5090', 32607, []],
     ['NVIDIA RTX 6000 Ada Generation', 'RTX-6000-ADA', 49140, []],
     ['NVIDIA RTX A6000', 'RTX-A6000', 49140, []],

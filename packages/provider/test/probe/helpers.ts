@@ -1,4 +1,7 @@
 import { readFileSync } from 'node:fs'
+import { cp, mkdir, mkdtemp, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { GpuProber, type ProbeOptions } from '../../src/probe/index.js'
 
@@ -24,4 +27,38 @@ export function standInProber (env: Record<string, string>, options: Partial<Pro
     toolEnv: { ...process.env, ...env },
     ...options
   })
+}
+
+/** The KFD GPU ids of the constructed tree `amd/constructed/kfd-r9700x4` (MANIFEST.md), by GPU index (PCI bus 03, 23, 83, c3). */
+export const KFD_R9700_GPU_IDS = [11433, 40398, 2856, 64277] as const
+
+export interface KfdProcessSpec {
+  pid: number
+  /** Bytes of VRAM per KFD GPU id; every other GPU of the tree gets a `vram_<id>` of 0, as the driver writes. */
+  vram?: Record<number, number>
+  /** KFD GPU ids of the process's queues (`queues/<n>/gpuid`). */
+  queues?: number[]
+}
+
+/**
+ * A sysfs root in a new temp dir: the constructed KFD topology of four R9700s with `processes` under
+ * `class/kfd/kfd/proc`, laid out as drivers/gpu/drm/amd/amdkfd/kfd_process.c creates it.
+ */
+export async function kfdSysfs (processes: KfdProcessSpec[]): Promise<string> {
+  const root = await mkdtemp(join(tmpdir(), 'gpumesh-sysfs-'))
+  await cp(`${fixtures}amd/constructed/kfd-r9700x4`, root, { recursive: true })
+  for (const p of processes) {
+    const dir = join(root, 'class/kfd/kfd/proc', String(p.pid))
+    await mkdir(dir, { recursive: true })
+    await writeFile(join(dir, 'pasid'), `${32768 + (p.pid % 1000)}\n`)
+    for (const id of KFD_R9700_GPU_IDS) {
+      await writeFile(join(dir, `vram_${id}`), `${p.vram?.[id] ?? 0}\n`)
+      await writeFile(join(dir, `sdma_${id}`), '0\n')
+    }
+    for (const [i, id] of (p.queues ?? []).entries()) {
+      await mkdir(join(dir, 'queues', String(i)), { recursive: true })
+      await writeFile(join(dir, 'queues', String(i), 'gpuid'), String(id))
+    }
+  }
+  return root
 }
