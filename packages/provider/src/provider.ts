@@ -319,36 +319,47 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
 
   const stop = async (): Promise<void> => {
     if (starting != null) await starting.catch(() => {})
-    // 1. Stop taking new leases (and answering the fleet operator).
-    await fleetService?.stop()
-    fleetService = null
-    await leases?.stop()
-    // 2. Stop taking job requests, then let running jobs checkpoint and stop (SIGTERM, grace, SIGKILL).
-    await jobService?.stop()
-    jobService = null
-    await jobs.stop()
-    await artifactCleaner.stop()
-    await settlement.stop()
-    await runnerChecker.stop()
-    await historyRecorder.stop()
-    // 3. Stop announcing and background work.
-    await publisher?.stop()
-    await sweeper.stop()
-    await pruner.stop()
-    await inventory.stop()
-    // 4. Local API, then libp2p.
-    await api?.stop()
-    if (node != null) {
-      inventory.off('change', onCapacityChange)
-      await node.stop()
-      node = null
+    // Every step runs even when one before it throws: the ledger is closed and the data directory
+    // released whatever happened above them. The first failure is rethrown at the end.
+    const failures: unknown[] = []
+    const step = async (part: string, work: () => unknown): Promise<void> => {
+      try {
+        await work()
+      } catch (err) {
+        failures.push(err)
+        log.error({ err, part }, 'a part failed to stop; stopping the rest')
+      }
     }
+    // 1. Stop taking new leases (and answering the fleet operator).
+    await step('fleet', async () => { const f = fleetService; fleetService = null; await f?.stop() })
+    await step('leases', async () => { await leases?.stop() })
+    // 2. Stop taking job requests, then let running jobs checkpoint and stop (SIGTERM, grace, SIGKILL).
+    await step('job-protocol', async () => { const s = jobService; jobService = null; await s?.stop() })
+    await step('jobs', async () => { await jobs.stop() })
+    await step('artifact-cleanup', async () => { await artifactCleaner.stop() })
+    await step('settlement', async () => { await settlement.stop() })
+    await step('runner-check', async () => { await runnerChecker.stop() })
+    await step('history', async () => { await historyRecorder.stop() })
+    // 3. Stop announcing and background work.
+    await step('offers', async () => { await publisher?.stop() })
+    await step('lease-expiry', async () => { await sweeper.stop() })
+    await step('seen-orders-prune', async () => { await pruner.stop() })
+    await step('inventory', async () => { await inventory.stop() })
+    // 4. Local API, then libp2p.
+    await step('api', async () => { await api?.stop() })
+    await step('libp2p', async () => {
+      if (node == null) return
+      inventory.off('change', onCapacityChange)
+      const n = node
+      node = null
+      await n.stop()
+    })
     // 5. The ledger last: everything above may still write to it; then the data directory is free.
-    ledger.close()
-    await dataDirLock?.release()
-    dataDirLock = null
+    await step('ledger', () => { ledger.close() })
+    await step('data-dir-lock', async () => { const lock = dataDirLock; dataDirLock = null; await lock?.release() })
     if (running) log.info('provider stopped')
     running = false
+    if (failures.length > 0) throw failures[0]
   }
 
   const doStart = async (): Promise<void> => {
