@@ -58,8 +58,6 @@ export interface JobServiceComponents {
   jobs: JobManager
   clock: Pick<Clock, 'now'>
   logger: Logger
-  /** A lease ended without a job (renter cancelled before starting): its GPUs are free again. */
-  onCapacityChange?: () => void
   onError?: (message: string) => void
 }
 
@@ -397,7 +395,6 @@ export class JobService {
     }
     if (lease.state === 'accepted' && !this.#submitting.has(lease.leaseId)) {
       this.#c.ledger.transitionLease(lease.leaseId, 'terminated', 'RENTER_CANCEL', { note: request.reason })
-      this.#c.onCapacityChange?.()
       return
     }
     throw new Refusal('WRONG_STATE', `the lease is ${lease.state}`)

@@ -207,8 +207,6 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
     maxBundleBytes: config.runner.maxBundleBytes,
     artifactRetentionSec: config.runner.artifactRetentionSec
   })
-  // A job's lease ended: its GPUs are free again, and the publisher offers them at once.
-  jobs.onLeaseEnded(() => { if (ledger.isOpen) inventory.checkForChange() })
   // The docker runner's checks (engine, NVIDIA runtime, /dev/kfd and render nodes): at start, then
   // periodically; GPUs the runner cannot give to a container are left out of the offer, said why.
   let runnerCheck: (DockerReadiness & { at: number }) | null = null
@@ -250,10 +248,7 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
 
   const sweeper = new RepeatingTask({ name: 'lease-expiry', intervalMs: EXPIRY_SWEEP_INTERVAL_MS, logger: log }, () => {
     const expired = ledger.expireOverdueLeases(clock.now())
-    if (expired.length > 0) {
-      log.info({ leases: expired }, 'accepted leases expired: no job started before the deadline; GPUs freed')
-      inventory.checkForChange()
-    }
+    if (expired.length > 0) log.info({ leases: expired }, 'accepted leases expired: no job started before the deadline; GPUs freed')
   })
   const pruner = new RepeatingTask({ name: 'seen-orders-prune', intervalMs: SEEN_ORDERS_PRUNE_INTERVAL_MS, logger: log }, () => {
     ledger.pruneSeenOrders(clock.now())
@@ -420,7 +415,6 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
         fleet,
         escrowGuard,
         runnerProblem: (gpu) => runnerCheck === null ? null : runnerCheck.engine ?? runnerCheck.vendors[gpu.simulated || gpu.vendor === 'unknown' ? 'simulated' : gpu.vendor] ?? null,
-        onAccepted: () => { inventory.checkForChange() },
         onError: noteError
       })
       publisher = new OfferPublisher(config, {
@@ -445,7 +439,6 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
         jobs,
         clock,
         logger: logger.child({ module: 'job-protocol' }),
-        onCapacityChange: () => { inventory.checkForChange() },
         onError: noteError
       }, {
         chainId: BigInt(config.pricing.chainId),
