@@ -98,7 +98,6 @@ export class JobService {
   readonly #o: Required<JobServiceOptions>
   readonly #log: Logger
   readonly #active = new Set<AbortController>()
-  readonly #submitting = new Set<string>()
   #started = false
 
   constructor (components: JobServiceComponents, options: JobServiceOptions) {
@@ -212,16 +211,11 @@ export class JobService {
     const ok = await this.#respond(send, 'submit', async () => {
       const lease = this.#authorizeJob(request.auth, peer)
       if (!this.#o.runnerEnabled) throw new Refusal('RUNNER_DISABLED', 'this provider runs no jobs')
-      if (lease.state !== 'accepted' || this.#submitting.has(lease.leaseId)) throw new Refusal('WRONG_STATE', `the lease is ${lease.state}`)
+      if (lease.state !== 'accepted' || this.#c.jobs.starting(lease.leaseId)) throw new Refusal('WRONG_STATE', `the lease is ${lease.state}`)
       if (request.bundleSize > this.#o.maxBundleBytes) {
         throw new Refusal('TOO_LARGE', `the bundle of ${request.bundleSize} bytes is over this provider's ${this.#o.maxBundleBytes}`)
       }
-      this.#submitting.add(lease.leaseId)
-      try {
-        job = await this.#receiveAndStart(lease, request, stream, signal)
-      } finally {
-        this.#submitting.delete(lease.leaseId)
-      }
+      job = await this.#receiveAndStart(lease, request, stream, signal)
     })
     if (ok && job !== null) await this.#eventLoop(stream, send, (job as Job).leaseId, (job as Job).events, 0, signal)
   }
@@ -258,7 +252,7 @@ export class JobService {
         const code: JobReplyCode = ({
           RUNNER_DISABLED: 'RUNNER_DISABLED', LEASE_NOT_FOUND: 'NO_SUCH_LEASE', LEASE_NOT_STARTABLE: 'WRONG_STATE', JOB_EXISTS: 'WRONG_STATE',
           BUNDLE_HASH_MISMATCH: 'HASH_MISMATCH', BAD_SPEC: 'BAD_SPEC', SPAWN_FAILED: 'SPAWN_FAILED', STOPPED: 'SHUTTING_DOWN', JOB_NOT_FOUND: 'INTERNAL',
-          RUNNER_FAILED: 'SPAWN_FAILED', IMAGE_UNAVAILABLE: 'IMAGE_UNAVAILABLE'
+          RUNNER_FAILED: 'SPAWN_FAILED', IMAGE_UNAVAILABLE: 'IMAGE_UNAVAILABLE', LEASE_NOT_CANCELLABLE: 'WRONG_STATE'
         } as const)[err.code]
         throw new Refusal(code, err.message, { cause: err })
       }
@@ -387,17 +381,12 @@ export class JobService {
 
   async #terminate (request: Terminate, peer: string): Promise<void> {
     const lease = this.#authorize(request.leaseId, peer, null, (l) => verifyTerminate(request, marketDomain(l.chainId)))
-    const job = this.#c.jobs.get(lease.leaseId)
-    if (job !== undefined) {
-      this.#log.info({ leaseId: lease.leaseId, note: request.reason }, 'renter cancelled the job')
-      await this.#c.jobs.terminate(lease.leaseId, 'RENTER_CANCEL')
-      return
+    try {
+      await this.#c.jobs.cancel(lease.leaseId, request.reason)
+    } catch (err) {
+      if (err instanceof JobError && err.code === 'LEASE_NOT_CANCELLABLE') throw new Refusal('WRONG_STATE', err.message, { cause: err })
+      throw err
     }
-    if (lease.state === 'accepted' && !this.#submitting.has(lease.leaseId)) {
-      this.#c.ledger.transitionLease(lease.leaseId, 'terminated', 'RENTER_CANCEL', { note: request.reason })
-      return
-    }
-    throw new Refusal('WRONG_STATE', `the lease is ${lease.state}`)
   }
 
   async #artifacts (request: ArtifactsRequest, peer: string, send: Send, signal: AbortSignal): Promise<void> {

@@ -25,7 +25,6 @@ import { fleetStatusOf, fleetVouchersOf, loadFleetMembership } from './fleet.js'
 import { FleetService } from './fleet-service.js'
 import { GpuProber, GpuSampler, resolveProbeExecutables, type ProbeIssue } from './probe/index.js'
 import { prepareJobAccount } from './job-account.js'
-import { recoverRunningLeases } from './recovery.js'
 import { RepeatingTask } from './repeating-task.js'
 import { SettlementService } from './settlement-service.js'
 import { settlementEscrow, type ProviderConfig } from './config.js'
@@ -247,7 +246,7 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
   }
 
   const sweeper = new RepeatingTask({ name: 'lease-expiry', intervalMs: EXPIRY_SWEEP_INTERVAL_MS, logger: log }, () => {
-    const expired = ledger.expireOverdueLeases(clock.now())
+    const expired = jobs.expireOverdue(clock.now())
     if (expired.length > 0) log.info({ leases: expired }, 'accepted leases expired: no job started before the deadline; GPUs freed')
   })
   const pruner = new RepeatingTask({ name: 'seen-orders-prune', intervalMs: SEEN_ORDERS_PRUNE_INTERVAL_MS, logger: log }, () => {
@@ -369,10 +368,10 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
         log.warn('process-runner jobs run as the daemon\'s own user (runner.process.sameUser): they can read its keys, API token and environment')
       }
       ledger.open()
-      const expired = ledger.expireOverdueLeases(clock.now())
+      const expired = jobs.expireOverdue(clock.now())
       if (expired.length > 0) log.info({ leases: expired }, 'leases past their start deadline while the daemon was down expired')
       jobs.start()
-      await recoverRunningLeases({ ledger, logger: logger.child({ module: 'recovery' }), clock, runner, jobs, paymentKey })
+      await jobs.recover()
 
       await inventory.start()
       await checkRunner()
