@@ -3,7 +3,7 @@
  * and periods, vouchers, settlements. The truth for money and usage. Money is bigint base units.
  */
 export { Ledger, openLedger } from './ledger.js'
-export type { ListLeasesOptions, ListRejectionsOptions } from './ledger.js'
+export type { LedgerEvents, ListLeasesOptions, ListRejectionsOptions } from './ledger.js'
 export {
   LEASE_STATES, LEASE_TRANSITIONS, canTransition, isActiveLeaseState, isEndedLeaseState, isLeaseState
 } from './lease-state.js'

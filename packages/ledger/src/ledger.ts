@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events'
 import Database from 'better-sqlite3'
 import { ZERO_ADDRESS, systemClock, type Clock } from '@gpumesh/protocol'
 import { DEFAULT_BUSY_TIMEOUT_MS, MAX_VOUCHER_SEQUENCE, VOUCHER_SEQUENCE_DIGITS } from './constants.js'
@@ -48,6 +49,15 @@ export interface ListRejectionsOptions {
   limit?: number
 }
 
+/** What the ledger tells about itself once a write is committed. */
+export interface LedgerEvents {
+  /**
+   * A lease took GPUs (accepted) or gave them back (ended: completed, failed, terminated, expired),
+   * whoever wrote it: the one place the provider learns that its sellable capacity moved.
+   */
+  'capacity-changed': [{ leaseId: string, state: LeaseState }]
+}
+
 interface Open {
   db: Database.Database
   s: Statements
@@ -63,7 +73,7 @@ interface Open {
  * prepares every statement; `close()` closes it and may be called any number of times. Every method is
  * synchronous (better-sqlite3) and every write that belongs together is one transaction.
  */
-export class Ledger {
+export class Ledger extends EventEmitter<LedgerEvents> {
   readonly path: string
   readonly #clock: Pick<Clock, 'now'>
   readonly #logger: LedgerLogger
@@ -71,6 +81,7 @@ export class Ledger {
   #open: Open | null = null
 
   constructor (path: string, options: LedgerOptions = {}) {
+    super()
     this.path = path
     this.#clock = options.clock ?? systemClock
     this.#logger = options.logger ?? SILENT_LOGGER
@@ -226,6 +237,12 @@ export class Ledger {
    * written nothing. Returns the chosen GPU UUIDs.
    */
   reserveLease (input: ReserveLeaseInput): string[] {
+    const chosen = this.#reserve(input)
+    this.#capacityChanged(input.leaseId, 'accepted')
+    return chosen
+  }
+
+  #reserve (input: ReserveLeaseInput): string[] {
     return this.#run('reserve lease', ({ s, durable }) => {
       if (!Number.isSafeInteger(input.gpuCount) || input.gpuCount < 1) {
         throw new InvalidInputError('gpuCount', 'must be a positive integer')
@@ -353,7 +370,7 @@ export class Ledger {
    * Ending states release the lease's GPUs in that same transaction. Returns the updated lease.
    */
   transitionLease (leaseId: string, to: LeaseState, reason: string, detail?: Record<string, unknown>, extra: TransitionExtra = {}): LeaseRecord {
-    return this.#run('transition lease', ({ s, durable }) => {
+    const lease = this.#run('transition lease', ({ s, durable }) => {
       if (!isLeaseState(to)) throw new InvalidInputError('to', `unknown lease state ${String(to)}`)
       const detailText = detail === undefined ? null : stringifyJson(detail)
       return durable(() => {
@@ -361,6 +378,8 @@ export class Ledger {
         return leaseFromRow(s.getLease.get(leaseId) as LeaseRow)
       })
     })
+    if (isEndedLeaseState(to)) this.#capacityChanged(lease.leaseId, to)
+    return lease
   }
 
   /** Records the job process of a running lease, so that recovery can find it after a restart. */
@@ -404,6 +423,12 @@ export class Ledger {
 
   /** Expires accepted leases whose start deadline has passed, freeing their GPUs. Returns their ids. */
   expireOverdueLeases (now: number = this.#clock.now()): string[] {
+    const expired = this.#expireOverdue(now)
+    for (const id of expired) this.#capacityChanged(id, 'expired')
+    return expired
+  }
+
+  #expireOverdue (now: number): string[] {
     return this.#run('expire overdue leases', ({ s, durable }) => durable(() => {
       const ids = (s.overdueLeases.all(now) as Array<{ lease_id: string }>).map((r) => r.lease_id)
       for (const id of ids) {
@@ -665,6 +690,15 @@ export class Ledger {
       exitCode: extra.exitCode ?? null
     })
     s.insertEvent.run(leaseId, now, row.state, to, reason, detail)
+  }
+
+  /** After the commit: a listener that throws is logged and does not undo or fail the write. */
+  #capacityChanged (leaseId: string, state: LeaseState): void {
+    try {
+      this.emit('capacity-changed', { leaseId, state })
+    } catch (err) {
+      this.#logger.warn({ err, leaseId }, 'a capacity-changed listener failed')
+    }
   }
 
   /** Runs `fn` on the open database, mapping every third-party error to a ledger error. */

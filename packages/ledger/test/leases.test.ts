@@ -178,6 +178,23 @@ describe('lease transitions', () => {
     expect(ledger.listGpus().filter((g) => g.state !== 'free')).toHaveLength(2)
   })
 
+  it('says capacity-changed after a lease takes or gives back GPUs, not when its job starts or a write fails', () => {
+    const seen: Array<{ leaseId: string, state: string }> = []
+    ledger.on('capacity-changed', (e) => { seen.push(e) })
+    ledger.reserveLease(leaseInput(1, { startDeadline: clock.now() + 1000 }))
+    ledger.reserveLease(leaseInput(2))
+    ledger.transitionLease(leaseInput(2).leaseId, 'running', 'job started')
+    expect(() => ledger.transitionLease(leaseInput(2).leaseId, 'accepted', 'back')).toThrow()
+    ledger.transitionLease(leaseInput(2).leaseId, 'completed', 'EXIT_0')
+    ledger.expireOverdueLeases(clock.now() + 1000)
+    expect(seen).toEqual([
+      { leaseId: leaseInput(1).leaseId, state: 'accepted' },
+      { leaseId: leaseInput(2).leaseId, state: 'accepted' },
+      { leaseId: leaseInput(2).leaseId, state: 'completed' },
+      { leaseId: leaseInput(1).leaseId, state: 'expired' }
+    ])
+  })
+
   it('keeps lease events append-only', () => {
     ledger.reserveLease(leaseInput(1))
     const db = new Database(path)

@@ -19,7 +19,6 @@ export {
   fittingGpus, type Rejection
 } from './lease-policy.js'
 export { LeaseHandler, type LeaseHandlerComponents, type LeaseHandlerStats } from './lease-handler.js'
-export { recoverRunningLeases, type RecoveryComponents } from './recovery.js'
 export { JOB_SERVICE_DEFAULTS, JobService, type JobServiceComponents, type JobServiceOptions } from './job-service.js'
 export {
   providerFilePath, readProviderFile, removeProviderFile, writeProviderFile, type ProviderFile

@@ -50,7 +50,8 @@ export interface InventoryEvents {
 /**
  * Which GPU (by UUID) is free, reserved, leased, unhealthy or busy. Probes periodically and records the
  * verdict in the ledger; the ledger's reservations say which GPUs leases hold. A GPU is sellable when
- * healthy, not busy and not held by a lease. Emits `change` when that picture changes.
+ * healthy, not busy and not held by a lease. Emits `change` when that picture changes: after a probe,
+ * and when the ledger's `capacity-changed` says a lease took or gave back GPUs.
  */
 export class Inventory extends EventEmitter<InventoryEvents> {
   readonly #components: InventoryComponents
@@ -68,16 +69,23 @@ export class Inventory extends EventEmitter<InventoryEvents> {
     })
   }
 
-  /** Probes once (so the first offer has GPUs), then every interval. */
+  /**
+   * Probes once (so the first offer has GPUs), then every interval; and looks again each time the
+   * ledger says a lease took or gave back GPUs (`capacity-changed`, whoever wrote it).
+   */
   async start (): Promise<void> {
     if (this.#task.started) return
     await this.refresh()
+    this.#components.ledger.on('capacity-changed', this.#onCapacityChanged)
     this.#task.start()
   }
 
   async stop (): Promise<void> {
+    this.#components.ledger.off('capacity-changed', this.#onCapacityChanged)
     await this.#task.stop()
   }
+
+  readonly #onCapacityChanged = (): void => { this.checkForChange() }
 
   get host (): HostInfo | null {
     return this.#last?.host ?? null

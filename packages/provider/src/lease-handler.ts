@@ -43,8 +43,6 @@ export interface LeaseHandlerComponents {
    * missing), or null: such GPUs are not leased, as they are not offered.
    */
   runnerProblem?: (gpu: InventoryGpu) => string | null
-  /** A lease was accepted (capacity changed). */
-  onAccepted?: (leaseId: string) => void
   onError?: (message: string) => void
 }
 
@@ -285,7 +283,6 @@ export class LeaseHandler {
       class: terms.gpuClass, price: terms.pricePerGpuHour.toString(), startDeadline: terms.startDeadline,
       simulated: this.#c.inventory.gpus().some((g) => reserved.includes(g.uuid) && g.simulated)
     }, 'lease accepted')
-    this.#c.onAccepted?.(terms.leaseId)
     return { type: 'lease-decision', accepted: true, terms, signature }
   }
 

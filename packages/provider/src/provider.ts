@@ -25,7 +25,6 @@ import { fleetStatusOf, fleetVouchersOf, loadFleetMembership } from './fleet.js'
 import { FleetService } from './fleet-service.js'
 import { GpuProber, GpuSampler, resolveProbeExecutables, type ProbeIssue } from './probe/index.js'
 import { prepareJobAccount } from './job-account.js'
-import { recoverRunningLeases } from './recovery.js'
 import { SettlementService } from './settlement-service.js'
 import { settlementEscrow, type ProviderConfig } from './config.js'
 
@@ -206,8 +205,6 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
     maxBundleBytes: config.runner.maxBundleBytes,
     artifactRetentionSec: config.runner.artifactRetentionSec
   })
-  // A job's lease ended: its GPUs are free again, and the publisher offers them at once.
-  jobs.onLeaseEnded(() => { if (ledger.isOpen) inventory.checkForChange() })
   // The docker runner's checks (engine, NVIDIA runtime, /dev/kfd and render nodes): at start, then
   // periodically; GPUs the runner cannot give to a container are left out of the offer, said why.
   let runnerCheck: (DockerReadiness & { at: number }) | null = null
@@ -248,11 +245,8 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
   }
 
   const sweeper = new RepeatingTask({ name: 'lease-expiry', intervalMs: EXPIRY_SWEEP_INTERVAL_MS, logger: log }, () => {
-    const expired = ledger.expireOverdueLeases(clock.now())
-    if (expired.length > 0) {
-      log.info({ leases: expired }, 'accepted leases expired: no job started before the deadline; GPUs freed')
-      inventory.checkForChange()
-    }
+    const expired = jobs.expireOverdue(clock.now())
+    if (expired.length > 0) log.info({ leases: expired }, 'accepted leases expired: no job started before the deadline; GPUs freed')
   })
   const pruner = new RepeatingTask({ name: 'seen-orders-prune', intervalMs: SEEN_ORDERS_PRUNE_INTERVAL_MS, logger: log }, () => {
     ledger.pruneSeenOrders(clock.now())
@@ -318,36 +312,47 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
 
   const stop = async (): Promise<void> => {
     if (starting != null) await starting.catch(() => {})
-    // 1. Stop taking new leases (and answering the fleet operator).
-    await fleetService?.stop()
-    fleetService = null
-    await leases?.stop()
-    // 2. Stop taking job requests, then let running jobs checkpoint and stop (SIGTERM, grace, SIGKILL).
-    await jobService?.stop()
-    jobService = null
-    await jobs.stop()
-    await artifactCleaner.stop()
-    await settlement.stop()
-    await runnerChecker.stop()
-    await historyRecorder.stop()
-    // 3. Stop announcing and background work.
-    await publisher?.stop()
-    await sweeper.stop()
-    await pruner.stop()
-    await inventory.stop()
-    // 4. Local API, then libp2p.
-    await api?.stop()
-    if (node != null) {
-      inventory.off('change', onCapacityChange)
-      await node.stop()
-      node = null
+    // Every step runs even when one before it throws: the ledger is closed and the data directory
+    // released whatever happened above them. The first failure is rethrown at the end.
+    const failures: unknown[] = []
+    const step = async (part: string, work: () => unknown): Promise<void> => {
+      try {
+        await work()
+      } catch (err) {
+        failures.push(err)
+        log.error({ err, part }, 'a part failed to stop; stopping the rest')
+      }
     }
+    // 1. Stop taking new leases (and answering the fleet operator).
+    await step('fleet', async () => { const f = fleetService; fleetService = null; await f?.stop() })
+    await step('leases', async () => { await leases?.stop() })
+    // 2. Stop taking job requests, then let running jobs checkpoint and stop (SIGTERM, grace, SIGKILL).
+    await step('job-protocol', async () => { const s = jobService; jobService = null; await s?.stop() })
+    await step('jobs', async () => { await jobs.stop() })
+    await step('artifact-cleanup', async () => { await artifactCleaner.stop() })
+    await step('settlement', async () => { await settlement.stop() })
+    await step('runner-check', async () => { await runnerChecker.stop() })
+    await step('history', async () => { await historyRecorder.stop() })
+    // 3. Stop announcing and background work.
+    await step('offers', async () => { await publisher?.stop() })
+    await step('lease-expiry', async () => { await sweeper.stop() })
+    await step('seen-orders-prune', async () => { await pruner.stop() })
+    await step('inventory', async () => { await inventory.stop() })
+    // 4. Local API, then libp2p.
+    await step('api', async () => { await api?.stop() })
+    await step('libp2p', async () => {
+      if (node == null) return
+      inventory.off('change', onCapacityChange)
+      const n = node
+      node = null
+      await n.stop()
+    })
     // 5. The ledger last: everything above may still write to it; then the data directory is free.
-    ledger.close()
-    await dataDirLock?.release()
-    dataDirLock = null
+    await step('ledger', () => { ledger.close() })
+    await step('data-dir-lock', async () => { const lock = dataDirLock; dataDirLock = null; await lock?.release() })
     if (running) log.info('provider stopped')
     running = false
+    if (failures.length > 0) throw failures[0]
   }
 
   const doStart = async (): Promise<void> => {
@@ -362,10 +367,10 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
         log.warn('process-runner jobs run as the daemon\'s own user (runner.process.sameUser): they can read its keys, API token and environment')
       }
       ledger.open()
-      const expired = ledger.expireOverdueLeases(clock.now())
+      const expired = jobs.expireOverdue(clock.now())
       if (expired.length > 0) log.info({ leases: expired }, 'leases past their start deadline while the daemon was down expired')
       jobs.start()
-      await recoverRunningLeases({ ledger, logger: logger.child({ module: 'recovery' }), clock, runner, jobs, paymentKey })
+      await jobs.recover()
 
       await inventory.start()
       await checkRunner()
@@ -408,7 +413,6 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
         fleet,
         escrowGuard,
         runnerProblem: (gpu) => runnerCheck === null ? null : runnerCheck.engine ?? runnerCheck.vendors[gpu.simulated || gpu.vendor === 'unknown' ? 'simulated' : gpu.vendor] ?? null,
-        onAccepted: () => { inventory.checkForChange() },
         onError: noteError
       })
       publisher = new OfferPublisher(config, {
@@ -433,7 +437,6 @@ export function createProvider (config: ProviderConfig, components: ProviderComp
         jobs,
         clock,
         logger: logger.child({ module: 'job-protocol' }),
-        onCapacityChange: () => { inventory.checkForChange() },
         onError: noteError
       }, {
         chainId: BigInt(config.pricing.chainId),

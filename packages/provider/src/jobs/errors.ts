@@ -64,6 +64,8 @@ export const JOB_ERROR_CODES = [
   'IMAGE_UNAVAILABLE',
   'LEASE_NOT_FOUND',
   'LEASE_NOT_STARTABLE',
+  /** The renter cancelled a lease that has ended, or whose job is being set up. */
+  'LEASE_NOT_CANCELLABLE',
   'JOB_EXISTS',
   'JOB_NOT_FOUND',
   'BUNDLE_HASH_MISMATCH',

@@ -1,5 +1,5 @@
 import { mkdir } from 'node:fs/promises'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 
 /** Where one lease's job lives under the data directory. */
 export interface JobPaths {
@@ -39,4 +39,9 @@ export async function makeJobDirs (paths: JobPaths): Promise<void> {
   for (const dir of [paths.root, paths.work, paths.output, paths.checkpoints, join(paths.root, 'logs')]) {
     await mkdir(dir, { recursive: true, mode: 0o700 })
   }
+}
+
+/** A job directory's paths from the root stored in the ledger (`leases.job_dir`). */
+export function pathsFromJobDir (jobDir: string, leaseId: string): JobPaths {
+  return jobPaths(dirname(jobDir), leaseId)
 }

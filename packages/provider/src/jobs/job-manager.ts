@@ -1,19 +1,19 @@
-import { existsSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import type { Readable } from 'node:stream'
-import type { Bytes32, JobSpec, PaymentKey, SignedUsageReport, Voucher } from '@gpumesh/protocol'
-import { validateSignedUsageReport } from '@gpumesh/protocol'
+import type { JobSpec, PaymentKey, Voucher } from '@gpumesh/protocol'
 import type { LeaseRecord, Ledger } from '@gpumesh/ledger'
 import { artifactStream, cleanupArtifacts } from './artifacts.js'
 import { extractBundle } from './bundle.js'
 import { BundleError, JobError } from './errors.js'
 import { EVENTS_FILE } from './event-file.js'
-import { DEFAULT_EVENT_HISTORY, JobEventLog, type EventLogState, type JobEventListener, type JobOutcome } from './job.js'
-import { jobPaths, makeJobDirs, type JobPaths } from './job-dir.js'
-import { JobLogTailer, type TailStart } from './log-tailer.js'
-import { LeaseMeter } from './meter.js'
-import type { GpuVendorKind, JobExit, JobRunner, RunningJob } from './runner.js'
+import { DEFAULT_EVENT_HISTORY, type JobEventLog } from './event-log.js'
+import { EventLogRebuilder } from './event-log-rebuild.js'
+import { Job, type JobOutcome, type TerminationReason } from './job.js'
+import { jobPaths, makeJobDirs } from './job-dir.js'
+import type { TailStart } from './log-tailer.js'
+import { recoverLeases, type RecoveryResult } from './recovery.js'
+import type { GpuVendorKind, JobRunner, RunningJob } from './runner.js'
 import type { Clock } from '@gpumesh/protocol'
 import { silentLogger, type JobsLogger, type SampleGpus } from './types.js'
 import { acceptVoucher, type AcceptedVoucher } from './voucher.js'
@@ -56,98 +56,27 @@ export interface JobManagerOptions {
   endedLogs?: number
 }
 
-/** Events of an ended lease held in memory; the rest is read from its event file on demand. */
-const ENDED_LOG_HISTORY = 16
-
-/** Lease-ending reasons the job side writes. */
-export type TerminationReason = 'UNPAID' | 'INSUFFICIENT_ESCROW' | 'RENTER_CANCEL' | 'MAX_RUNTIME' | 'PROVIDER_SHUTDOWN' | (string & {})
-
 export interface LeaseEndedEvent {
   leaseId: string
   state: JobOutcome['state']
   reason: string
 }
 
-/** One running job: its events, its meter, its process. Obtained from JobManager. */
-export class Job {
-  readonly leaseId: Bytes32
-  readonly paths: JobPaths
-  readonly events: JobEventLog
-  /** Resolves when the lease has ended and everything is recorded (never, for a detached job). */
-  readonly done: Promise<JobOutcome>
-  readonly #running: RunningJob
-  readonly #meter: LeaseMeter
-  readonly #tailer: JobLogTailer
-  #stopReason: TerminationReason | null = null
-  #stopDetail: string | null = null
-  #detached = false
-
-  /** @internal built by JobManager */
-  constructor (init: {
-    lease: LeaseRecord
-    running: RunningJob
-    events: JobEventLog
-    meter: (job: Job) => LeaseMeter
-    tailer: (job: Job) => JobLogTailer
-    finish: (job: Job, exit: JobExit) => Promise<JobOutcome>
-  }) {
-    this.leaseId = init.lease.leaseId
-    this.paths = init.running.paths
-    this.#running = init.running
-    this.events = init.events
-    this.#meter = init.meter(this)
-    this.#tailer = init.tailer(this)
-    this.#meter.start()
-    this.#tailer.start()
-    this.done = init.running.exited.then(async (exit) => await init.finish(this, exit))
-  }
-
-  get pid (): number { return this.#running.pid }
-  get detached (): boolean { return this.#detached }
-
-  /** @internal Stops metering and tailing and lets the process run on; `done` then never settles. */
-  detach (): void {
-    this.#detached = true
-    this.#meter.stop()
-    this.#tailer.stop()
-    this.#running.detach()
-    this.events.close()
-  }
-  get stopReason (): TerminationReason | null { return this.#stopReason }
-  /** Why the job was stopped, in words (recorded with the lease's end), or null. */
-  get stopDetail (): string | null { return this.#stopDetail }
-  get meter (): LeaseMeter { return this.#meter }
-  get tailer (): JobLogTailer { return this.#tailer }
-
-  /** Subscribe from a sequence number (0: everything still held); returns the unsubscribe function. */
-  subscribe (fromSequence: number, listener: JobEventListener): () => void {
-    return this.events.subscribe(fromSequence, listener)
-  }
-
-  /** SIGTERM, grace, SIGKILL; the lease ends `terminated` with `reason`. Resolves when it has. */
-  async stop (reason: TerminationReason, graceMs?: number, detail?: string): Promise<JobOutcome> {
-    if (this.#stopReason === null) {
-      this.#stopReason = reason
-      this.#stopDetail = detail ?? null
-    }
-    await this.#running.stop(graceMs)
-    return await this.done
-  }
-}
-
 /**
- * The job side of the provider, without the network: creates a job for an accepted lease (bundle,
- * runner, meter, logs), streams its events, takes vouchers, terminates, serves artifacts, and ends the
- * lease in the ledger. The job protocol handler sits on top of it.
+ * The job side of the provider, without the network, and the one owner of a lease's end: creates a job
+ * for an accepted lease (bundle, runner, meter, logs), takes vouchers, cancels and terminates, expires
+ * leases whose job never started, recovers jobs after a restart, serves artifacts, and writes every
+ * ending to the ledger. The job protocol handler sits on top of it and asks; it never ends a lease itself.
  */
 export class JobManager {
   readonly #c: JobManagerComponents
   readonly #o: Required<JobManagerOptions>
   readonly #logger: JobsLogger
   readonly #jobs = new Map<string, Job>()
+  /** Leases whose job is being set up (bundle, runner start): not startable or cancellable meanwhile. */
+  readonly #starting = new Set<string>()
   readonly #ended = new Set<(e: LeaseEndedEvent) => void>()
-  /** Event logs of ended leases, loaded on demand (oldest dropped first). */
-  readonly #endedLogs = new Map<string, Promise<JobEventLog | null>>()
+  readonly #logs: EventLogRebuilder
   #controller: AbortController | null = null
 
   constructor (components: JobManagerComponents, options: JobManagerOptions) {
@@ -161,6 +90,9 @@ export class JobManager {
       endedLogs: 256,
       ...options
     }
+    this.#logs = new EventLogRebuilder({ ledger: components.ledger, clock: components.clock, logger: this.#logger }, {
+      jobsDir: this.#o.jobsDir, maxEventHistory: this.#o.maxEventHistory, endedLogs: this.#o.endedLogs
+    })
   }
 
   start (): void {
@@ -190,10 +122,46 @@ export class JobManager {
 
   list (): Job[] { return [...this.#jobs.values()] }
 
-  /** Called with every lease the job side ended, at once, so its GPUs can go back on offer. */
+  /** True while the job of this lease is being set up (its bundle received, its runner starting). */
+  starting (leaseId: string): boolean {
+    return this.#starting.has(leaseId.toLowerCase())
+  }
+
+  /** Called with every lease a job of this manager ended, at once. */
   onLeaseEnded (listener: (e: LeaseEndedEvent) => void): () => void {
     this.#ended.add(listener)
     return () => { this.#ended.delete(listener) }
+  }
+
+  /**
+   * Running leases found when the daemon starts: a job still alive is re-attached (`resume`), one that
+   * is gone closes its lease, billed to its last sample. See `recoverLeases`.
+   */
+  async recover (): Promise<RecoveryResult> {
+    return await recoverLeases(this.#c.ledger, this.#c.runner, { jobs: this, paymentKey: this.#c.paymentKey, logger: this.#logger })
+  }
+
+  /** Accepted leases whose start deadline passed without a job: `expired`, their GPUs freed. Returns their ids. */
+  expireOverdue (now: number): string[] {
+    return this.#c.ledger.expireOverdueLeases(now)
+  }
+
+  /**
+   * The renter cancels: a running job is stopped and its lease ends `terminated`/RENTER_CANCEL; a lease
+   * still waiting for its job ends so at once. Throws JobError LEASE_NOT_FOUND, or LEASE_NOT_CANCELLABLE
+   * when the lease has ended or its job is being set up.
+   */
+  async cancel (leaseId: string, note: string): Promise<void> {
+    const job = this.get(leaseId)
+    if (job !== undefined) {
+      this.#logger.info({ leaseId: job.leaseId, note }, 'renter cancelled the job')
+      await job.stop('RENTER_CANCEL')
+      return
+    }
+    const lease = this.#c.ledger.getLease(leaseId)
+    if (lease === null) throw new JobError('LEASE_NOT_FOUND', `no lease ${leaseId}`)
+    if (lease.state !== 'accepted' || this.starting(lease.leaseId)) throw new JobError('LEASE_NOT_CANCELLABLE', `the lease is ${lease.state}`)
+    this.#c.ledger.transitionLease(lease.leaseId, 'terminated', 'RENTER_CANCEL', { note })
   }
 
   /**
@@ -208,10 +176,19 @@ export class JobManager {
     const lease = this.#c.ledger.getLease(leaseId)
     if (lease === null) throw new JobError('LEASE_NOT_FOUND', `no lease ${leaseId}`)
     if (lease.state !== 'accepted') throw new JobError('LEASE_NOT_STARTABLE', `lease ${leaseId} is ${lease.state}`)
-    if (this.#jobs.has(lease.leaseId)) throw new JobError('JOB_EXISTS', `lease ${leaseId} already has a job`)
+    const key = lease.leaseId.toLowerCase()
+    if (this.#jobs.has(key) || this.#starting.has(key)) throw new JobError('JOB_EXISTS', `lease ${leaseId} already has a job`)
     if (runner.kind === 'docker' && (spec.image === null || spec.image === '')) throw new JobError('BAD_SPEC', 'the docker runner needs an image')
     if (!(spec.maxRunTimeSec > 0)) throw new JobError('BAD_SPEC', 'maxRunTimeSec must be positive')
+    this.#starting.add(key)
+    try {
+      return await this.#setUp(lease, runner, spec, bundle, options)
+    } finally {
+      this.#starting.delete(key)
+    }
+  }
 
+  async #setUp (lease: LeaseRecord, runner: JobRunner, spec: JobSpec, bundle: AsyncIterable<Uint8Array> | null, options: { signal?: AbortSignal }): Promise<Job> {
     const paths = jobPaths(this.#o.jobsDir, lease.leaseId)
     const fail = (reason: string, err: unknown): never => {
       this.#endLease(lease.leaseId, 'failed', reason, { message: (err as Error).message })
@@ -237,7 +214,7 @@ export class JobManager {
     // A fresh event file: nothing from an earlier attempt at this lease (there is none: it was `accepted`).
     // Opened before the runner starts, so its set-up (an image pull) shows in the job's events.
     await rm(join(paths.root, EVENTS_FILE), { force: true })
-    const events = this.#newLog(lease.leaseId, join(paths.root, EVENTS_FILE))
+    const events = this.#logs.fresh(lease.leaseId, join(paths.root, EVENTS_FILE))
     let running: RunningJob
     try {
       running = await runner.start({
@@ -270,107 +247,33 @@ export class JobManager {
   }
 
   /**
-   * Takes over a job that recovery re-attached to after a restart. Its event log is loaded from its
-   * event file (same sequence numbers, numbering on); usage periods the ledger has but the file lacks
-   * (the daemon died between the two writes) are sent first, in order; log tailing resumes just after
-   * the last line sent; metering resumes where the ledger stops.
+   * Takes over a job that recovery re-attached to after a restart. Its event log is rebuilt from its
+   * event file (same sequence numbers, numbering on; usage periods the ledger has but the file lacks
+   * sent first, in order); log tailing resumes just after the last line sent; metering resumes where
+   * the ledger stops.
    */
   async resume (lease: LeaseRecord, running: RunningJob): Promise<Job> {
     const lastPeriod = this.#c.ledger.lastUsagePeriod(lease.leaseId)?.endOffsetMs ?? 0
     const lastSample = this.#c.ledger.lastSample(lease.leaseId)?.offsetMs ?? 0
-    const { log, state } = await JobEventLog.load(lease.leaseId, join(running.paths.root, EVENTS_FILE), {
-      maxHistory: this.#o.maxEventHistory, onWriteError: this.#writeError(lease.leaseId)
-    })
-    if (log.lastSequence === 0) log.append(lease.startedAt ?? this.#c.clock.now(), { kind: 'started' })
-    this.#appendMissingPeriods(log, state)
+    const { log, state } = await this.#logs.resumed(lease, running.paths.root)
     return this.#track(lease, running, log, Math.max(lastPeriod, lastSample), {
       stdout: state.logEnd.stdout, stderr: state.logEnd.stderr, checkpoints: state.checkpoints
     })
   }
 
   /**
-   * The event log of a lease whose job ended (before or after this daemon started), read from its event
-   * file: what a renter attaching after the end replays. Completed from the ledger where the file falls
-   * short (usage periods it lacks, the ending). Null when the lease never ran a job or is not ended.
-   * A handful of events stay in memory; the rest is read from the file on demand.
+   * The event log of a lease whose job ended (before or after this daemon started): what a renter
+   * attaching after the end replays (see `EventLogRebuilder.ended`). Null when the lease never ran a
+   * job or is not ended.
    */
   async endedEvents (leaseId: string): Promise<JobEventLog | null> {
-    const lease = this.#c.ledger.getLease(leaseId)
-    if (lease === null || lease.startedAt === null || !['completed', 'failed', 'terminated'].includes(lease.state)) return null
-    const key = lease.leaseId.toLowerCase()
-    let loading = this.#endedLogs.get(key)
-    if (loading === undefined) {
-      loading = this.#loadEnded(lease)
-      this.#endedLogs.set(key, loading)
-      loading.catch(() => { this.#endedLogs.delete(key) })
-      if (this.#endedLogs.size > this.#o.endedLogs) {
-        const oldest = this.#endedLogs.keys().next().value
-        if (oldest !== undefined) this.#endedLogs.delete(oldest)
-      }
-    }
-    return await loading
-  }
-
-  async #loadEnded (lease: LeaseRecord): Promise<JobEventLog | null> {
-    const root = lease.jobDir ?? jobPaths(this.#o.jobsDir, lease.leaseId).root
-    const file = join(root, EVENTS_FILE)
-    // The directory may be gone (artifact retention): then the log is rebuilt from the ledger, in memory.
-    const stored = existsSync(root)
-    const { log, state } = stored
-      ? await JobEventLog.load(lease.leaseId, file, { maxHistory: ENDED_LOG_HISTORY, onWriteError: this.#writeError(lease.leaseId) })
-      : { log: new JobEventLog(lease.leaseId, { file: null }), state: null }
-    if (log.lastSequence === 0) log.append(lease.startedAt ?? lease.endedAt ?? this.#c.clock.now(), { kind: 'started' })
-    this.#appendMissingPeriods(log, state)
-    if (!log.ended) this.#appendEnding(log, lease)
-    log.close()
-    return log
-  }
-
-  /** Usage periods in the ledger after the last one the log sent, in order, as usage events. */
-  #appendMissingPeriods (log: JobEventLog, state: EventLogState | null): void {
-    const sent = state?.lastPeriodIndex ?? -1
-    const last = this.#c.ledger.lastUsagePeriod(log.leaseId)
-    if (last === null || last.periodIndex <= sent) return
-    for (const period of this.#c.ledger.usagePeriods(log.leaseId)) {
-      if (period.periodIndex <= sent) continue
-      let report: SignedUsageReport
-      try {
-        report = validateSignedUsageReport(JSON.parse(period.report))
-      } catch (err) {
-        this.#logger.error({ err, leaseId: log.leaseId, periodIndex: period.periodIndex }, 'a stored usage report does not parse')
-        return
-      }
-      log.append(this.#c.clock.now(), { kind: 'usage', report })
-    }
-  }
-
-  /** The lease's ending, as recorded in the ledger, as the log's last event. */
-  #appendEnding (log: JobEventLog, lease: LeaseRecord): void {
-    const at = lease.endedAt ?? this.#c.clock.now()
-    if (lease.state === 'terminated') {
-      log.append(at, { kind: 'terminated', state: lease.state, reason: lease.stateReason.slice(0, 128) || 'UNKNOWN' })
-    } else {
-      log.append(at, { kind: 'exit', exitCode: lease.exitCode, state: lease.state })
-    }
-  }
-
-  #newLog (leaseId: Bytes32, file: string): JobEventLog {
-    return new JobEventLog(leaseId, { file, maxHistory: this.#o.maxEventHistory, onWriteError: this.#writeError(leaseId) })
-  }
-
-  #writeError (leaseId: string): (err: unknown) => void {
-    let logged = false
-    return (err) => {
-      if (logged) return
-      logged = true
-      this.#logger.error({ err, leaseId }, 'could not write the job\'s event file: its events are in memory only')
-    }
+    return await this.#logs.ended(leaseId)
   }
 
   /** Checks and stores a voucher; clears the payment deadlines it covers. Throws VoucherRefusedError. */
   acceptVoucher (leaseId: string, voucher: Voucher): AcceptedVoucher {
     const accepted = acceptVoucher(this.#c.ledger, voucher, leaseId)
-    this.get(leaseId)?.meter.paid(accepted.cumulativeAmount)
+    this.get(leaseId)?.paid(accepted.cumulativeAmount)
     return accepted
   }
 
@@ -402,33 +305,21 @@ export class JobManager {
 
   #track (lease: LeaseRecord, running: RunningJob, events: JobEventLog, resumeOffsetMs: number, tailFrom: TailStart): Job {
     const { clock } = this.#c
-    const job: Job = new Job({
-      lease,
-      running,
-      events,
-      meter: (j) => new LeaseMeter(
-        { ledger: this.#c.ledger, clock, sampleGpus: this.#c.sampleGpus, logger: this.#logger },
-        lease,
-        {
-          paymentKey: this.#c.paymentKey,
-          resumeOffsetMs,
-          ...(this.#o.sampleIntervalMs > 0 ? { sampleIntervalMs: this.#o.sampleIntervalMs } : {}),
-          onReport: (report: SignedUsageReport) => {
-            // A tick that was in flight when the job was detached: the period is in the ledger, and the
-            // daemon that re-attaches sends it from there; this one writes nothing more to the event file.
-            if (j.detached) return
-            events.append(clock.now(), { kind: 'usage', report })
-            if (!report.report.final) this.#checkEscrow(j, lease)
-          },
-          onUnpaid: () => { void j.stop('UNPAID') },
-          onDurationReached: () => { void j.stop('MAX_RUNTIME') }
-        }),
-      // A poll in flight when the job is detached appends nothing: the next daemon tails from the file's record.
-      tailer: (j) => new JobLogTailer(running.paths, {
-        line: (stream, text, end) => { if (!j.detached) events.append(clock.now(), { kind: 'log', stream, text }, end) },
-        checkpoint: (name) => { if (!j.detached) events.append(clock.now(), { kind: 'checkpoint', text: name }) }
-      }, this.#o.logPollMs, tailFrom),
-      finish: async (j, exit) => await this.#finish(j, exit)
+    const job: Job = new Job(lease, running, events, {
+      clock,
+      meter: { ledger: this.#c.ledger, clock, sampleGpus: this.#c.sampleGpus, logger: this.#logger }
+    }, {
+      paymentKey: this.#c.paymentKey,
+      resumeOffsetMs,
+      ...(this.#o.sampleIntervalMs > 0 ? { sampleIntervalMs: this.#o.sampleIntervalMs } : {}),
+      logPollMs: this.#o.logPollMs,
+      tailFrom
+    }, {
+      period: () => { this.#checkEscrow(job, lease) },
+      ended: (outcome, detail) => {
+        this.#endLease(outcome.leaseId, outcome.state, outcome.reason, detail, outcome.exitCode)
+        this.#jobs.delete(job.leaseId)
+      }
     })
     this.#jobs.set(lease.leaseId, job)
     this.#logger.info({ leaseId: lease.leaseId, jobPid: running.pid }, 'job running')
@@ -449,38 +340,6 @@ export class JobManager {
     })
   }
 
-  async #finish (job: Job, exit: JobExit): Promise<JobOutcome> {
-    // A detached job belongs to whichever daemon re-attaches to it next.
-    if (job.detached) return await new Promise<never>(() => {})
-    const { clock } = this.#c
-    // The meter's onReport already put the final report in the event log (once).
-    const finalReport = job.meter.closeFinal()
-    job.tailer.stop()
-    await job.tailer.poll(true).catch(() => {})
-    let state: JobOutcome['state']
-    let reason: string
-    if (exit.cause === 'max-runtime') {
-      state = 'terminated'; reason = 'MAX_RUNTIME'
-    } else if (job.stopReason !== null) {
-      state = 'terminated'; reason = job.stopReason
-    } else if (exit.exitCode === 0) {
-      state = 'completed'; reason = 'EXIT_0'
-    } else {
-      state = 'failed'; reason = exit.exitCode === null ? `SIGNAL_${exit.signal ?? 'UNKNOWN'}` : `EXIT_${exit.exitCode}`
-    }
-    this.#endLease(job.leaseId, state, reason, {
-      exitCode: exit.exitCode, signal: exit.signal, ...(job.stopDetail !== null ? { message: job.stopDetail } : {})
-    }, exit.exitCode)
-    if (state === 'terminated') {
-      job.events.append(clock.now(), { kind: 'terminated', state, reason })
-    } else {
-      job.events.append(clock.now(), { kind: 'exit', exitCode: exit.exitCode, state })
-    }
-    job.events.close()
-    this.#jobs.delete(job.leaseId)
-    return { leaseId: job.leaseId, state, reason, exitCode: exit.exitCode, finalReport }
-  }
-
   #endLease (leaseId: string, state: JobOutcome['state'], reason: string, detail: Record<string, unknown>, exitCode: number | null = null): void {
     try {
       this.#c.ledger.transitionLease(leaseId, state, reason, detail, { exitCode })
@@ -492,9 +351,4 @@ export class JobManager {
       try { listener({ leaseId, state, reason }) } catch (err) { this.#logger.warn({ err }, 'lease-ended listener failed') }
     }
   }
-}
-
-/** A job directory's paths from the root stored in the ledger (`leases.job_dir`). */
-export function pathsFromJobDir (jobDir: string, leaseId: string): JobPaths {
-  return jobPaths(dirname(jobDir), leaseId)
 }

@@ -1,7 +1,11 @@
-import { closeSync, openSync, writeSync } from 'node:fs'
-import type { Bytes32, JobEvent, SignedUsageReport } from '@gpumesh/protocol'
-import type { LeaseState } from '@gpumesh/ledger'
-import { encodeStoredEvent, readStoredEvents, repairEventFile } from './event-file.js'
+import type { Bytes32, PaymentKey, SignedUsageReport } from '@gpumesh/protocol'
+import type { LeaseRecord, LeaseState } from '@gpumesh/ledger'
+import type { JobEventLog, JobEventListener } from './event-log.js'
+import type { JobPaths } from './job-dir.js'
+import { JobLogTailer, type TailStart } from './log-tailer.js'
+import { LeaseMeter, type LeaseMeterComponents } from './meter.js'
+import type { JobExit, RunningJob } from './runner.js'
+import type { Clock } from '@gpumesh/protocol'
 
 /** How a job's lease ended. */
 export interface JobOutcome {
@@ -14,169 +18,154 @@ export interface JobOutcome {
   finalReport: SignedUsageReport | null
 }
 
-export type JobEventListener = (event: JobEvent) => void
+/** Lease-ending reasons the job side writes. */
+export type TerminationReason = 'UNPAID' | 'INSUFFICIENT_ESCROW' | 'RENTER_CANCEL' | 'MAX_RUNTIME' | 'PROVIDER_SHUTDOWN' | (string & {})
 
-/** Events kept in memory per job; older ones are read back from the event file on demand. */
-export const DEFAULT_EVENT_HISTORY = 10_000
-
-export interface JobEventLogOptions {
-  /** Events held in memory (the newest, at least 1); default DEFAULT_EVENT_HISTORY. */
-  maxHistory?: number
-  /** `<jobDir>/events.jsonl`; null keeps events in memory only. */
-  file?: string | null
-  /** An event could not be written to the file (it is still delivered). */
-  onWriteError?: (err: unknown) => void
+export interface JobComponents {
+  clock: Clock
+  /** What the job's meter needs (ledger, clock, GPU sampler, logger). */
+  meter: LeaseMeterComponents
 }
 
-/** What a stored event log says about where a job was, for a daemon that takes it over. */
-export interface EventLogState {
-  /** Offsets in the log files just past the last line sent as an event. */
-  logEnd: { stdout: number, stderr: number }
-  /** Checkpoint files already announced. */
-  checkpoints: Set<string>
-  /** Highest usage period index sent (-1: none). */
-  lastPeriodIndex: number
-  /** The last event, if any. */
-  last: JobEvent | null
+export interface JobOptions {
+  /** Signs the job's usage reports (market domain). */
+  paymentKey: PaymentKey
+  /** Where metering resumes after a restart (0 for a new job). */
+  resumeOffsetMs: number
+  /** GPU sampling period; absent: the meter's default. */
+  sampleIntervalMs?: number
+  /** How often logs and checkpoints are polled. */
+  logPollMs: number
+  /** Where log tailing starts (after what an earlier daemon sent). */
+  tailFrom: TailStart
 }
-
-const isTerminal = (e: JobEvent): boolean => e.kind === 'exit' || e.kind === 'terminated'
 
 /**
- * The event stream of one job: every event gets the next sequence number (1, 2, ...), is appended to
- * the job's event file (when it has one) and only then delivered, so sequence numbers mean the same
- * thing across a daemon restart (`JobEventLog.load`). The newest `maxHistory` events stay in memory;
- * `read` serves older ones from the file.
+ * What a job tells its owner. Calls flow down (the manager calls the job, the job its meter, tailer
+ * and process); what happens flows up through these, so no part calls back into the one above it.
  */
-export class JobEventLog {
+export interface JobEvents {
+  /** A usage period before the last closed (its report is in the job's events). */
+  period?: (report: SignedUsageReport) => void
+  /**
+   * The job is over and metered to its end: record the lease's end (before the job's last event goes
+   * out, so a renter that hears of the end finds it in the ledger).
+   */
+  ended: (outcome: JobOutcome, detail: Record<string, unknown>) => void
+}
+
+/**
+ * One running job: its process, its meter and log tailer, its event log. Built by the JobManager for
+ * a lease; stops itself when the meter says the renter did not pay or the lease's time is up; decides
+ * how the lease ended when the process exits and hands that up (`JobEvents.ended`), then writes the
+ * last event and closes its log.
+ */
+export class Job {
   readonly leaseId: Bytes32
-  readonly file: string | null
-  readonly #history: JobEvent[] = []
-  readonly #listeners = new Set<JobEventListener>()
-  readonly #max: number
-  readonly #onWriteError: (err: unknown) => void
-  #sequence = 0
-  #fd: number | null = null
+  readonly paths: JobPaths
+  readonly events: JobEventLog
+  /** Resolves when the lease has ended and everything is recorded (never, for a detached job). */
+  readonly done: Promise<JobOutcome>
+  readonly #running: RunningJob
+  readonly #meter: LeaseMeter
+  readonly #tailer: JobLogTailer
+  readonly #clock: Clock
+  #stopReason: TerminationReason | null = null
+  #stopDetail: string | null = null
+  #detached = false
 
-  constructor (leaseId: Bytes32, options: JobEventLogOptions = {}) {
-    this.leaseId = leaseId
-    this.#max = Math.max(1, options.maxHistory ?? DEFAULT_EVENT_HISTORY)
-    this.file = options.file ?? null
-    this.#onWriteError = options.onWriteError ?? (() => {})
+  constructor (lease: LeaseRecord, running: RunningJob, events: JobEventLog, components: JobComponents, options: JobOptions, on: JobEvents) {
+    this.leaseId = lease.leaseId as Bytes32
+    this.paths = running.paths
+    this.events = events
+    this.#running = running
+    this.#clock = components.clock
+    const clock = components.clock
+    this.#meter = new LeaseMeter(components.meter, lease, {
+      paymentKey: options.paymentKey,
+      resumeOffsetMs: options.resumeOffsetMs,
+      ...(options.sampleIntervalMs !== undefined ? { sampleIntervalMs: options.sampleIntervalMs } : {}),
+      onReport: (report) => {
+        // A tick that was in flight when the job was detached: the period is in the ledger, and the
+        // daemon that re-attaches sends it from there; this one writes nothing more to the event file.
+        if (this.#detached) return
+        events.append(clock.now(), { kind: 'usage', report })
+        if (!report.report.final) on.period?.(report)
+      },
+      onUnpaid: () => { void this.stop('UNPAID') },
+      onDurationReached: () => { void this.stop('MAX_RUNTIME') }
+    })
+    // A poll in flight when the job is detached appends nothing: the next daemon tails from the file's record.
+    this.#tailer = new JobLogTailer(running.paths, {
+      line: (stream, text, end) => { if (!this.#detached) events.append(clock.now(), { kind: 'log', stream, text }, end) },
+      checkpoint: (name) => { if (!this.#detached) events.append(clock.now(), { kind: 'checkpoint', text: name }) }
+    }, options.logPollMs, options.tailFrom)
+    this.#meter.start()
+    this.#tailer.start()
+    this.done = running.exited.then(async (exit) => await this.#finish(exit, on))
   }
 
-  /**
-   * Rebuilds a job's log from its event file (repairing a line torn by a kill): the same sequence
-   * numbers, numbering on after the last, the newest events in memory; and where the job was (log
-   * offsets, checkpoints, usage periods sent). A missing file gives an empty log.
-   */
-  static async load (leaseId: Bytes32, file: string, options: Omit<JobEventLogOptions, 'file'> = {}): Promise<{ log: JobEventLog, state: EventLogState }> {
-    const log = new JobEventLog(leaseId, { ...options, file })
-    const state: EventLogState = { logEnd: { stdout: 0, stderr: 0 }, checkpoints: new Set(), lastPeriodIndex: -1, last: null }
-    if (await repairEventFile(file)) {
-      for await (const { event, logEnd } of readStoredEvents(file)) {
-        if (event.sequence <= log.#sequence || event.leaseId.toLowerCase() !== leaseId.toLowerCase()) continue
-        log.#sequence = event.sequence
-        log.#remember(event)
-        state.last = event
-        if (event.kind === 'log' && event.stream !== undefined && logEnd !== undefined) state.logEnd[event.stream] = logEnd
-        if (event.kind === 'checkpoint' && event.text !== undefined) state.checkpoints.add(event.text)
-        if (event.kind === 'usage' && event.report !== undefined) state.lastPeriodIndex = Math.max(state.lastPeriodIndex, event.report.report.periodIndex)
-      }
-    }
-    return { log, state }
+  get pid (): number { return this.#running.pid }
+  get detached (): boolean { return this.#detached }
+  get stopReason (): TerminationReason | null { return this.#stopReason }
+  /** Why the job was stopped, in words (recorded with the lease's end), or null. */
+  get stopDetail (): string | null { return this.#stopDetail }
+
+  /** A voucher for `cumulative` was accepted: clears the payment deadlines it covers. */
+  paid (cumulative: bigint): void {
+    this.#meter.paid(cumulative)
   }
 
-  get lastSequence (): number { return this.#sequence }
-
-  /** The newest event held, if any. */
-  get last (): JobEvent | null { return this.#history.at(-1) ?? null }
-
-  /** `logEnd`: for a log event, the byte offset in its log file just past it (stored, for resuming). */
-  append (at: number, fields: Omit<JobEvent, 'type' | 'leaseId' | 'sequence' | 'at'>, logEnd?: number): JobEvent {
-    const event: JobEvent = { type: 'job-event', leaseId: this.leaseId, sequence: ++this.#sequence, at, ...fields }
-    this.#persist(event, logEnd)
-    this.#remember(event)
-    for (const listener of this.#listeners) listener(event)
-    return event
+  /** Stops metering and tailing and lets the process run on; `done` then never settles. */
+  detach (): void {
+    this.#detached = true
+    this.#meter.stop()
+    this.#tailer.stop()
+    this.#running.detach()
+    this.events.close()
   }
 
-  /** Closes the event file (appends after this reopen it). */
-  close (): void {
-    if (this.#fd !== null) {
-      try { closeSync(this.#fd) } catch { /* already gone */ }
-      this.#fd = null
-    }
-  }
-
-  /** Events with a sequence above `fromSequence` still in memory. */
-  history (fromSequence = 0): JobEvent[] {
-    return this.#history.filter((e) => e.sequence > fromSequence)
-  }
-
-  /** Replays events after `fromSequence` held in memory, then delivers new ones until the returned function is called. */
+  /** Subscribe from a sequence number (0: everything still held); returns the unsubscribe function. */
   subscribe (fromSequence: number, listener: JobEventListener): () => void {
-    for (const e of this.history(fromSequence)) listener(e)
-    return this.listen(listener)
+    return this.events.subscribe(fromSequence, listener)
   }
 
-  /** Delivers new events (no replay) until the returned function is called. */
-  listen (listener: JobEventListener): () => void {
-    this.#listeners.add(listener)
-    return () => { this.#listeners.delete(listener) }
-  }
-
-  /**
-   * Events in (fromSequence, toSequence], in order: from the file where memory no longer holds them,
-   * then from memory. Reads the file as it goes (bounded memory). Events neither held nor stored are skipped.
-   */
-  async * read (fromSequence: number, toSequence: number = this.#sequence, signal?: AbortSignal): AsyncGenerator<JobEvent> {
-    let next = fromSequence + 1
-    while (next <= toSequence) {
-      const firstHeld = this.#history[0]?.sequence ?? this.#sequence + 1
-      if (next < firstHeld) {
-        const stop = Math.min(firstHeld, toSequence + 1)
-        if (this.file !== null) {
-          for await (const { event } of readStoredEvents(this.file, signal)) {
-            if (event.sequence < next) continue
-            if (event.sequence >= stop) break
-            yield event
-            next = event.sequence + 1
-          }
-        }
-        // What the file lacks (it could not be written) is skipped. Memory may have moved on meanwhile:
-        // the loop looks again.
-        next = Math.max(next, stop)
-        continue
-      }
-      const held = this.#history.filter((e) => e.sequence >= next && e.sequence <= toSequence)
-      if (held.length === 0) return
-      for (const e of held) {
-        yield e
-        next = e.sequence + 1
-      }
+  /** SIGTERM, grace, SIGKILL; the lease ends `terminated` with `reason`. Resolves when it has. */
+  async stop (reason: TerminationReason, graceMs?: number, detail?: string): Promise<JobOutcome> {
+    if (this.#stopReason === null) {
+      this.#stopReason = reason
+      this.#stopDetail = detail ?? null
     }
+    await this.#running.stop(graceMs)
+    return await this.done
   }
 
-  /** True when the last event is the job's end (exit or terminated). */
-  get ended (): boolean {
-    const last = this.last
-    return last !== null && isTerminal(last)
-  }
-
-  #remember (event: JobEvent): void {
-    this.#history.push(event)
-    if (this.#history.length > this.#max) this.#history.shift()
-  }
-
-  #persist (event: JobEvent, logEnd: number | undefined): void {
-    if (this.file === null) return
-    try {
-      this.#fd ??= openSync(this.file, 'a', 0o600)
-      // One write per line (a kill -9 cannot tear it; an OS crash may lose the tail), before delivery.
-      writeSync(this.#fd, encodeStoredEvent(event, logEnd))
-    } catch (err) {
-      this.#onWriteError(err)
+  async #finish (exit: JobExit, on: JobEvents): Promise<JobOutcome> {
+    // A detached job belongs to whichever daemon re-attaches to it next.
+    if (this.#detached) return await new Promise<never>(() => {})
+    // The meter's onReport already put the final report in the event log (once).
+    const finalReport = this.#meter.closeFinal()
+    this.#tailer.stop()
+    await this.#tailer.poll(true).catch(() => {})
+    let state: JobOutcome['state']
+    let reason: string
+    if (exit.cause === 'max-runtime') {
+      state = 'terminated'; reason = 'MAX_RUNTIME'
+    } else if (this.#stopReason !== null) {
+      state = 'terminated'; reason = this.#stopReason
+    } else if (exit.exitCode === 0) {
+      state = 'completed'; reason = 'EXIT_0'
+    } else {
+      state = 'failed'; reason = exit.exitCode === null ? `SIGNAL_${exit.signal ?? 'UNKNOWN'}` : `EXIT_${exit.exitCode}`
     }
+    const outcome: JobOutcome = { leaseId: this.leaseId, state, reason, exitCode: exit.exitCode, finalReport }
+    on.ended(outcome, { exitCode: exit.exitCode, signal: exit.signal, ...(this.#stopDetail !== null ? { message: this.#stopDetail } : {}) })
+    if (state === 'terminated') {
+      this.events.append(this.#clock.now(), { kind: 'terminated', state, reason })
+    } else {
+      this.events.append(this.#clock.now(), { kind: 'exit', exitCode: exit.exitCode, state })
+    }
+    this.events.close()
+    return outcome
   }
 }

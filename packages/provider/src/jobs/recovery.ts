@@ -1,14 +1,14 @@
 import type { PaymentKey } from '@gpumesh/protocol'
 import type { LeaseRecord, Ledger } from '@gpumesh/ledger'
-import { pathsFromJobDir, type JobManager } from './job-manager.js'
+import { pathsFromJobDir } from './job-dir.js'
 import { closeUsagePeriod } from './meter.js'
 import { readExitCodeFile } from './process-runner.js'
-import type { JobRunner } from './runner.js'
+import type { JobRunner, RunningJob } from './runner.js'
 import { silentLogger, type JobsLogger } from './types.js'
 
 export interface RecoverLeasesOptions {
-  /** Takes over re-attached jobs; without it they are only reported (and left running). */
-  jobs?: JobManager
+  /** Takes over re-attached jobs (the JobManager); without it they are only reported (and left running). */
+  jobs?: { resume: (lease: LeaseRecord, running: RunningJob) => Promise<unknown> }
   /** Signs the final report of a lease closed as failed (under the market domain, like every report). */
   paymentKey: PaymentKey
   logger?: JobsLogger
@@ -26,7 +26,7 @@ export interface RecoveryResult {
 export interface ClosedLease { leaseId: string, billedToOffsetMs: number, exitCode: number | null }
 
 /**
- * On daemon start: reconciles running leases with reality. A job still alive — the pid recorded with
+ * On daemon start (`JobManager.recover`): reconciles running leases with reality. A job still alive — the pid recorded with
  * ledger.setLeaseJob, with the same process start time (/proc/<pid>/stat field 22), so a reused pid is
  * not mistaken for it — is re-attached and handed to `jobs`. Otherwise the lease is closed after a
  * final period from the last billed offset to the last recorded sample (bounded by the lease):
@@ -52,6 +52,9 @@ export async function recoverLeases (ledger: Ledger, runner: JobRunner | null, o
     if (closed.exitCode === 0) result.completed.push(closed)
     else result.failed.push(closed)
   }
+  if (result.reattached.length > 0) logger.info({ leases: result.reattached }, 're-attached to jobs that outlived the previous daemon')
+  if (result.completed.length > 0) logger.info({ leases: result.completed }, 'jobs finished while the daemon was down: leases completed, billed to their last sample')
+  if (result.failed.length > 0) logger.warn({ leases: result.failed }, 'jobs gone while the daemon was down: leases failed, billed to their last sample')
   return result
 }
 
