@@ -1,3 +1,5 @@
+import { ListenError } from '@gpumesh/net'
+
 /** One bad configuration key: where it is, what it held and what it should hold. */
 export interface ConfigIssue {
   path: string
@@ -43,6 +45,5 @@ export class ProviderStartError extends Error {
 
 /** Errors whose message is a sentence for the operator (no stack needed): bad config, busy ports, a taken data directory. */
 export function isOperatorError (err: unknown): boolean {
-  const name = (err as Error)?.name
-  return name === 'ConfigError' || name === 'ProviderStartError' || name === 'ListenError'
+  return err instanceof ConfigError || err instanceof ProviderStartError || err instanceof ListenError
 }
