@@ -7,7 +7,7 @@ import { describeFsError } from '@gpumesh/provider'
 import { marketDomain } from '@gpumesh/protocol'
 import {
   buildBundle, cancelJob, newLeaseRecord, placeOrder, proposeToProvider,
-  readBundle, runLeasedJob, signJobOrder, type GrantedLease, type LeaseRecord, type LeaseSummary
+  readBundle, runLeasedJob, signJobOrder, type GrantedLease, type LocalLeaseRecord, type JobRunSummary
 } from '@gpumesh/renter'
 import { resolveDataDir } from '../data-dir.js'
 import { CliError, EXIT } from '../errors.js'
@@ -111,11 +111,11 @@ async function submit (ctx: CommandContext, o: SubmitOptions): Promise<number> {
     }
     const { terms } = lease
     // From here on a failure before the job has started cancels the lease at once, freeing the GPUs.
-    let record: LeaseRecord | null = null
+    let record: LocalLeaseRecord | null = null
     try {
       return await runOnLease(ctx, o, { lease, node, identity, bundle, budget, decimals, store, note, spec: job.spec, setRecord: (r) => { record = r } })
     } catch (err) {
-      const r = record as LeaseRecord | null
+      const r = record as LocalLeaseRecord | null
       if (r == null || (r.startedAt == null && r.lastSequence === 0)) {
         try {
           await cancelJob({ node, wallet: identity.wallet, terms, marketDomain: marketDomain(terms.chainId), signal: AbortSignal.timeout(10_000), reason: 'RENTER_CANCEL' })
@@ -141,7 +141,7 @@ interface LeasedContext {
   decimals: number
   store: ReturnType<typeof leaseStore>
   note: (line: string) => void
-  setRecord: (record: LeaseRecord) => void
+  setRecord: (record: LocalLeaseRecord) => void
   spec: LeaseJob['job']['spec']
 }
 
@@ -213,7 +213,7 @@ export function printEvent (e: JobEvent, ctx: CommandContext, json: boolean): vo
   }
 }
 
-function report (s: LeaseSummary, o: { ctx: CommandContext, json: boolean, decimals: number, budget: bigint }): number {
+function report (s: JobRunSummary, o: { ctx: CommandContext, json: boolean, decimals: number, budget: bigint }): number {
   const { ctx, decimals } = o
   if (o.json) {
     ctx.stdout(JSON.stringify({ ...s, paidFormatted: formatAmount(s.paid, decimals) }, jsonReplacer, 2) + '\n')
