@@ -7,7 +7,7 @@ import type { JobFollowResult, LocalLeaseRecord } from '@gpumesh/renter'
 import { CliError, EXIT } from '../errors.js'
 import { loadIdentity, type Identity } from '../identity.js'
 import { obtainPassword } from '../prompt.js'
-import { MATCHER_INFO_FILE } from './matcher-start.js'
+import { MATCHER_INFO_FILE } from '../data-dir.js'
 import type { CommandContext } from '../context.js'
 
 /** Shared by the `gpumesh lease …` commands: identity, node, records, and renter errors as sentences. */

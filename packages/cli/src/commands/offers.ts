@@ -6,11 +6,10 @@ import { createNode, type GpumeshNode } from '@gpumesh/net'
 import { formatAmount, jsonReplacer, parseAmount } from '@gpumesh/protocol'
 import { BookReadError, readBook as readMatcherBook } from '@gpumesh/renter'
 import type { BookFilters, Offer } from '@gpumesh/protocol'
-import { resolveDataDir } from '../data-dir.js'
+import { MATCHER_INFO_FILE, resolveDataDir } from '../data-dir.js'
 import { addressOption } from '../chain.js'
 import { CliError, EXIT } from '../errors.js'
 import { renderTable as columns } from '../table.js'
-import { MATCHER_INFO_FILE } from './matcher-start.js'
 import type { Command } from '../context.js'
 
 export const offersCommand: Command = {
