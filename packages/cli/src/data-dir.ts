@@ -9,3 +9,9 @@ export function resolveDataDir (flag: string | undefined, ctx: CommandContext): 
   const expanded = chosen.startsWith('~/') ? join(homedir(), chosen.slice(2)) : chosen
   return isAbsolute(expanded) ? expanded : resolve(ctx.cwd, expanded)
 }
+
+/**
+ * Written by `matcher start`: the running matcher's peer id and addresses, for `gpumesh offers`, the
+ * lease commands and scripts (here, not in the matcher's command, so reading it loads no matcher).
+ */
+export const MATCHER_INFO_FILE = 'matcher.json'

@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { ZERO_ADDRESS, parseAmount } from '@gpumesh/protocol'
 import { ConfigError, type ConfigIssue } from './errors.js'
+import { defaultGpuClasses } from './probe/gpu-classes.js'
 
 /**
  * The provider's configuration: one schema, validated once at the edge into a read-only, fully
@@ -347,12 +348,30 @@ export function parseProviderConfig (...layers: ConfigLayer[]): ProviderConfig {
     everyMinutes: parsed.settlement.autoRedeem.everyMinutes,
     whenUnredeemedAbove: redeemAbove == null ? null : toBaseUnits('settlement.autoRedeem.whenUnredeemedAbove', redeemAbove)
   }
+  const simulate = parsed.probe.simulate.map((s, i) => ({ ...s, model: simulatedClass(`probe.simulate.${i}.model`, s.model, issues) }))
   if (issues.length > 0) throw new ConfigError(issues)
   return deepFreeze({
     ...parsed,
+    probe: { ...parsed.probe, simulate },
     pricing: { ...parsed.pricing, perGpuHour, defaultPerGpuHour },
     settlement: { ...parsed.settlement, autoRedeem }
   }) as ProviderConfig
+}
+
+/**
+ * The class a `probe.simulate` model names (`H100`, `A100 80GB`, what nvidia-smi prints, or a class
+ * name), through config/gpu-classes.json; a model it cannot place is an issue listing the classes, not
+ * GPUs of class `unknown` that no price would cover.
+ */
+function simulatedClass (path: string, model: string, issues: ConfigIssue[]): string {
+  const table = defaultGpuClasses()
+  const { spec, candidates } = table.resolveName(model)
+  if (spec != null) return spec.class
+  const expected = candidates.length > 1
+    ? `one of the classes it could mean: ${candidates.map((c) => c.class).join(', ')}`
+    : `a GPU class (${table.classes.map((c) => c.class).join(', ')}) or a model name as nvidia-smi or amd-smi prints it`
+  issues.push({ path, value: model, expected })
+  return model
 }
 
 function describeIssue (issue: z.core.$ZodIssue, merged: ConfigLayer): ConfigIssue {

@@ -1,4 +1,5 @@
 import { jsonReplacer } from '@gpumesh/protocol'
+import { ListenError } from '@gpumesh/net'
 
 /** One bad configuration key: where it is, what it held and what it should hold. */
 export interface ConfigIssue {
@@ -45,6 +46,5 @@ export class ProviderStartError extends Error {
 
 /** Errors whose message is a sentence for the operator (no stack needed): bad config, busy ports, a taken data directory. */
 export function isOperatorError (err: unknown): boolean {
-  const name = (err as Error)?.name
-  return name === 'ConfigError' || name === 'ProviderStartError' || name === 'ListenError'
+  return err instanceof ConfigError || err instanceof ProviderStartError || err instanceof ListenError
 }

@@ -4,7 +4,7 @@ import {
   LEASE_PROTOCOL, LIMITS, MAX_MESSAGE_BYTES, bytesToHex, decodeLeaseProposal, encodeLeaseDecision, isProtocolError,
   jsonReplacer, marketDomain, signLeaseTerms, verifyOrder
 } from '@gpumesh/protocol'
-import type { Ledger } from '@gpumesh/ledger'
+import { NoCapacityError, ReplayError, type Ledger } from '@gpumesh/ledger'
 import type { Address, Bytes32, FleetMembership, LeaseDecision, LeaseProposal, LeaseRejectCode, LeaseTerms, PaymentKey } from '@gpumesh/protocol'
 import type { Logger } from 'pino'
 import {
@@ -218,9 +218,8 @@ export class LeaseHandler {
   }
 
   #internal (err: unknown, proposal: LeaseProposal | null, orderId: Bytes32 | null, proposerPeerId: string): LeaseDecision {
-    const name = (err as Error)?.name
-    if (name === 'ReplayError') return this.#reject({ code: 'REPLAY', message: `order ${orderId ?? ''} was seen before` }, proposal, orderId, proposerPeerId)
-    if (name === 'NoCapacityError') return this.#reject({ code: 'NO_CAPACITY', message: (err as Error).message }, proposal, orderId, proposerPeerId)
+    if (err instanceof ReplayError) return this.#reject({ code: 'REPLAY', message: `order ${orderId ?? ''} was seen before` }, proposal, orderId, proposerPeerId)
+    if (err instanceof NoCapacityError) return this.#reject({ code: 'NO_CAPACITY', message: (err as Error).message }, proposal, orderId, proposerPeerId)
     this.#log.error({ err, orderId, peer: proposerPeerId }, 'lease proposal failed')
     this.#c.onError?.(`lease proposal ${orderId ?? '(undecoded)'} failed: ${(err as Error)?.message ?? String(err)}`)
     return this.#reject({ code: 'INTERNAL', message: 'internal error; the proposal may be sent again' }, null, orderId, proposerPeerId)

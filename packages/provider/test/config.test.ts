@@ -15,6 +15,27 @@ function issuesOf (fn: () => unknown): Array<{ path: string, value: unknown, exp
 }
 
 describe('provider config', () => {
+  it('reads probe.simulate models as people write them, through the class table\'s matching', () => {
+    const simulate = (model: string): string => parseProviderConfig({ dataDir: '/tmp/x', probe: { simulate: [{ model, count: 2 }] } }).probe.simulate[0]?.model ?? ''
+    expect(simulate('H100')).toBe('H100-SXM-80GB')
+    expect(simulate('h100 sxm 80gb')).toBe('H100-SXM-80GB')
+    expect(simulate('NVIDIA H100 80GB HBM3')).toBe('H100-SXM-80GB') // as nvidia-smi prints it
+    expect(simulate('H100 PCIe')).toBe('H100-PCIE-80GB')
+    expect(simulate('A100 80GB')).toBe('A100-PCIE-80GB')
+    expect(simulate('NVIDIA A100-SXM4-80GB')).toBe('A100-SXM4-80GB')
+    expect(simulate('AMD Instinct MI300X')).toBe('MI300X')
+    expect(simulate('MI300')).toBe('MI300X') // the start of one class name
+  })
+
+  it('refuses a probe.simulate model it cannot place, listing the classes', () => {
+    const ambiguous = issuesOf(() => parseProviderConfig({ dataDir: '/tmp/x', probe: { simulate: [{ model: 'H100-SXM-80GB', count: 1 }, { model: 'RX 7900', count: 1 }] } }))
+    expect(ambiguous).toEqual([{ path: 'probe.simulate.1.model', value: 'RX 7900', expected: 'one of the classes it could mean: RX-7900-XTX, RX-7900-XT' }])
+    const unknown = issuesOf(() => parseProviderConfig({ dataDir: '/tmp/x', probe: { simulate: [{ model: 'Z9000', count: 1 }] } }))
+    expect(unknown).toHaveLength(1)
+    expect(unknown[0]).toMatchObject({ path: 'probe.simulate.0.model', value: 'Z9000' })
+    expect(unknown[0]?.expected).toMatch(/^a GPU class \(GB200, B200, .*H100-SXM-80GB, .*V100-16GB\) or a model name as nvidia-smi or amd-smi prints it$/)
+  })
+
   it('fills every default from the data directory alone', () => {
     const config = parseProviderConfig({ dataDir: '/tmp/x' })
     expect(config.api.host).toBe('127.0.0.1')

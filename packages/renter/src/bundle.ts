@@ -7,7 +7,7 @@ import { createGzip } from 'node:zlib'
 import { create, extract, type ReadEntry } from 'tar'
 import type { Bytes32 } from '@gpumesh/protocol'
 import { MAX_ARTIFACT_BYTES } from './constants.js'
-import { BundleError } from './errors.js'
+import { ArchiveError } from './errors.js'
 
 /**
  * Job bundles and artifact archives. A bundle is a tar.gz of the files a job file lists, relative to
@@ -39,7 +39,7 @@ export interface BuiltBundle {
 /** Every entry is stored with this mtime, so a touched file does not change the hash. */
 const FIXED_MTIME = new Date(0)
 
-/** Builds the bundle. Throws {@link BundleError} for a path outside `baseDir`, missing, or not a file or directory. */
+/** Builds the bundle. Throws {@link ArchiveError} for a path outside `baseDir`, missing, or not a file or directory. */
 export async function buildBundle (options: BuildBundleOptions): Promise<BuiltBundle> {
   const root = await realpath(options.baseDir)
   const entries = await listEntries(root, options.files)
@@ -61,7 +61,7 @@ export async function buildBundle (options: BuildBundleOptions): Promise<BuiltBu
     await pipeline(tarStream, createGzip({ level: 6 }), hashing, createWriteStream(options.destFile, { mode: 0o600 }), signal)
   } catch (err) {
     if ((err as Error).name === 'AbortError') throw err
-    throw new BundleError('IO', `could not write the bundle ${options.destFile}: ${(err as Error).message}`, options.destFile, { cause: err })
+    throw new ArchiveError('IO', `could not write the bundle ${options.destFile}: ${(err as Error).message}`, options.destFile, { cause: err })
   }
   return { path: options.destFile, sha256: `0x${hash.digest('hex')}`, size, entries }
 }
@@ -114,9 +114,9 @@ export async function extractArtifacts (archive: string, destDir: string, maxByt
       }
     })
   } catch (err) {
-    throw new BundleError('IO', `could not unpack the artifacts ${archive}: ${(err as Error).message}`, archive, { cause: err })
+    throw new ArchiveError('IO', `could not unpack the artifacts ${archive}: ${(err as Error).message}`, archive, { cause: err })
   }
-  if (overflow) throw new BundleError('IO', `the artifacts are larger than ${maxBytes} bytes unpacked; the rest was left in ${archive}`, archive)
+  if (overflow) throw new ArchiveError('IO', `the artifacts are larger than ${maxBytes} bytes unpacked; the rest was left in ${archive}`, archive)
   return { files, bytes, skipped }
 }
 
@@ -129,11 +129,11 @@ async function listEntries (root: string, files: readonly string[]): Promise<str
     try {
       st = await lstat(abs)
     } catch (err) {
-      throw new BundleError('NOT_FOUND', `"${rel}" is listed in files but does not exist next to the job file`, rel, { cause: err })
+      throw new ArchiveError('NOT_FOUND', `"${rel}" is listed in files but does not exist next to the job file`, rel, { cause: err })
     }
     if (st.isSymbolicLink()) {
       const target = await realpath(abs).catch(() => null)
-      if (target == null || !inside(root, target)) throw new BundleError('OUTSIDE_JOB_DIR', `"${rel}" is a link that leads outside the job file's directory`, rel)
+      if (target == null || !inside(root, target)) throw new ArchiveError('OUTSIDE_JOB_DIR', `"${rel}" is a link that leads outside the job file's directory`, rel)
       out.add(rel)
     } else if (st.isDirectory()) {
       // Parents first, so that extraction creates them before their contents.
@@ -143,12 +143,12 @@ async function listEntries (root: string, files: readonly string[]): Promise<str
     } else if (st.isFile()) {
       out.add(rel)
     } else {
-      throw new BundleError('UNSUPPORTED_ENTRY', `"${rel}" is neither a file nor a directory`, rel)
+      throw new ArchiveError('UNSUPPORTED_ENTRY', `"${rel}" is neither a file nor a directory`, rel)
     }
   }
   for (const file of files) {
     const rel = normalize(file).split(sep).join('/').replace(/\/+$/, '')
-    if (isAbsolute(file) || rel === '..' || rel.startsWith('../')) throw new BundleError('OUTSIDE_JOB_DIR', `"${file}" is outside the job file's directory`, file)
+    if (isAbsolute(file) || rel === '..' || rel.startsWith('../')) throw new ArchiveError('OUTSIDE_JOB_DIR', `"${file}" is outside the job file's directory`, file)
     if (rel === '.' || rel === '') {
       for (const name of (await readdir(root)).sort()) await add(name)
     } else {

@@ -25,16 +25,19 @@ export class JobFileError extends Error {
   }
 }
 
-export type BundleErrorCode = 'OUTSIDE_JOB_DIR' | 'NOT_FOUND' | 'UNSUPPORTED_ENTRY' | 'EMPTY' | 'IO'
+export type ArchiveErrorCode = 'OUTSIDE_JOB_DIR' | 'NOT_FOUND' | 'UNSUPPORTED_ENTRY' | 'EMPTY' | 'IO'
 
-/** The job bundle could not be built, or artifacts could not be unpacked. */
-export class BundleError extends Error {
-  static override readonly name = 'BundleError'
-  override readonly name = 'BundleError'
-  readonly code: BundleErrorCode
+/**
+ * The job bundle could not be built, or the artifacts could not be unpacked (both tar.gz archives on
+ * the renter's disk; the provider's `BundleError` is its refusal of an uploaded bundle).
+ */
+export class ArchiveError extends Error {
+  static override readonly name = 'ArchiveError'
+  override readonly name = 'ArchiveError'
+  readonly code: ArchiveErrorCode
   readonly path: string | null
 
-  constructor (code: BundleErrorCode, message: string, path: string | null = null, options?: ErrorOptions) {
+  constructor (code: ArchiveErrorCode, message: string, path: string | null = null, options?: ErrorOptions) {
     super(message, options)
     this.code = code
     this.path = path

@@ -15,12 +15,15 @@ export {
 } from './order-client.js'
 export {
   JOB_CLIENT_DEFAULTS, JobClientError, attachJob, cancelJob, downloadArtifacts, providerTargets, submitJob,
-  type JobClientOptions, type JobOutcome
+  type JobClientOptions, type JobFollowResult
 } from './job-client.js'
 export {
-  FINAL_RECORD_STATES, LeaseStore, applyOutcome, attachStartedAt, describeJobRefusal, recordFollower, recordUsage, newLeaseRecord, runLeasedJob,
-  type LeaseRecord, type LeaseRecordState, type LeaseSummary, type ReattachAttempt, type RunLeasedJobOptions
-} from './lease-session.js'
+  FINAL_RECORD_STATES, LOCAL_LEASE_STATES, applyOutcome, attachStartedAt, newLeaseRecord, recordFollower, recordUsage,
+  type LocalLeaseRecord, type LocalLeaseState
+} from './lease-record.js'
+export { LeaseStore } from './lease-store.js'
+export { runLeasedJob, type JobRunSummary, type ReattachAttempt, type RunLeasedJobOptions } from './lease-session.js'
+export { describeJobRefusal } from './lease-session-text.js'
 export { DEFAULT_BOOK_MAX_PAGES, readBook, type BookRead, type ReadBookOptions } from './book-client.js'
 export {
   ADAM_MIXED_PRECISION_BYTES_PER_PARAM, CHINCHILLA_TOKENS_PER_PARAM, DEFAULT_MFU, DEFAULT_OFFLINE_GPUS, MFU_WARNING_ABOVE,

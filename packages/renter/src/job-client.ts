@@ -70,7 +70,7 @@ export interface JobClientOptions {
 }
 
 /** How a job ended, as the renter saw it. */
-export interface JobOutcome {
+export interface JobFollowResult {
   state: 'completed' | 'failed' | 'terminated'
   exitCode: number | null
   /** Cumulative amount of the newest voucher signed and sent. */
@@ -162,7 +162,7 @@ async function * rechunk (bundle: AsyncIterable<Uint8Array> | Uint8Array): Async
  * A refusal throws JobClientError with the provider's code; a stream that breaks mid-job throws too
  * (attach again with the last sequence seen).
  */
-export async function submitJob (o: JobClientOptions & { spec: JobSpec, bundle: AsyncIterable<Uint8Array> | Uint8Array, bundleSize: number }): Promise<JobOutcome> {
+export async function submitJob (o: JobClientOptions & { spec: JobSpec, bundle: AsyncIterable<Uint8Array> | Uint8Array, bundleSize: number }): Promise<JobFollowResult> {
   let stream: FrameStream | null = null
   try {
     stream = await openJobStream(o)
@@ -215,7 +215,7 @@ export async function submitJob (o: JobClientOptions & { spec: JobSpec, bundle: 
  * running totals and voucher sequence continue). `startedAt` is when this renter saw the job start
  * (Unix ms); default the provider's `started` event time.
  */
-export async function attachJob (o: JobClientOptions & { fromSequence: number, startedAt?: number }): Promise<JobOutcome> {
+export async function attachJob (o: JobClientOptions & { fromSequence: number, startedAt?: number }): Promise<JobFollowResult> {
   let stream: FrameStream | null = null
   try {
     stream = await openJobStream(o)
@@ -231,7 +231,7 @@ export async function attachJob (o: JobClientOptions & { fromSequence: number, s
 }
 
 /** Follows events, pays reports, and returns once the job's last event came (and the final voucher was acknowledged, briefly). */
-async function follow (stream: FrameStream, o: JobClientOptions, fromSequence: number, startedAtWall: number | null): Promise<JobOutcome> {
+async function follow (stream: FrameStream, o: JobClientOptions, fromSequence: number, startedAtWall: number | null): Promise<JobFollowResult> {
   const clock = o.clock ?? systemClock
   const policy = new PaymentPolicy({
     terms: o.terms, marketDomain: o.marketDomain, budget: o.budget,
@@ -243,8 +243,8 @@ async function follow (stream: FrameStream, o: JobClientOptions, fromSequence: n
   let paid = 0n
   let pendingAcks = 0
   let terminal: JobEvent | null = null
-  let paymentStopped: JobOutcome['paymentStopped']
-  let voucherRefused: JobOutcome['voucherRefused']
+  let paymentStopped: JobFollowResult['paymentStopped']
+  let voucherRefused: JobFollowResult['voucherRefused']
 
   for (;;) {
     if (terminal !== null && pendingAcks <= 0) break

@@ -1,177 +1,24 @@
-import { randomBytes } from 'node:crypto'
-import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises'
+import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Wallet } from 'ethers'
 import type { GpumeshNode } from '@gpumesh/net'
-import {
-  jsonReplacer, marketDomain, settlementDomain, validateLeaseTerms, type Bytes32, type JobEvent, type JobSpec,
-  type LeaseTerms, type PaymentSignature, type UsageReport
-} from '@gpumesh/protocol'
+import { marketDomain, settlementDomain, type Bytes32, type JobEvent, type JobSpec } from '@gpumesh/protocol'
 import { extractArtifacts } from './bundle.js'
 import { DEFAULT_REATTACH_FOR_MS, REATTACH_FIRST_DELAY_MS, REATTACH_MAX_DELAY_MS, RECORD_WRITE_INTERVAL_MS } from './constants.js'
-import { JobRunError, LeaseRecordError } from './errors.js'
-import { attachJob, cancelJob, downloadArtifacts, submitJob, type JobOutcome } from './job-client.js'
+import { JobRunError } from './errors.js'
+import { JobClientError, attachJob, cancelJob, downloadArtifacts, submitJob, type JobFollowResult } from './job-client.js'
+import { applyOutcome, attachStartedAt, recordFollower, type LocalLeaseRecord, type LocalLeaseState } from './lease-record.js'
+import { jobRefusedMessage, providerGoneMessage } from './lease-session-text.js'
+import type { LeaseStore } from './lease-store.js'
 import type { GrantedLease } from './order-client.js'
 
 /**
- * A renter's lease from upload to artifacts, and the small local record kept per lease so that
- * `status`, `logs` and `cancel` work later, from another process.
+ * A renter's lease from upload to artifacts: upload and follow the job, re-attach when the stream
+ * breaks, keep the local record (lease-record.ts, lease-store.ts) up to date, fetch the artifacts.
  */
 
-/** States a local record can be in. The provider's own lease states are `running`, `completed`, … */
-export type LeaseRecordState = 'leased' | 'uploading' | 'running' | 'completed' | 'failed' | 'terminated' | 'cancelled' | 'provider-gone'
-
-export const FINAL_RECORD_STATES: ReadonlySet<string> = new Set(['completed', 'failed', 'terminated', 'cancelled', 'provider-gone'])
-
-/** What the renter remembers of one lease (`<dir>/<lease id>.json`). Amounts are base units. */
-export interface LeaseRecord {
-  leaseId: Bytes32
-  createdAt: number
-  updatedAt: number
-  state: LeaseRecordState
-  terms: LeaseTerms
-  signature: PaymentSignature
-  providerPeerId: string
-  providerAddresses: string[]
-  via: 'matcher' | 'provider'
-  /** The job file the lease was made for, when there was one. */
-  jobFile: string | null
-  tokenDecimals: number
-  budget: bigint
-  /** When this renter saw the job start, on its own clock; re-attaching bounds what it pays by it. */
-  startedAt: number | null
-  /** Highest job event sequence seen. */
-  lastSequence: number
-  /** Cumulative amount of the newest voucher signed. */
-  paid: bigint
-  voucherSequence: bigint
-  /** The note of the last `checkpoint` event. */
-  lastCheckpoint: string | null
-  exitCode: number | null
-  /** The provider's reason when the job was terminated (UNPAID, RENTER_CANCEL, MAX_RUNTIME, …). */
-  reason: string | null
-  /** Billed time so far (end of the last usage period, ms) and GPU time (ms). */
-  billedMs: number
-  gpuMilliseconds: bigint
-  artifactsDir: string | null
-}
-
-/** Lease records in one directory, written atomically (temp file, then rename), mode 0600. */
-export class LeaseStore {
-  readonly dir: string
-
-  constructor (dir: string) {
-    this.dir = dir
-  }
-
-  async save (record: LeaseRecord): Promise<void> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 })
-    const path = join(this.dir, `${record.leaseId}.json`)
-    const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`
-    await writeFile(tmp, JSON.stringify({ version: 1, ...record }, jsonReplacer, 2) + '\n', { mode: 0o600 })
-    await rename(tmp, path)
-  }
-
-  /** Finds a record by its lease id or a unique prefix of it (`0x1f3a`). */
-  async load (idOrPrefix: string): Promise<LeaseRecord> {
-    const wanted = idOrPrefix.toLowerCase()
-    let names: string[] = []
-    try {
-      names = (await readdir(this.dir)).filter((n) => n.endsWith('.json'))
-    } catch {
-      // no directory: no records
-    }
-    const hits = names.filter((n) => n.toLowerCase().startsWith(wanted.startsWith('0x') ? wanted : `0x${wanted}`))
-    if (hits.length === 0) throw new LeaseRecordError('NOT_FOUND', `No lease ${idOrPrefix} is recorded in ${this.dir}.`)
-    if (hits.length > 1) throw new LeaseRecordError('AMBIGUOUS', `${hits.length} leases start with ${idOrPrefix}; give more of the id.`)
-    return await this.read(join(this.dir, hits[0] ?? ''))
-  }
-
-  async list (): Promise<LeaseRecord[]> {
-    let names: string[] = []
-    try {
-      names = (await readdir(this.dir)).filter((n) => n.endsWith('.json'))
-    } catch {
-      return []
-    }
-    const records = await Promise.all(names.map(async (n) => await this.read(join(this.dir, n)).catch(() => null)))
-    return records.filter((r): r is LeaseRecord => r != null).sort((a, b) => a.createdAt - b.createdAt)
-  }
-
-  private async read (path: string): Promise<LeaseRecord> {
-    try {
-      const raw = JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown> & { terms: unknown }
-      return {
-        ...(raw as unknown as LeaseRecord),
-        startedAt: typeof raw.startedAt === 'number' ? raw.startedAt : null,
-        terms: validateLeaseTerms(raw.terms),
-        budget: BigInt(raw.budget as string),
-        paid: BigInt(raw.paid as string),
-        voucherSequence: BigInt(raw.voucherSequence as string),
-        gpuMilliseconds: BigInt(raw.gpuMilliseconds as string)
-      }
-    } catch (err) {
-      throw new LeaseRecordError('CORRUPT', `The lease record ${path} cannot be read: ${(err as Error).message}.`, { cause: err })
-    }
-  }
-}
-
-/** A fresh record for a lease just granted. */
-export function newLeaseRecord (lease: GrantedLease, fields: { jobFile: string | null, tokenDecimals: number, budget: bigint, now: number }): LeaseRecord {
-  return {
-    leaseId: lease.terms.leaseId,
-    createdAt: fields.now,
-    updatedAt: fields.now,
-    state: 'leased',
-    terms: lease.terms,
-    signature: lease.signature,
-    providerPeerId: lease.providerPeerId,
-    providerAddresses: lease.providerAddresses,
-    via: lease.via,
-    jobFile: fields.jobFile,
-    tokenDecimals: fields.tokenDecimals,
-    budget: fields.budget,
-    startedAt: null,
-    lastSequence: 0,
-    paid: 0n,
-    voucherSequence: 0n,
-    lastCheckpoint: null,
-    exitCode: null,
-    reason: null,
-    billedMs: 0,
-    gpuMilliseconds: 0n,
-    artifactsDir: null
-  }
-}
-
-/** Codes of the job client that mean the provider refused the job, not that it went away. */
-const REFUSALS: ReadonlySet<string> = new Set([
-  'MALFORMED', 'NO_SUCH_LEASE', 'BAD_AUTH', 'NOT_RENTER', 'RUNNER_DISABLED', 'WRONG_STATE', 'TOO_LARGE',
-  'HASH_MISMATCH', 'BAD_BUNDLE', 'BAD_SPEC', 'SPAWN_FAILED', 'IMAGE_UNAVAILABLE', 'SHUTTING_DOWN', 'BUDGET_SPENT'
-])
-
-/** A job reply code, in words. */
-export function describeJobRefusal (code: string): string {
-  switch (code) {
-    case 'NO_SUCH_LEASE': return 'the provider does not know this lease (expired before the job started?)'
-    case 'BAD_AUTH': case 'NOT_RENTER': return 'the provider did not accept this renter\'s proof for the lease'
-    case 'RUNNER_DISABLED': return 'the provider does not run jobs (runner.kind is none)'
-    case 'WRONG_STATE': return 'the lease is not in a state that allows this (already started or ended)'
-    case 'TOO_LARGE': return 'the bundle is larger than the provider accepts'
-    case 'HASH_MISMATCH': return 'the bundle received does not hash to the order\'s jobHash'
-    case 'BAD_BUNDLE': return 'the provider could not unpack the bundle'
-    case 'BAD_SPEC': return 'the provider refused the command, image or environment'
-    case 'SPAWN_FAILED': return 'the provider could not start the command'
-    case 'IMAGE_UNAVAILABLE': return 'the provider does not have (or will not pull) the job\'s image; nothing was billed'
-    case 'NOT_FINISHED': return 'the job has not finished yet'
-    case 'EXPIRED_ARTIFACTS': return 'the provider no longer keeps this job\'s artifacts'
-    case 'SHUTTING_DOWN': return 'the provider is shutting down'
-    case 'BUDGET_SPENT': return 'the budget is spent'
-    default: return `the provider answered ${code}`
-  }
-}
-
-export interface LeaseSummary {
+/** What running a leased job came to, as `runLeasedJob` returns it. */
+export interface JobRunSummary {
   leaseId: Bytes32
   provider: string
   providerPeerId: string
@@ -204,7 +51,7 @@ export interface RunLeasedJobOptions {
   budget: bigint
   /** Where the record lives and how it starts (see newLeaseRecord). */
   store: LeaseStore
-  record: LeaseRecord
+  record: LocalLeaseRecord
   /** Artifacts are downloaded to `<outDir>/artifacts.tar.gz` and unpacked there. */
   outDir: string
   signal?: AbortSignal
@@ -224,6 +71,17 @@ export interface ReattachAttempt {
   reason: string
 }
 
+/** Codes of the job client that mean the provider refused the job, not that it went away. */
+const REFUSALS: ReadonlySet<string> = new Set([
+  'MALFORMED', 'NO_SUCH_LEASE', 'BAD_AUTH', 'NOT_RENTER', 'RUNNER_DISABLED', 'WRONG_STATE', 'TOO_LARGE',
+  'HASH_MISMATCH', 'BAD_BUNDLE', 'BAD_SPEC', 'SPAWN_FAILED', 'IMAGE_UNAVAILABLE', 'SHUTTING_DOWN', 'BUDGET_SPENT'
+])
+
+/** The artifacts as they came back, or why they did not. */
+type ArtifactsResult = Pick<JobRunSummary, 'artifactsDir' | 'artifacts' | 'artifactsError'>
+
+const NO_ARTIFACTS: ArtifactsResult = { artifactsDir: null, artifacts: null, artifactsError: null }
+
 /**
  * Uploads and runs the job on a granted lease, follows it to the end (re-attaching if the event stream
  * breaks), keeps the record up to date, and downloads and unpacks the artifacts. When `signal` aborts,
@@ -231,7 +89,7 @@ export interface ReattachAttempt {
  * `JOB_REFUSED` (the provider would not take the job) or `PROVIDER_GONE` (what was paid and the last
  * checkpoint are in the error).
  */
-export async function runLeasedJob (o: RunLeasedJobOptions): Promise<LeaseSummary> {
+export async function runLeasedJob (o: RunLeasedJobOptions): Promise<JobRunSummary> {
   const now = o.now ?? Date.now
   const { terms } = o.lease
   const domain = marketDomain(terms.chainId)
@@ -275,7 +133,7 @@ export async function runLeasedJob (o: RunLeasedJobOptions): Promise<LeaseSummar
 
   record.state = 'uploading'
   await persist(true)
-  let outcome: JobOutcome | null = null
+  let outcome: JobFollowResult | null = null
   let failure: unknown = null
   try {
     outcome = await submitJob({
@@ -293,7 +151,7 @@ export async function runLeasedJob (o: RunLeasedJobOptions): Promise<LeaseSummar
   const reattachFor = o.reattachForMs ?? DEFAULT_REATTACH_FOR_MS
   const deadline = now() + reattachFor
   let delay = REATTACH_FIRST_DELAY_MS
-  for (let attempt = 1; outcome == null && !isAbort(failure, o.signal) && !isRefusal(failure) && (record.state as LeaseRecordState) === 'running'; attempt++) {
+  for (let attempt = 1; outcome == null && !isAbort(failure, o.signal) && !isRefusal(failure) && (record.state as LocalLeaseState) === 'running'; attempt++) {
     const leftMs = deadline - now()
     if (leftMs <= 0) break
     const waitMs = Math.min(delay, leftMs)
@@ -311,56 +169,49 @@ export async function runLeasedJob (o: RunLeasedJobOptions): Promise<LeaseSummar
 
   if (outcome == null) {
     if (isAbort(failure, o.signal)) return await cancelled(o, record, persist)
+    const fields = { leaseId: terms.leaseId, paid: record.paid, lastCheckpoint: record.lastCheckpoint }
     if (isRefusal(failure)) {
-      const code = (failure as { code: string }).code
       record.state = 'failed'
-      record.reason = code
+      record.reason = failure.code
       await persist(true)
-      throw new JobRunError('JOB_REFUSED', `The provider refused the job: ${describeJobRefusal(code)} (${code}).`, { leaseId: terms.leaseId, paid: record.paid, lastCheckpoint: record.lastCheckpoint }, { cause: failure })
+      throw new JobRunError('JOB_REFUSED', jobRefusedMessage(failure.code), fields, { cause: failure })
     }
     record.state = 'provider-gone'
     await persist(true)
-    const tried = record.lastSequence > 0 ? `, and re-attaching failed for ${Math.round(reattachFor / 1000)} s` : ''
-    throw new JobRunError('PROVIDER_GONE', `The provider stopped answering${record.lastSequence > 0 ? ' mid-job' : ''} (${(failure as Error)?.message ?? String(failure)})${tried}.`, { leaseId: terms.leaseId, paid: record.paid, lastCheckpoint: record.lastCheckpoint }, { cause: failure })
+    throw new JobRunError('PROVIDER_GONE', providerGoneMessage(failure, record.lastSequence > 0 ? reattachFor : null), fields, { cause: failure })
   }
 
   applyOutcome(record, outcome)
   await persist(true)
-
-  const summary: LeaseSummary = {
-    leaseId: terms.leaseId,
-    provider: terms.provider,
-    providerPeerId: o.lease.providerPeerId,
-    gpuClass: terms.gpuClass,
-    gpus: terms.gpus,
+  const artifacts = await fetchArtifacts(o, domain)
+  if (artifacts.artifactsDir != null) {
+    record.artifactsDir = artifacts.artifactsDir
+    await persist(true)
+  }
+  return summarize(record, {
     state: outcome.state,
     exitCode: outcome.exitCode,
     reason: record.reason,
     runTimeMs: record.billedMs > 0 ? record.billedMs : startedAt != null ? (endedAt ?? now()) - startedAt : 0,
-    gpuSeconds: Number(record.gpuMilliseconds) / 1000,
-    paid: record.paid,
-    lastCheckpoint: record.lastCheckpoint,
-    artifactsDir: null,
-    artifacts: null,
-    artifactsError: null,
-    paymentStopped: outcome.paymentStopped ?? null
-  }
+    paymentStopped: outcome.paymentStopped ?? null,
+    ...artifacts
+  })
+}
+
+/** Downloads the artifacts to `<outDir>/artifacts.tar.gz` and unpacks them there; a failure is reported, not thrown. */
+async function fetchArtifacts (o: RunLeasedJobOptions, domain: ReturnType<typeof marketDomain>): Promise<ArtifactsResult> {
   try {
     await mkdir(o.outDir, { recursive: true })
     const archive = join(o.outDir, 'artifacts.tar.gz')
-    const got = await downloadArtifacts({ node: o.node, wallet: o.wallet, terms, marketDomain: domain, destFile: archive, ...(o.signal != null ? { signal: o.signal } : {}) })
+    const got = await downloadArtifacts({ node: o.node, wallet: o.wallet, terms: o.lease.terms, marketDomain: domain, destFile: archive, ...(o.signal != null ? { signal: o.signal } : {}) })
     const unpacked = await extractArtifacts(archive, o.outDir)
-    summary.artifacts = { files: unpacked.files, bytes: got.bytes, archive, sha256: got.sha256 }
-    summary.artifactsDir = o.outDir
-    record.artifactsDir = o.outDir
-    await persist(true)
+    return { artifactsDir: o.outDir, artifacts: { files: unpacked.files, bytes: got.bytes, archive, sha256: got.sha256 }, artifactsError: null }
   } catch (err) {
-    summary.artifactsError = (err as Error).message
+    return { ...NO_ARTIFACTS, artifactsError: (err as Error).message }
   }
-  return summary
 }
 
-async function cancelled (o: RunLeasedJobOptions, record: LeaseRecord, persist: (force: boolean) => Promise<void>): Promise<LeaseSummary> {
+async function cancelled (o: RunLeasedJobOptions, record: LocalLeaseRecord, persist: (force: boolean) => Promise<void>): Promise<JobRunSummary> {
   const domain = marketDomain(o.lease.terms.chainId)
   let reason: string | null = 'RENTER_CANCEL'
   try {
@@ -371,92 +222,40 @@ async function cancelled (o: RunLeasedJobOptions, record: LeaseRecord, persist: 
   record.state = 'cancelled'
   record.reason = 'RENTER_CANCEL'
   await persist(true)
+  return summarize(record, { state: 'cancelled', exitCode: null, reason, runTimeMs: record.billedMs, paymentStopped: null, ...NO_ARTIFACTS })
+}
+
+/** The summary of a lease from its record and how it ended: the one place it is built. */
+function summarize (record: LocalLeaseRecord, end: Pick<JobRunSummary, 'state' | 'exitCode' | 'reason' | 'runTimeMs' | 'paymentStopped'> & ArtifactsResult): JobRunSummary {
   return {
     leaseId: record.leaseId,
     provider: record.terms.provider,
     providerPeerId: record.providerPeerId,
     gpuClass: record.terms.gpuClass,
     gpus: record.terms.gpus,
-    state: 'cancelled',
-    exitCode: null,
-    reason,
-    runTimeMs: record.billedMs,
+    state: end.state,
+    exitCode: end.exitCode,
+    reason: end.reason,
+    runTimeMs: end.runTimeMs,
     gpuSeconds: Number(record.gpuMilliseconds) / 1000,
     paid: record.paid,
     lastCheckpoint: record.lastCheckpoint,
-    artifactsDir: null,
-    artifacts: null,
-    artifactsError: null,
-    paymentStopped: null
+    artifactsDir: end.artifactsDir,
+    artifacts: end.artifacts,
+    artifactsError: end.artifactsError,
+    paymentStopped: end.paymentStopped
   }
-}
-
-/**
- * Folds what following the job to its end learned into the record: the newest voucher, the last
- * event, the exit and the final state. Used by the session and by later attaches (status, logs).
- */
-export function applyOutcome (record: LeaseRecord, outcome: JobOutcome): void {
-  if (outcome.paid > record.paid) record.paid = outcome.paid
-  record.lastSequence = Math.max(record.lastSequence, outcome.lastSequence)
-  record.exitCode = outcome.exitCode
-  record.reason = outcome.reason ?? record.reason
-  record.state = toRecordState(outcome.state)
-}
-
-/**
- * What following a job tells its record, the same for the session and for a later attach (`lease
- * status`, `lease logs`): the last event seen, the billed and GPU time of usage reports, the newest
- * voucher signed.
- */
-export function recordFollower (record: LeaseRecord): {
-  onEvent: (e: JobEvent) => void
-  onVoucher: (v: { cumulativeAmount: bigint, sequence: bigint }) => void
-} {
-  return {
-    onEvent: (e) => {
-      record.lastSequence = Math.max(record.lastSequence, e.sequence)
-      if (e.kind === 'usage' && e.report != null) recordUsage(record, e.report.report)
-    },
-    onVoucher: (v) => {
-      record.paid = v.cumulativeAmount
-      record.voucherSequence = v.sequence
-    }
-  }
-}
-
-/**
- * Folds a usage report into the record: periods tile the lease from offset 0, so the billed time is
- * the newest report's end and the GPU time that end × the leased GPUs (the same report seen twice, on a
- * replay, changes nothing).
- */
-export function recordUsage (record: LeaseRecord, report: UsageReport): void {
-  record.billedMs = Math.max(record.billedMs, report.endOffsetMs)
-  const gpuMs = BigInt(report.endOffsetMs) * BigInt(record.terms.gpus.length)
-  if (gpuMs > record.gpuMilliseconds) record.gpuMilliseconds = gpuMs
-}
-
-/**
- * The start time to measure reports against when attaching again: when this renter saw the job
- * start, else when it was granted the lease (the job cannot have started before). Never the
- * provider's own claim, which a dishonest provider could move back to bill more.
- */
-export function attachStartedAt (record: LeaseRecord): number {
-  return record.startedAt ?? record.createdAt
-}
-
-function toRecordState (state: string): LeaseRecordState {
-  return state === 'completed' || state === 'failed' || state === 'terminated' ? state : 'failed'
 }
 
 function isAbort (err: unknown, signal: AbortSignal | undefined): boolean {
   if (signal?.aborted === true) return true
+  // AbortError is a DOMException from the platform, matched by its name.
   const e = err as { name?: string, code?: string }
   return e?.name === 'AbortError' || e?.code === 'ABORTED'
 }
 
-function isRefusal (err: unknown): boolean {
-  const e = err as { name?: string, code?: string, remote?: boolean }
-  return e?.name === 'JobClientError' && e.code != null && (e.remote === true || REFUSALS.has(e.code))
+function isRefusal (err: unknown): err is JobClientError {
+  return err instanceof JobClientError && (err.remote || REFUSALS.has(err.code))
 }
 
 async function sleep (ms: number, signal: AbortSignal | undefined): Promise<void> {

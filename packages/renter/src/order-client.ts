@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import { request, type GpumeshNode } from '@gpumesh/net'
+import { RequestError, request, type GpumeshNode } from '@gpumesh/net'
 import {
   LEASE_PROTOCOL, ORDER_PROTOCOL, bytesToHex, decodeLeaseDecision, decodeOrderResult, encodeLeaseProposal,
   encodeOrder, isProtocolError, marketDomain, paymentKeyAddress, signOrder, verifyLeaseTerms,
@@ -238,28 +238,27 @@ export function describeLeaseRejection (code: string): string {
 const RETRYABLE_MATCHER_CODES: ReadonlySet<string> = new Set(['BUSY', 'RATE_LIMITED', 'TIMEOUT', 'INTERNAL'])
 
 function matcherRequestError (err: unknown): OrderError {
-  const e = err as { name?: string, code?: string, remoteCode?: string, message?: string }
-  if (e?.name === 'RequestError') {
-    if (e.code === 'ABORTED') return new OrderError('ABORTED', 'Stopped before the matcher answered.', { cause: err })
-    if (e.code === 'REMOTE_ERROR') {
-      const code = e.remoteCode ?? 'INTERNAL'
+  if (err instanceof RequestError) {
+    if (err.code === 'ABORTED') return new OrderError('ABORTED', 'Stopped before the matcher answered.', { cause: err })
+    if (err.code === 'REMOTE_ERROR') {
+      const code = err.remoteCode ?? 'INTERNAL'
       return new OrderError('MATCHER_REFUSED', `The matcher refused the order: ${describeMatcherRefusal(code)} (${code}).`, { cause: err, remoteCode: code, retryable: RETRYABLE_MATCHER_CODES.has(code) })
     }
-    const why = e.code === 'TIMEOUT'
+    const why = err.code === 'TIMEOUT'
       ? 'it did not answer in time'
-      : e.code === 'DIAL_FAILED' ? 'no connection could be made' : `the exchange failed (${e.code ?? 'unknown'})`
-    return new OrderError('MATCHER_UNREACHABLE', `Could not reach the matcher: ${why}. Check its address and that it is running.`, { cause: err, remoteCode: e.code ?? 'UNKNOWN', retryable: e.code === 'TIMEOUT' || e.code === 'STREAM_RESET' })
+      : err.code === 'DIAL_FAILED' ? 'no connection could be made' : `the exchange failed (${err.code})`
+    return new OrderError('MATCHER_UNREACHABLE', `Could not reach the matcher: ${why}. Check its address and that it is running.`, { cause: err, remoteCode: err.code, retryable: err.code === 'TIMEOUT' || err.code === 'STREAM_RESET' })
   }
-  return new OrderError('MATCHER_UNREACHABLE', `Could not reach the matcher: ${e?.message ?? String(err)}.`, { cause: err })
+  return new OrderError('MATCHER_UNREACHABLE', `Could not reach the matcher: ${(err as Error)?.message ?? String(err)}.`, { cause: err })
 }
 
 function providerRequestError (err: unknown): OrderError {
-  const e = err as { name?: string, code?: string, remoteCode?: string, message?: string }
-  if (e?.name === 'RequestError' && e.code === 'ABORTED') return new OrderError('ABORTED', 'Stopped before the provider answered.', { cause: err })
-  if (e?.name === 'RequestError' && e.code === 'REMOTE_ERROR') {
-    const code = e.remoteCode ?? 'INTERNAL'
+  if (err instanceof RequestError && err.code === 'ABORTED') return new OrderError('ABORTED', 'Stopped before the provider answered.', { cause: err })
+  if (err instanceof RequestError && err.code === 'REMOTE_ERROR') {
+    const code = err.remoteCode ?? 'INTERNAL'
     return new OrderError('PROVIDER_REJECTED', `The provider refused the proposal: ${describeLeaseRejection(code)} (${code}).`, { cause: err, remoteCode: code })
   }
+  const e = err as { code?: string, message?: string }
   return new OrderError('PROVIDER_UNREACHABLE', `Could not reach the provider: ${e?.message ?? String(err)}. Check its address and that it is running.`, { cause: err, remoteCode: e?.code ?? 'UNKNOWN' })
 }
 

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { list } from 'tar'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildBundle, extractArtifacts, sha256File } from '../src/bundle.js'
-import type { BundleError } from '../src/errors.js'
+import type { ArchiveError } from '../src/errors.js'
 
 describe('job bundle', () => {
   let dir: string
@@ -61,8 +61,8 @@ describe('job bundle', () => {
         await buildBundle({ baseDir: dir, files, destFile: join(out, 'x.tar.gz') })
         return 'BUILT'
       } catch (err) {
-        expect((err as Error).name).toBe('BundleError')
-        return (err as BundleError).code
+        expect((err as Error).name).toBe('ArchiveError')
+        return (err as ArchiveError).code
       }
     }
     expect(await code(['nope.txt'])).toBe('NOT_FOUND')
@@ -78,6 +78,6 @@ describe('job bundle', () => {
     const got = await extractArtifacts(built.path, dest)
     expect(got.files).toBe(3)
     expect(await readFile(join(dest, 'data', 'b', 'c.txt'), 'utf8')).toBe('c\n')
-    await expect(extractArtifacts(built.path, join(out, 'small'), 1000)).rejects.toMatchObject({ name: 'BundleError' })
+    await expect(extractArtifacts(built.path, join(out, 'small'), 1000)).rejects.toMatchObject({ name: 'ArchiveError' })
   })
 })

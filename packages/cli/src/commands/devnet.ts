@@ -16,7 +16,7 @@ import { CliError, EXIT } from '../errors.js'
 import { CONFIG_FILE, KEYSTORE_FILE, PEER_KEY_FILE, writeSecret } from '../identity.js'
 import { Children, lastLines, readJson, type Child } from '../devnet/children.js'
 import { withoutSecrets } from '../prompt.js'
-import { MATCHER_INFO_FILE } from './matcher-start.js'
+import { MATCHER_INFO_FILE } from '../data-dir.js'
 import type { Command, CommandContext } from '../context.js'
 
 /**

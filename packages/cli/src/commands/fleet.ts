@@ -559,7 +559,3 @@ export const fleetSettleCommand: Command = {
     return EXIT.OK
   }
 }
-
-export const FLEET_COMMANDS: readonly Command[] = [fleetInitCommand, fleetAddCommand, fleetJoinCommand, fleetRenewCommand, fleetRevokeCommand, fleetStatusCommand, fleetSettleCommand]
-
-

@@ -1,7 +1,7 @@
 import { join, isAbsolute, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import {
-  configFromEnv, GpuProber, hasToolFailure, parseProviderConfig, readConfigFile, resolveProbeExecutables,
+  configFromEnv, GpuProber, hasToolFailure, missingTools, parseProviderConfig, probeToolSetting, readConfigFile, resolveProbeExecutables,
   type GpuInfo, type ProbeResult
 } from '@gpumesh/provider'
 import { resolveDataDir } from '../data-dir.js'
@@ -12,7 +12,7 @@ import type { Command } from '../context.js'
 
 export const gpusCommand: Command = {
   name: 'gpus',
-  summary: 'Probe this machine\'s GPUs: model, memory, use, temperature, power and health (exit 3 when a GPU tool fails).',
+  summary: 'Probe this machine\'s GPUs: model, memory, use, temperature, power and health (exit 3 when a GPU tool fails, 2 when a configured one is missing).',
   usage: 'gpus [--json] [--config FILE] [--data-dir DIR]',
   async run (argv, ctx) {
     const { values } = parseArgs({
@@ -39,12 +39,23 @@ export const gpusCommand: Command = {
       dataDir: config.dataDir
     })
     const result = await prober.probe({ signal: ctx.signal })
+    const missing = missingTools(result)
     if (values.json) {
       ctx.stdout(JSON.stringify(toJson(result), null, 2) + '\n')
     } else {
       ctx.stdout(renderGpus(result))
-      for (const e of result.errors) ctx.stderr(`gpumesh: ${e.source}: ${e.message}\n`)
+      for (const e of result.errors) if (!missing.includes(e)) ctx.stderr(`gpumesh: ${e.source}: ${e.message}\n`)
     }
+    // A tool a setting names that is not there is a configuration error (exit 2), said after what the
+    // other tools found.
+    for (const e of missing) {
+      const named = probeToolSetting(e.source, config.probe, ctx.env)
+      const setting = named?.setting ?? `probe settings`
+      // The probe's message starts with what happened to the path ("/x was not found"); the rest names both settings.
+      const what = e.message.split(';')[0] ?? e.message
+      ctx.stderr(`gpumesh: ${e.source} as named by ${setting}: ${what}. Correct ${setting}, or unset it so ${e.source} is looked up on PATH.\n`)
+    }
+    if (missing.length > 0) return EXIT.USAGE
     return hasToolFailure(result) ? EXIT.GPU_TOOL_FAILED : EXIT.OK
   }
 }

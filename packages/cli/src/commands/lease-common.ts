@@ -2,12 +2,12 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createNode, type GpumeshNode } from '@gpumesh/net'
 import { formatAmount } from '@gpumesh/protocol'
-import { LeaseStore, applyOutcome } from '@gpumesh/renter'
-import type { JobClientError, JobFileError, JobOutcome, JobRunError, LeaseRecord, OrderError } from '@gpumesh/renter'
+import { ArchiveError, JobClientError, JobFileError, JobRunError, LeaseRecordError, LeaseStore, OrderError, applyOutcome } from '@gpumesh/renter'
+import type { JobFollowResult, LocalLeaseRecord } from '@gpumesh/renter'
 import { CliError, EXIT } from '../errors.js'
 import { loadIdentity, type Identity } from '../identity.js'
 import { obtainPassword } from '../prompt.js'
-import { MATCHER_INFO_FILE } from './matcher-start.js'
+import { MATCHER_INFO_FILE } from '../data-dir.js'
 import type { CommandContext } from '../context.js'
 
 /** Shared by the `gpumesh lease …` commands: identity, node, records, and renter errors as sentences. */
@@ -22,7 +22,7 @@ export function leaseStore (dataDir: string): LeaseStore {
  * job's end — into the stored record without undoing a newer write by a `lease submit` still running.
  * Returns the record as saved.
  */
-export async function saveAttachResult (store: LeaseStore, learned: LeaseRecord, outcome: JobOutcome | null): Promise<LeaseRecord> {
+export async function saveAttachResult (store: LeaseStore, learned: LocalLeaseRecord, outcome: JobFollowResult | null): Promise<LocalLeaseRecord> {
   const current = await store.load(learned.leaseId).catch(() => learned)
   if (learned.paid > current.paid) {
     current.paid = learned.paid
@@ -64,37 +64,25 @@ export async function localMatcher (dataDir: string): Promise<string[] | null> {
 
 /** Errors of the renter SDK as CliErrors whose message is the sentence to print. */
 export function renterCliError (err: unknown, decimals = 6): unknown {
-  const e = err as { name?: string, code?: string }
-  switch (e?.name) {
-    case 'JobFileError': {
-      const j = err as JobFileError
-      return new CliError('JOB_FILE_INVALID', `bad job file: ${j.message}`, { exitCode: EXIT.USAGE, cause: err })
-    }
-    case 'BundleError':
-      return new CliError(`BUNDLE_${e.code ?? 'FAILED'}`, `cannot build the job bundle: ${(err as Error).message}.`, { exitCode: EXIT.USAGE, cause: err })
-    case 'OrderError': {
-      const o = err as OrderError
-      if (o.code === 'NO_MATCH') return new CliError('NO_MATCH', `${o.message}. Nothing was leased or paid.`, { cause: err })
-      if (o.code === 'ABORTED') return new CliError('INTERRUPTED', 'Stopped before a lease was granted; nothing was leased or paid.', { exitCode: 130, cause: err })
-      return new CliError(o.code, o.message, { cause: err })
-    }
-    case 'JobRunError': {
-      const r = err as JobRunError
-      const where = r.lastCheckpoint != null ? `the last checkpoint the job reported: ${r.lastCheckpoint}` : 'the job reported no checkpoint'
-      const later = r.code === 'PROVIDER_GONE' ? ` Once it is back, "gpumesh lease status ${r.leaseId} --wait" follows the job and "gpumesh lease fetch ${r.leaseId}" downloads its artifacts.` : ''
-      return new CliError(r.code, `${r.message} Paid ${formatAmount(r.paid, decimals)} for lease ${r.leaseId}; ${where}.${later}`, { cause: err })
-    }
-    case 'JobClientError': {
-      const c = err as JobClientError
-      if (c.code === 'NOT_FINISHED') return new CliError(c.code, `The lease's job has not finished (${c.message}). Follow it with "gpumesh lease status <lease id> --wait", then fetch again.`, { cause: err })
-      if (c.code === 'EXPIRED_ARTIFACTS') return new CliError(c.code, `The provider no longer keeps this lease's artifacts (${c.message}); they are gone.`, { cause: err })
-      return new CliError(c.code, c.remote ? `The provider refused: ${c.message} (${c.code}).` : `Could not reach the provider: ${c.message}. Try again when it is back.`, { cause: err })
-    }
-    case 'LeaseRecordError':
-      return new CliError(`LEASE_${e.code ?? 'RECORD'}`, (err as Error).message, { cause: err })
-    default:
-      return err
+  if (err instanceof JobFileError) return new CliError('JOB_FILE_INVALID', `bad job file: ${err.message}`, { exitCode: EXIT.USAGE, cause: err })
+  if (err instanceof ArchiveError) return new CliError(`BUNDLE_${err.code}`, `cannot build the job bundle: ${err.message}.`, { exitCode: EXIT.USAGE, cause: err })
+  if (err instanceof OrderError) {
+    if (err.code === 'NO_MATCH') return new CliError('NO_MATCH', `${err.message}. Nothing was leased or paid.`, { cause: err })
+    if (err.code === 'ABORTED') return new CliError('INTERRUPTED', 'Stopped before a lease was granted; nothing was leased or paid.', { exitCode: 130, cause: err })
+    return new CliError(err.code, err.message, { cause: err })
   }
+  if (err instanceof JobRunError) {
+    const where = err.lastCheckpoint != null ? `the last checkpoint the job reported: ${err.lastCheckpoint}` : 'the job reported no checkpoint'
+    const later = err.code === 'PROVIDER_GONE' ? ` Once it is back, "gpumesh lease status ${err.leaseId} --wait" follows the job and "gpumesh lease fetch ${err.leaseId}" downloads its artifacts.` : ''
+    return new CliError(err.code, `${err.message} Paid ${formatAmount(err.paid, decimals)} for lease ${err.leaseId}; ${where}.${later}`, { cause: err })
+  }
+  if (err instanceof JobClientError) {
+    if (err.code === 'NOT_FINISHED') return new CliError(err.code, `The lease's job has not finished (${err.message}). Follow it with "gpumesh lease status <lease id> --wait", then fetch again.`, { cause: err })
+    if (err.code === 'EXPIRED_ARTIFACTS') return new CliError(err.code, `The provider no longer keeps this lease's artifacts (${err.message}); they are gone.`, { cause: err })
+    return new CliError(err.code, err.remote ? `The provider refused: ${err.message} (${err.code}).` : `Could not reach the provider: ${err.message}. Try again when it is back.`, { cause: err })
+  }
+  if (err instanceof LeaseRecordError) return new CliError(`LEASE_${err.code}`, err.message, { cause: err })
+  return err
 }
 
 /** 1 h 02 min 03 s style. */

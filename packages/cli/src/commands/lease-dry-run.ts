@@ -1,8 +1,9 @@
 import { createNode } from '@gpumesh/net'
-import { formatAmount, jsonReplacer, parseAmount } from '@gpumesh/protocol'
-import { jobBudget, parseJobFile, previewOrder, readBook, type OrderPreview, type PreviewMismatch } from '@gpumesh/renter'
+import { formatAmount, jsonReplacer } from '@gpumesh/protocol'
+import { previewOrder, readBook, type OrderPreview, type PreviewMismatch } from '@gpumesh/renter'
 import { CliError, EXIT } from '../errors.js'
 import { localMatcher } from './lease-common.js'
+import { readLeaseJob } from './lease-job-file.js'
 import type { CommandContext } from '../context.js'
 
 /**
@@ -30,7 +31,8 @@ const MISMATCH_WORDS: Record<PreviewMismatch, string> = {
 }
 
 export interface DryRunOptions {
-  jobText: string
+  /** The job file's absolute path, and how the person typed it. */
+  jobPath: string
   jobArg: string
   dataDir: string
   matcher: string[] | null
@@ -41,16 +43,7 @@ export interface DryRunOptions {
 
 export async function leaseDryRun (ctx: CommandContext, o: DryRunOptions): Promise<number> {
   if (o.provider != null) throw new CliError('BAD_OPTION', '--dry-run reads a matcher\'s book; a provider has none. Give --matcher (or none, for the matcher running here).', { exitCode: EXIT.USAGE })
-  const job = parseJobFile(o.jobText, o.jobArg)
-  const decimals = job.token.decimals
-  let budget = jobBudget(job)
-  if (o.budget != null) {
-    try {
-      budget = parseAmount(o.budget, decimals)
-    } catch (err) {
-      throw new CliError('BAD_OPTION', `--budget: ${(err as Error).message}.`, { exitCode: EXIT.USAGE, cause: err })
-    }
-  }
+  const { job, decimals, budget } = await readLeaseJob(o.jobPath, o.jobArg, o.budget)
   const matcher = o.matcher ?? await localMatcher(o.dataDir)
   if (matcher == null) throw new CliError('NO_MATCHER', `No matcher given and none found in ${o.dataDir}. Pass --matcher /ip4/…/tcp/…/p2p/….`, { exitCode: EXIT.USAGE })
   const node = await createNode({ listen: [], connectionMonitor: { enabled: false } })

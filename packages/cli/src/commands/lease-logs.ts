@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util'
 import { marketDomain, settlementDomain } from '@gpumesh/protocol'
-import { attachJob, attachStartedAt, recordFollower, type JobOutcome } from '@gpumesh/renter'
+import { attachJob, attachStartedAt, recordFollower, type JobFollowResult } from '@gpumesh/renter'
 import { resolveDataDir } from '../data-dir.js'
 import { EXIT } from '../errors.js'
 import { leaseStore, renterCliError, renterIdentity, renterNode, saveAttachResult } from './lease-common.js'
@@ -41,7 +41,7 @@ export const leaseLogsCommand: Command = {
         idle = setTimeout(stop, IDLE_MS)
       }
       touch()
-      let ended: JobOutcome | null = null
+      let ended: JobFollowResult | null = null
       const follow = recordFollower(record)
       try {
         const outcome = await attachJob({

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util'
 import { ZERO_ADDRESS, formatAmount, jsonReplacer, marketDomain, settlementDomain } from '@gpumesh/protocol'
 import { EscrowClient } from '@gpumesh/settlement'
-import { FINAL_RECORD_STATES, attachJob, attachStartedAt, recordFollower, type JobOutcome, type LeaseRecord } from '@gpumesh/renter'
+import { FINAL_RECORD_STATES, attachJob, attachStartedAt, recordFollower, type JobFollowResult, type LocalLeaseRecord } from '@gpumesh/renter'
 import { resolveDataDir } from '../data-dir.js'
 import { EXIT } from '../errors.js'
 import { renderTable } from '../table.js'
@@ -67,7 +67,7 @@ export const leaseStatusCommand: Command = {
   }
 }
 
-export function describe (r: LeaseRecord): string {
+export function describe (r: LocalLeaseRecord): string {
   const d = r.tokenDecimals
   return [
     `lease      ${r.leaseId}`,
@@ -96,7 +96,7 @@ export interface LeaseSettlement {
   note: string | null
 }
 
-async function settlementView (record: LeaseRecord, rpcUrl: string | undefined): Promise<LeaseSettlement> {
+async function settlementView (record: LocalLeaseRecord, rpcUrl: string | undefined): Promise<LeaseSettlement> {
   const escrow = record.terms.escrow ?? ZERO_ADDRESS
   if (escrow === ZERO_ADDRESS) return { kind: 'offchain', escrow, cost: record.paid, redeemed: null, note: null }
   if (rpcUrl == null || rpcUrl === '') return { kind: 'onchain', escrow, cost: record.paid, redeemed: null, note: 'pass --rpc URL (or set GPUMESH_RPC_URL) to see what the escrow paid' }
@@ -120,7 +120,7 @@ function describeSettlement (s: LeaseSettlement, decimals: number): string {
 }
 
 /** Attaches for a moment from the last event seen, to learn what the provider says now. */
-async function providerView (record: LeaseRecord, waitMs: number, dataDir: string, ctx: Parameters<Command['run']>[1]): Promise<{ remote: { state: string, detail: string }, outcome: JobOutcome | null }> {
+async function providerView (record: LocalLeaseRecord, waitMs: number, dataDir: string, ctx: Parameters<Command['run']>[1]): Promise<{ remote: { state: string, detail: string }, outcome: JobFollowResult | null }> {
   const identity = await renterIdentity(dataDir, ctx)
   const node = await renterNode(identity)
   const controller = new AbortController()

@@ -1,18 +1,19 @@
-import { mkdir, mkdtemp, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, stat, unlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { formatAmount, jsonReplacer, parseAmount, type JobEvent } from '@gpumesh/protocol'
+import { formatAmount, jsonReplacer, type JobEvent } from '@gpumesh/protocol'
 import { describeFsError } from '@gpumesh/provider'
 import { marketDomain } from '@gpumesh/protocol'
 import {
-  MAX_JOB_FILE_BYTES, buildBundle, cancelJob, jobBudget, newLeaseRecord, parseJobFile, placeOrder, proposeToProvider,
-  readBundle, runLeasedJob, signJobOrder, type GrantedLease, type LeaseRecord, type LeaseSummary
+  buildBundle, cancelJob, newLeaseRecord, placeOrder, proposeToProvider,
+  readBundle, runLeasedJob, signJobOrder, type GrantedLease, type LocalLeaseRecord, type JobRunSummary
 } from '@gpumesh/renter'
 import { resolveDataDir } from '../data-dir.js'
 import { CliError, EXIT } from '../errors.js'
 import { formatDuration, leaseStore, localMatcher, progressBar, renterCliError, renterIdentity, renterNode } from './lease-common.js'
 import { leaseDryRun } from './lease-dry-run.js'
+import { readLeaseJob, type LeaseJob } from './lease-job-file.js'
 import type { Command, CommandContext } from '../context.js'
 
 /** Artifacts land in `<cwd>/gpumesh-out/<lease id>/` unless --out says otherwise. */
@@ -46,7 +47,7 @@ export const leaseSubmitCommand: Command = {
     const dataDir = resolveDataDir(values['data-dir'], ctx)
     try {
       if (values['dry-run']) {
-        return await leaseDryRun(ctx, { jobText: await readJobFile(jobPath, positionals[0] ?? ''), jobArg: positionals[0] ?? '', dataDir, matcher: values.matcher ?? null, provider: values.provider ?? null, budget: values.budget ?? null, json: values.json })
+        return await leaseDryRun(ctx, { jobPath, jobArg: positionals[0] ?? '', dataDir, matcher: values.matcher ?? null, provider: values.provider ?? null, budget: values.budget ?? null, json: values.json })
       }
       return await submit(ctx, { jobPath, jobArg: positionals[0] ?? '', dataDir, matcher: values.matcher ?? null, provider: values.provider ?? null, budget: values.budget ?? null, out: values.out ?? null, reattachSec, json: values.json })
     } catch (err) {
@@ -68,16 +69,7 @@ interface SubmitOptions {
 }
 
 async function submit (ctx: CommandContext, o: SubmitOptions): Promise<number> {
-  const job = parseJobFile(await readJobFile(o.jobPath, o.jobArg), o.jobArg)
-  const decimals = job.token.decimals
-  let budget = jobBudget(job)
-  if (o.budget != null) {
-    try {
-      budget = parseAmount(o.budget, decimals)
-    } catch (err) {
-      throw new CliError('BAD_OPTION', `--budget: ${(err as Error).message}.`, { exitCode: EXIT.USAGE, cause: err })
-    }
-  }
+  const { job, decimals, budget } = await readLeaseJob(o.jobPath, o.jobArg, o.budget)
   const matcher = o.provider != null ? null : o.matcher ?? await localMatcher(o.dataDir)
   if (o.provider == null && matcher == null) {
     throw new CliError('NO_MATCHER', `No matcher given and none found in ${o.dataDir}. Pass --matcher /ip4/…/tcp/…/p2p/… or --provider ADDR.`, { exitCode: EXIT.USAGE })
@@ -119,11 +111,11 @@ async function submit (ctx: CommandContext, o: SubmitOptions): Promise<number> {
     }
     const { terms } = lease
     // From here on a failure before the job has started cancels the lease at once, freeing the GPUs.
-    let record: LeaseRecord | null = null
+    let record: LocalLeaseRecord | null = null
     try {
       return await runOnLease(ctx, o, { lease, node, identity, bundle, budget, decimals, store, note, spec: job.spec, setRecord: (r) => { record = r } })
     } catch (err) {
-      const r = record as LeaseRecord | null
+      const r = record as LocalLeaseRecord | null
       if (r == null || (r.startedAt == null && r.lastSequence === 0)) {
         try {
           await cancelJob({ node, wallet: identity.wallet, terms, marketDomain: marketDomain(terms.chainId), signal: AbortSignal.timeout(10_000), reason: 'RENTER_CANCEL' })
@@ -149,8 +141,8 @@ interface LeasedContext {
   decimals: number
   store: ReturnType<typeof leaseStore>
   note: (line: string) => void
-  setRecord: (record: LeaseRecord) => void
-  spec: ReturnType<typeof parseJobFile>['spec']
+  setRecord: (record: LocalLeaseRecord) => void
+  spec: LeaseJob['job']['spec']
 }
 
 async function runOnLease (ctx: CommandContext, o: SubmitOptions, c: LeasedContext): Promise<number> {
@@ -200,17 +192,6 @@ async function checkWritable (dir: string, what: string, option: string): Promis
   }
 }
 
-async function readJobFile (path: string, shown: string): Promise<string> {
-  try {
-    const info = await stat(path)
-    if (info.size > MAX_JOB_FILE_BYTES) throw new CliError('JOB_FILE_INVALID', `${shown} is ${info.size} bytes; a job file is at most ${MAX_JOB_FILE_BYTES}.`, { exitCode: EXIT.USAGE })
-    return await readFile(path, 'utf8')
-  } catch (err) {
-    if (err instanceof CliError) throw err
-    throw new CliError('JOB_FILE_UNREADABLE', `Cannot read the job file ${shown}: ${(err as Error).message}.`, { exitCode: EXIT.USAGE, cause: err })
-  }
-}
-
 /** Log lines go to stdout/stderr as the job wrote them (stderr only, with --json); notes to stderr. */
 export function printEvent (e: JobEvent, ctx: CommandContext, json: boolean): void {
   switch (e.kind) {
@@ -232,7 +213,7 @@ export function printEvent (e: JobEvent, ctx: CommandContext, json: boolean): vo
   }
 }
 
-function report (s: LeaseSummary, o: { ctx: CommandContext, json: boolean, decimals: number, budget: bigint }): number {
+function report (s: JobRunSummary, o: { ctx: CommandContext, json: boolean, decimals: number, budget: bigint }): number {
   const { ctx, decimals } = o
   if (o.json) {
     ctx.stdout(JSON.stringify({ ...s, paidFormatted: formatAmount(s.paid, decimals) }, jsonReplacer, 2) + '\n')

@@ -5,7 +5,7 @@ import { generatePeerKey, peerKeyFromBytes, peerKeyToBytes } from '@gpumesh/net'
 import { createMatcher } from '@gpumesh/matcher'
 import type { Ed25519PrivateKey } from '@libp2p/interface'
 import type { Logger } from 'pino'
-import { resolveDataDir } from '../data-dir.js'
+import { MATCHER_INFO_FILE, resolveDataDir } from '../data-dir.js'
 import { CliError, EXIT } from '../errors.js'
 import { createCliLogger } from '../log.js'
 import { writeSecret } from '../identity.js'
@@ -13,8 +13,6 @@ import type { Command, CommandContext } from '../context.js'
 
 /** The matcher's own peer key (a matcher has no payment key), apart from a provider's `peer.key`. */
 export const MATCHER_KEY_FILE = 'matcher-peer.key'
-/** Written at start: the running matcher's peer id and addresses, for `gpumesh offers` and scripts. */
-export const MATCHER_INFO_FILE = 'matcher.json'
 
 export const matcherStartCommand: Command = {
   name: 'matcher start',

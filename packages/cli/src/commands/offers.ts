@@ -4,13 +4,12 @@ import { parseArgs } from 'node:util'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { createNode, type GpumeshNode } from '@gpumesh/net'
 import { formatAmount, jsonReplacer, parseAmount } from '@gpumesh/protocol'
-import { readBook as readMatcherBook } from '@gpumesh/renter'
+import { BookReadError, readBook as readMatcherBook } from '@gpumesh/renter'
 import type { BookFilters, Offer } from '@gpumesh/protocol'
-import { resolveDataDir } from '../data-dir.js'
+import { MATCHER_INFO_FILE, resolveDataDir } from '../data-dir.js'
 import { addressOption } from '../chain.js'
 import { CliError, EXIT } from '../errors.js'
 import { renderTable } from '../table.js'
-import { MATCHER_INFO_FILE } from './matcher-start.js'
 import type { Command } from '../context.js'
 
 export const offersCommand: Command = {
@@ -98,7 +97,7 @@ async function readBook (node: GpumeshNode, targets: Multiaddr[], filters: BookF
     const { offers, invalid } = await readMatcherBook({ node, matcher: targets, filters, signal })
     return { offers, invalid }
   } catch (err) {
-    if ((err as Error).name === 'BookReadError') throw new CliError('MATCHER_UNREACHABLE', (err as Error).message, { cause: err })
+    if (err instanceof BookReadError) throw new CliError('MATCHER_UNREACHABLE', (err as Error).message, { cause: err })
     throw err
   }
 }

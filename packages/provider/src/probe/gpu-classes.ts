@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { z } from 'zod'
 import { GpuClassesError } from './errors.js'
@@ -55,6 +56,25 @@ export class GpuClassTable {
   lookup (model: string): GpuClassSpec | undefined {
     return this.classes.find((c) => c.class.toLowerCase() === model.toLowerCase()) ?? this.classify(model, null)
   }
+
+  /**
+   * A model as people write it (`probe.simulate`): a class name or display name, ignoring case, spaces
+   * and dashes (`h100 sxm 80gb`); a name a tool prints or people write, through the table's patterns
+   * (`NVIDIA H100 80GB HBM3`, `A100 80GB`, `H100`); or the start of exactly one class name (`MI300`).
+   * When nothing fits, `candidates` holds the classes whose names start so (several: ambiguous), or is
+   * empty.
+   */
+  resolveName (model: string): { spec: GpuClassSpec | undefined, candidates: GpuClassSpec[] } {
+    const wanted = squash(model)
+    const named = this.classes.find((c) => squash(c.class) === wanted || squash(c.displayName) === wanted) ?? this.classify(model, null)
+    if (named != null) return { spec: named, candidates: [] }
+    const family = wanted.length >= 2 ? this.classes.filter((c) => squash(c.class).startsWith(wanted)) : []
+    return family.length === 1 ? { spec: family[0], candidates: [] } : { spec: undefined, candidates: family }
+  }
+}
+
+function squash (name: string): string {
+  return name.toLowerCase().replace(/[^a-z0-9]+/g, '')
 }
 
 /** Checks and compiles a parsed class table. */
@@ -91,6 +111,22 @@ export async function loadGpuClasses (file: string | URL = DEFAULT_GPU_CLASSES_F
     throw new GpuClassesError(`the GPU class table ${String(file)} is not JSON`, { cause: err })
   }
   return parseGpuClasses(doc)
+}
+
+let defaultTable: GpuClassTable | null = null
+
+/** config/gpu-classes.json, read once (for checking configuration, which is synchronous). */
+export function defaultGpuClasses (): GpuClassTable {
+  if (defaultTable == null) {
+    let doc: unknown
+    try {
+      doc = JSON.parse(readFileSync(DEFAULT_GPU_CLASSES_FILE, 'utf8'))
+    } catch (err) {
+      throw new GpuClassesError(`the GPU class table ${DEFAULT_GPU_CLASSES_FILE.pathname} cannot be read`, { cause: err })
+    }
+    defaultTable = parseGpuClasses(doc)
+  }
+  return defaultTable
 }
 
 /** The spec fields a GPU carries (the matching rules are left out). */

@@ -153,7 +153,16 @@ function currentUid (): number | null {
 
 /** True when a GPU tool exists but failed (the CLI's exit code 3). */
 export function hasToolFailure (result: Pick<ProbeResult, 'errors'>): boolean {
-  return result.errors.some((e) => GPU_TOOL_SOURCES.has(e.source))
+  return result.errors.some((e) => GPU_TOOL_SOURCES.has(e.source) && e.code !== 'TOOL_NOT_FOUND')
+}
+
+/**
+ * The GPU tools named by a setting (config or environment) that do not exist or cannot be run: a
+ * configuration error (the CLI's exit code 2), not a failing tool. A tool looked up on PATH and absent
+ * is no issue at all.
+ */
+export function missingTools (result: Pick<ProbeResult, 'errors'>): ProbeIssue[] {
+  return result.errors.filter((e) => GPU_TOOL_SOURCES.has(e.source) && e.code === 'TOOL_NOT_FOUND')
 }
 
 /** The GPUs that may be offered: healthy, not busy. */

@@ -1,5 +1,5 @@
-export { GpuProber, hasToolFailure, offerableGpus, VANISHED_PROBLEM } from './gpu-prober.js'
-export { resolveProbeExecutables, type ProbeExecutables, type ProbeExecutablesConfig } from './executables.js'
+export { GpuProber, hasToolFailure, missingTools, offerableGpus, VANISHED_PROBLEM } from './gpu-prober.js'
+export { probeToolSetting, resolveProbeExecutables, type ProbeExecutables, type ProbeExecutablesConfig } from './executables.js'
 export { loadGpuClasses, parseGpuClasses, GpuClassTable, DEFAULT_GPU_CLASSES_FILE, UNKNOWN_CLASS } from './gpu-classes.js'
 export { GpuSampler, type GpuSamplerOptions, type ReadGpus, type SamplerGpu } from './gpu-sampler.js'
 export { parseNvidiaQuery, parseNvidiaList, parseComputeApps, parseRemappedRows, parseInvalidFields, parseNvidiaReadings } from './nvidia-smi.js'

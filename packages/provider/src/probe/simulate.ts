@@ -2,7 +2,7 @@ import type { GpuClassTable } from './gpu-classes.js'
 import type { RawGpu, SimulatedGpuSpec } from './types.js'
 
 /**
- * GPUs made up from `probe.simulate`, with stable UUIDs `GPU-sim-<class>-<n>` and the class's memory.
+ * GPUs made up from `probe.simulate` (models as `GpuClassTable.resolveName` reads them), with stable UUIDs `GPU-sim-<class>-<n>` and the class's memory.
  * Live readings are idle values; nothing here pretends to be measured. The compute capability is the
  * class's (config/gpu-classes.json), so orders with `minComputeCapability` can match simulated GPUs.
  */
@@ -11,7 +11,7 @@ export function simulatedGpus (specs: readonly SimulatedGpuSpec[], classes: GpuC
   const out: RawGpu[] = []
   let index = firstIndex
   for (const spec of specs) {
-    const c = classes?.lookup(spec.model)
+    const c = classes?.resolveName(spec.model).spec
     const slug = (c?.class ?? spec.model).replace(/[^A-Za-z0-9.-]+/g, '-')
     for (let i = 0; i < spec.count; i++) {
       const n = counters.get(slug) ?? 0
