@@ -1,11 +1,11 @@
 /**
  * Running the built `gpumesh` CLI (`npx tsc -b` first) as a child process, the way a person does.
  */
+import { expect, vi } from 'vitest'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { until } from './provider-helpers.js'
 
 export const CLI = fileURLToPath(new URL('../packages/cli/bin/gpumesh.js', import.meta.url))
 
@@ -62,11 +62,11 @@ export async function spawnDaemon (dataDir: string, options: {
     }
   }
   let info: ProviderJson | null = null
-  await until(async () => {
-    if (child.exitCode != null) return true
+  await vi.waitFor(async () => {
+    if (child.exitCode != null) return
     info = output.includes('running') ? await read() : null
-    return info !== null && info.pid !== options.previousPid
-  }, 30_000)
+    expect(info !== null && info.pid !== options.previousPid, `the provider has not started yet: ${output}`).toBe(true)
+  }, { timeout: 30_000 })
   if (child.exitCode != null) {
     if (options.mustStart !== false) throw new Error(`provider exited ${child.exitCode}: ${output}`)
     return { child, info: null, output: () => output }

@@ -17,13 +17,13 @@ import { promisify } from 'node:util'
 import { createHash } from 'node:crypto'
 import { Wallet } from 'ethers'
 import { create, list } from 'tar'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { openLedger } from '@gpumesh/ledger'
 import type { GpumeshNode } from '@gpumesh/net'
 import type { Bytes32, JobEvent, JobSpec } from '@gpumesh/protocol'
 import { attachJob, submitJob } from '@gpumesh/renter'
 import { containerName } from '@gpumesh/provider'
-import { StandInProber, simulatedGpu, startClient, startProvider, tempDir, until, type TestProvider } from './provider-helpers.js'
+import { StandInProber, simulatedGpu, startClient, startProvider, tempDir, type TestProvider } from './provider-helpers.js'
 import { clientOptions, leaseFrom } from './jobs-helpers.js'
 import { CLI, spawnDaemon, type ProviderJson } from './cli-helpers.js'
 import { TEST_IMAGE, containerExists, removeContainers, testEngine } from '../packages/provider/test/jobs/docker-helpers.js'
@@ -157,7 +157,7 @@ describe(`the docker runner runs jobs in containers (${engine.label})`, () => {
       bundleSize: bundle.bytes.length,
       onEvent: (e) => { events.push(e) }
     })
-    await until(() => events.some((e) => e.text === 'step 3'), 20_000)
+    await vi.waitFor(() => { expect(events.some((e) => e.text === 'step 3')).toBeTruthy() }, { timeout: 20_000 })
     const stopped = await daemon.provider.jobs.terminate(terms.leaseId, 'RENTER_CANCEL')
     expect(stopped).toMatchObject({ state: 'terminated', reason: 'RENTER_CANCEL', exitCode: 0 })
     expect(await outcome).toMatchObject({ state: 'terminated', reason: 'RENTER_CANCEL' })
@@ -243,7 +243,6 @@ describe(`a GPU runtime the engine lacks (${engine.label})`, () => {
   }, 30_000)
 })
 
-
 describe(`kill -9 of the daemon while its job runs in a container (${engine.label})`, () => {
   let dataDir: string
   let remove: () => Promise<void>
@@ -306,7 +305,7 @@ describe(`kill -9 of the daemon while its job runs in a container (${engine.labe
       bundleSize: bundle.bytes.length,
       onEvent: (e) => { seen.push(e) }
     }).catch((err: unknown) => err)
-    await until(() => seen.some((e) => e.kind === 'usage') && seen.some((e) => e.text === 'step 10'), 20_000)
+    await vi.waitFor(() => { expect(seen.some((e) => e.kind === 'usage') && seen.some((e) => e.text === 'step 10')).toBeTruthy() }, { timeout: 20_000 })
     first.child.kill('SIGKILL')
     await new Promise((resolve) => first.child.once('exit', resolve))
     expect(await job).toMatchObject({ name: 'JobClientError' })
@@ -324,7 +323,7 @@ describe(`kill -9 of the daemon while its job runs in a container (${engine.labe
       onEvent: (e) => { seen.push(e); if (e.kind === 'log') linesAfter++ }
     })
     // The restarted daemon re-attached: the job's new lines reach the renter; then the job is told to finish.
-    await until(() => linesAfter >= 5, 20_000)
+    await vi.waitFor(() => { expect(linesAfter >= 5).toBeTruthy() }, { timeout: 20_000 })
     await writeFile(join(dataDir, 'jobs', terms.leaseId, 'work', 'stop'), '')
     expect(await outcome).toMatchObject({ state: 'completed', exitCode: 0 })
     // provider status says which runner runs and on which engine.

@@ -13,12 +13,12 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { Wallet } from 'ethers'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { openLedger } from '@gpumesh/ledger'
 import type { GpumeshNode } from '@gpumesh/net'
 import type { JobEvent } from '@gpumesh/protocol'
 import { attachJob, submitJob } from '@gpumesh/renter'
-import { startClient, tempDir, until } from './provider-helpers.js'
+import { startClient, tempDir } from './provider-helpers.js'
 import { CLI, spawnDaemon, type ProviderJson } from './cli-helpers.js'
 import { clientOptions, leaseFrom, trainSpec, trainingBundle } from './jobs-helpers.js'
 
@@ -27,7 +27,6 @@ const PASSWORD = 'correct horse battery staple'
 const TRAIN = fileURLToPath(new URL('../packages/provider/test/fixtures/jobs/train.mjs', import.meta.url))
 /** The meter samples every second at a 1 s billing interval. */
 const SAMPLE_MS = 1000
-
 
 describe('kill -9 of the daemon during a job', () => {
   let dataDir: string
@@ -91,7 +90,7 @@ describe('kill -9 of the daemon during a job', () => {
       onEvent: (e) => { seen.push(e) },
       onVoucher: (v) => { vouchersSent.push(v.cumulativeAmount) }
     }).catch((err: unknown) => err)
-    await until(() => seen.filter((e) => e.kind === 'usage').length >= 2 && vouchersSent.length >= 2, 15_000)
+    await vi.waitFor(() => { expect(seen.filter((e) => e.kind === 'usage').length >= 2 && vouchersSent.length >= 2).toBeTruthy() }, { timeout: 15_000 })
     await new Promise((resolve) => setTimeout(resolve, 300)) // let the last voucher land
     first.child.kill('SIGKILL')
     await new Promise((resolve) => first.child.once('exit', resolve))
@@ -186,7 +185,7 @@ describe('kill -9 of the daemon during a job', () => {
       const all = await Promise.all(names.map(async (n) => JSON.parse(await readFile(join(records, n), 'utf8')) as { leaseId: string, paid: string, state: string }))
       return all.find((r) => BigInt(r.paid) > 0n)
     }
-    await until(async () => (await paidRecord()) !== undefined, 20_000)
+    await vi.waitFor(async () => { expect((await paidRecord()) !== undefined).toBeTruthy() }, { timeout: 20_000 })
     first.child.kill('SIGKILL')
     await new Promise((resolve) => first.child.once('exit', resolve))
 

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { multiaddr } from '@multiformats/multiaddr'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createNode, request, type GpumeshNode } from '@gpumesh/net'
 import { BOOK_PROTOCOL, decodeBookPage, encodeBookQuery } from '@gpumesh/protocol'
 
@@ -60,10 +60,10 @@ describe('gpumesh market end to end', () => {
     let output = ''
     child.stdout?.on('data', (d: Buffer) => { output += d.toString() })
     child.stderr?.on('data', (d: Buffer) => { output += d.toString() })
-    await until(async () => {
+    await vi.waitFor(async () => {
       if (child.exitCode != null) throw new Error(`gpumesh ${args.join(' ')} exited ${child.exitCode}: ${output}`)
-      return await ready(output)
-    }, 30_000)
+      expect(await ready(output)).toBeTruthy()
+    }, { timeout: 30_000 })
     return { child, output: () => output }
   }
 
@@ -165,8 +165,8 @@ describe('gpumesh market end to end', () => {
     ])
     // Both matchers hold all three offers before any order is sent.
     const all = Object.values(provider).map((p) => p.peerId).sort()
-    await until(async () => JSON.stringify(await book(matcherAddr.a)) === JSON.stringify(all) &&
-      JSON.stringify(await book(matcherAddr.b)) === JSON.stringify(all), 20_000)
+    await vi.waitFor(async () => { expect(JSON.stringify(await book(matcherAddr.a)) === JSON.stringify(all) &&
+      JSON.stringify(await book(matcherAddr.b)) === JSON.stringify(all)).toBeTruthy() }, { timeout: 20_000 })
   }, 90_000)
 
   afterAll(async () => {
@@ -255,12 +255,12 @@ describe('gpumesh market end to end', () => {
     // Cancel once the renter has signed a voucher (its lease record says so), not after a fixed number
     // of steps: on a loaded machine the first report can come late.
     const records = join(renter.a.dir, 'renter', 'leases')
-    await until(async () => {
-      if (!stdout.includes('step 1 loss')) return false
+    await vi.waitFor(async () => {
+      expect(stdout).toContain('step 1 loss')
       const names = (await readdir(records)).filter((n) => n.endsWith('.json'))
       const paid = await Promise.all(names.map(async (n) => (JSON.parse(await readFile(join(records, n), 'utf8')) as { state: string, paid: string })))
-      return paid.some((r) => r.state === 'running' && BigInt(r.paid) > 0n)
-    }, 30_000)
+      expect(paid.some((r) => r.state === 'running' && BigInt(r.paid) > 0n)).toBe(true)
+    }, { timeout: 30_000 })
     child.kill('SIGINT')
     expect(await exited).toBe(130)
     const leaseId = /cancelled lease (0x[0-9a-f]{64}); paid (\d+\.\d+)/.exec(stderr)
@@ -281,20 +281,7 @@ describe('gpumesh market end to end', () => {
     if (rtx == null) throw new Error('no rtx provider')
     expect(await book(matcherAddr.a)).toContain(rtx.peerId)
     rtx.daemon.child.kill('SIGKILL')
-    await until(async () => !(await book(matcherAddr.a)).includes(rtx.peerId) && !(await book(matcherAddr.b)).includes(rtx.peerId), 15_000)
+    await vi.waitFor(async () => { expect(!(await book(matcherAddr.a)).includes(rtx.peerId) && !(await book(matcherAddr.b)).includes(rtx.peerId)).toBeTruthy() }, { timeout: 15_000 })
     expect(await book(matcherAddr.a)).toHaveLength(2)
   })
 })
-
-async function until (check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
-  const start = Date.now()
-  for (;;) {
-    try {
-      if (await check()) return
-    } catch (err) {
-      if ((err as Error).message.includes('exited')) throw err
-    }
-    if (Date.now() - start > timeoutMs) throw new Error('condition not met in time')
-    await new Promise((resolve) => setTimeout(resolve, 200))
-  }
-}

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Wallet } from 'ethers'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createNode, publish } from '@gpumesh/net'
 import { OFFERS_TOPIC, encodeOffer, marketDomain, paymentKeyAddress, signOffer, signPeerBinding } from '@gpumesh/protocol'
 import type { ChildProcess } from 'node:child_process'
@@ -31,15 +31,6 @@ afterAll(async () => {
   await simulatedProvider?.stop()
   await rm(home, { recursive: true, force: true })
 })
-
-async function until (check: () => Promise<boolean> | boolean, timeoutMs = 15_000): Promise<void> {
-  const start = Date.now()
-  while (!(await check())) {
-    if (Date.now() - start > timeoutMs) throw new Error(`condition not met in time; matcher stderr:\n${stderr}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
-
 async function gpumesh (args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
   return await new Promise((resolve) => {
     execFile(process.execPath, [cli, ...args], { env: { PATH: process.env.PATH ?? '', GPUMESH_HOME: home }, timeout: 20_000 }, (err, out, errText) => {
@@ -53,10 +44,10 @@ describe('gpumesh matcher start and gpumesh offers', () => {
     child = spawn(process.execPath, [cli, 'matcher', 'start', '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', home], { stdio: ['ignore', 'pipe', 'pipe'] })
     child.stdout?.on('data', (d: Buffer) => { stdout += d.toString() })
     child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
-    await until(async () => { try { await stat(join(home, 'matcher.json')); return true } catch { return false } })
-    const info = JSON.parse(await readFile(join(home, 'matcher.json'), 'utf8')) as { peerId: string, addresses: string[] }
+    // Once matcher.json is there and whole.
+    const info = await vi.waitFor(async () => JSON.parse(await readFile(join(home, 'matcher.json'), 'utf8')) as { peerId: string, addresses: string[] }, { timeout: 15_000 })
     expect(info.addresses[0]).toMatch(/^\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\//)
-    await until(() => stdout.includes(info.peerId))
+    await vi.waitFor(() => { expect(stdout.includes(info.peerId), `matcher stderr:\n${stderr}`).toBeTruthy() }, { timeout: 15_000 })
     expect((await stat(join(home, 'matcher-peer.key'))).mode & 0o777).toBe(0o600)
 
     const key = Wallet.createRandom().privateKey
@@ -65,7 +56,7 @@ describe('gpumesh matcher start and gpumesh offers', () => {
     provider = await createNode({ listen: ['/ip4/127.0.0.1/tcp/0'], loopback: true, bootstrap: info.addresses })
     const node = provider
     const peerId = node.peerId.toString()
-    await until(() => node.services.pubsub.getSubscribers(OFFERS_TOPIC).map(String).includes(info.peerId))
+    await vi.waitFor(() => { expect(node.services.pubsub.getSubscribers(OFFERS_TOPIC).map(String).includes(info.peerId), `matcher stderr:\n${stderr}`).toBeTruthy() }, { timeout: 15_000 })
     const now = Date.now()
     const body: OfferBody = {
       type: 'offer',
@@ -93,11 +84,11 @@ describe('gpumesh matcher start and gpumesh offers', () => {
     await publish(node, OFFERS_TOPIC, encodeOffer({ ...body, signature: signOffer(body, key, domain) }))
 
     let listed: Array<{ peerId: string, gpus: Array<{ pricePerGpuHour: string }> }> = []
-    await until(async () => {
+    await vi.waitFor(async () => {
       const r = await gpumesh(['offers', '--json', '--data-dir', home])
       listed = r.code === 0 ? JSON.parse(r.stdout) as typeof listed : []
-      return listed.length === 1
-    })
+      expect(listed.length === 1, `matcher stderr:\n${stderr}`).toBeTruthy()
+    }, { timeout: 15_000 })
     expect(listed[0]?.peerId).toBe(peerId)
     expect(listed[0]?.gpus.map((g) => g.pricePerGpuHour)).toEqual(['2100000', '450000'])
 
@@ -114,7 +105,7 @@ describe('gpumesh matcher start and gpumesh offers', () => {
     simulatedProvider = await createNode({ listen: ['/ip4/127.0.0.1/tcp/0'], loopback: true, bootstrap: info.addresses })
     const simNode = simulatedProvider
     const simPeerId = simNode.peerId.toString()
-    await until(() => simNode.services.pubsub.getSubscribers(OFFERS_TOPIC).map(String).includes(info.peerId))
+    await vi.waitFor(() => { expect(simNode.services.pubsub.getSubscribers(OFFERS_TOPIC).map(String).includes(info.peerId), `matcher stderr:\n${stderr}`).toBeTruthy() }, { timeout: 15_000 })
     const simBody: OfferBody = {
       ...body,
       peerId: simPeerId,
@@ -124,11 +115,11 @@ describe('gpumesh matcher start and gpumesh offers', () => {
     }
     await publish(simNode, OFFERS_TOPIC, encodeOffer({ ...simBody, signature: signOffer(simBody, simKey, domain) }))
     let withSimulated: Array<{ peerId: string, simulated: boolean, gpus: Array<{ simulated: boolean }> }> = []
-    await until(async () => {
+    await vi.waitFor(async () => {
       const r = await gpumesh(['offers', '--json', '--include-simulated'])
       withSimulated = r.code === 0 ? JSON.parse(r.stdout) as typeof withSimulated : []
-      return withSimulated.length === 2
-    })
+      expect(withSimulated.length === 2, `matcher stderr:\n${stderr}`).toBeTruthy()
+    }, { timeout: 15_000 })
     expect(withSimulated.map((o) => [o.peerId, o.simulated, o.gpus.map((g) => g.simulated)]))
       .toEqual([[simPeerId, true, [true]], [peerId, false, [false, false]]]) // cheapest first
     const withoutSimulated = await gpumesh(['offers', '--json'])

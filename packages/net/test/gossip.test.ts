@@ -1,6 +1,6 @@
 import { PublishError, publish, validateTopic } from '@gpumesh/net'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startNodes, stopAll, until } from './nodes.js'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { startNodes, stopAll } from './nodes.js'
 import type { GpumeshNode } from '@gpumesh/net'
 
 const TOPIC = '/gpumesh/test-offers/1'
@@ -22,7 +22,7 @@ describe('gossip', () => {
     // a line: a - b - c, so c only hears a through b's forwarding
     await a.dial(b.getMultiaddrs())
     await b.dial(c.getMultiaddrs())
-    await until(() => a.services.pubsub.getSubscribers(TOPIC).length === 1 && c.services.pubsub.getSubscribers(TOPIC).length === 1)
+    await vi.waitFor(() => { expect(a.services.pubsub.getSubscribers(TOPIC).length === 1 && c.services.pubsub.getSubscribers(TOPIC).length === 1).toBeTruthy() }, { timeout: 10_000 })
   })
 
   afterAll(async () => { await stopAll(nodes) })
@@ -31,8 +31,8 @@ describe('gossip', () => {
     const [a, b, c] = nodes as [GpumeshNode, GpumeshNode, GpumeshNode]
     // the mesh forms on the first heartbeat; publishing before it still floods to subscribers
     await publish(a, TOPIC, new TextEncoder().encode('offer-1'))
-    await until(() => received.get(b.peerId.toString())?.includes('offer-1') === true &&
-      received.get(c.peerId.toString())?.includes('offer-1') === true)
+    await vi.waitFor(() => { expect(received.get(b.peerId.toString())?.includes('offer-1') === true &&
+      received.get(c.peerId.toString())?.includes('offer-1') === true).toBeTruthy() }, { timeout: 10_000 })
     expect(received.get(a.peerId.toString())).toEqual([])
   })
 
@@ -55,9 +55,9 @@ describe('gossip', () => {
       judged.push(author)
       return new TextDecoder().decode(data).startsWith('bad') ? 'reject' : 'accept'
     }, { perAuthor: { points: 5, durationMs: 60_000 } })
-    await until(() => a.services.pubsub.getSubscribers(topic).length === 1 && c.services.pubsub.getSubscribers(topic).length === 1)
+    await vi.waitFor(() => { expect(a.services.pubsub.getSubscribers(topic).length === 1 && c.services.pubsub.getSubscribers(topic).length === 1).toBeTruthy() }, { timeout: 10_000 })
     for (let i = 0; i < 12; i++) await publish(a, topic, new TextEncoder().encode(i === 1 ? 'bad-1' : `ok-${i}`))
-    await until(() => atC.length >= 4)
+    await vi.waitFor(() => { expect(atC.length >= 4).toBeTruthy() }, { timeout: 10_000 })
     await new Promise((resolve) => setTimeout(resolve, 300))
     // Five judged (the limit), the forged one of them dropped; the seven beyond the limit never judged.
     expect(judged).toEqual(Array(5).fill(a.peerId.toString()))
