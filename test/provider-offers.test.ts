@@ -5,6 +5,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { generatePeerKey, type GpumeshNode } from '@gpumesh/net'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { Wallet } from 'ethers'
+import { recordJudgements } from '../packages/net/test/nodes.js'
 import { dialProvider, newRenter, proposal, requirements, signedOrder, startClient, startProvider, StandInProber, tempDir, type TestProvider } from './provider-helpers.js'
 import { LEASE_PROTOCOL, decodeLeaseDecision, encodeLeaseProposal } from '@gpumesh/protocol'
 import { request } from '@gpumesh/net'
@@ -84,8 +85,12 @@ describe('offers', () => {
     const state = await (daemon.provider.publisher as NonNullable<typeof daemon.provider.publisher>).publishNow()
     expect(state.reason).toMatch(/no healthy GPU to sell/)
     expect(daemon.provider.status().offer.reason).toMatch(/no healthy GPU/)
-    await new Promise((resolve) => setTimeout(resolve, 200))
-    expect(offers.length).toBe(count)
+    // Had an offer gone out, it would reach the listener before any later one (one stream, in order):
+    // with the GPUs healthy again, the offers that arrive from here on all have GPUs for sale.
+    for (const gpu of daemon.prober.gpus) { gpu.healthy = true; gpu.problems = [] }
+    await daemon.provider.inventory.refresh()
+    await vi.waitFor(async () => { await daemon.provider.publisher?.publishNow(); expect(offers.length).toBeGreaterThan(count) }, { timeout: 10_000 })
+    expect(offers.slice(count).map((o) => o.gpus[0]?.countTotal)).toEqual(offers.slice(count).map(() => 8))
   })
 })
 
@@ -183,12 +188,15 @@ describe('relaying other providers\' offers', () => {
       const body = { ...victim, peerId: hostileId, binding: { peerId: hostileId, payment: victim.binding.payment, proof: signPeerBinding({ peerId: hostileId, payment: victim.binding.payment }, hostileKey, marketDomain(31337n)) } }
       const { signature: _old, ...unsigned } = body
       const selfBound: Offer = { ...unsigned, signature: signOffer(unsigned, hostileKey, marketDomain(31337n)) }
+      const judged = recordJudgements(relay.provider.node as GpumeshNode, OFFERS_TOPIC)
       for (const offer of [victim, selfBound]) await hostile.services.pubsub.publish(OFFERS_TOPIC, encodeOffer(offer))
+      // The relay judges a message before it relays it: once it rejected both, neither can cross it.
+      await vi.waitFor(() => { expect(judged.results(hostileId)).toEqual(['reject', 'reject']) }, { timeout: 10_000 })
+      judged.restore()
 
       // Honest traffic keeps flowing through the relay meanwhile; the hostile messages never do.
       const before = fromHonest()
       await vi.waitFor(async () => { await honest.provider.publisher?.publishNow(); expect(fromHonest() > before).toBeTruthy() }, { timeout: 10_000 })
-      await new Promise((resolve) => setTimeout(resolve, 500))
       expect(received.filter((r) => r.author === hostileId)).toEqual([])
       expect(received.every((r) => r.offer != null && r.author === r.offer.peerId)).toBe(true)
     } finally {

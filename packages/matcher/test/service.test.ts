@@ -11,6 +11,7 @@ import type { GpumeshNode } from '@gpumesh/net'
 import type { BookFilters, BookPage, Offer, OfferBody, Order, OrderResult } from '@gpumesh/protocol'
 import type { Matcher, OfferVerdict } from '@gpumesh/matcher'
 import { DOMAIN, FakeProvider, Renter, loopbackNode, untilSubscribed } from './network.js'
+import { recordJudgements } from '../../net/test/nodes.js'
 
 let matcher: Matcher
 let second: Matcher
@@ -27,23 +28,6 @@ async function provider (bootstrap: string[]): Promise<FakeProvider> {
   const p = new FakeProvider(node)
   await p.start()
   return p
-}
-
-/** Records what the matcher's offer judge (net's topic validator) answers, by the peer that passed the message on. */
-function judgedOffers (m: Matcher): { results: (from: string) => string[], restore: () => void } {
-  const validators = m.node.services.pubsub.topicValidators
-  const judge = validators.get(OFFERS_TOPIC)
-  if (judge == null) throw new Error('the matcher does not judge the offers topic')
-  const seen: Array<{ from: string, result: string }> = []
-  validators.set(OFFERS_TOPIC, async (peer, message) => {
-    const result = await judge(peer, message)
-    seen.push({ from: peer.toString(), result })
-    return result
-  })
-  return {
-    results: (from) => seen.filter((s) => s.from === from).map((s) => s.result),
-    restore: () => { validators.set(OFFERS_TOPIC, judge) }
-  }
 }
 
 function addrs (m: Matcher): string[] {
@@ -172,7 +156,7 @@ describe('offer intake', () => {
     const forger = await provider([...addrs(matcher), ...addrs(second)])
     await untilSubscribed(forger.node, [matcher.node, second.node])
     // What each matcher's gossip judge answered, per peer that passed the message on.
-    const reports = [matcher, second].map((m) => judgedOffers(m))
+    const reports = [matcher, second].map((m) => recordJudgements(m.node, OFFERS_TOPIC))
     const before = verdicts.length
     const victim = cheap.offer([{ pricePerGpuHour: 1n }])
     // 1. the victim's payment address on the forger's peer, with the victim's binding proof

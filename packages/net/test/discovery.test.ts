@@ -39,7 +39,9 @@ describe('discovery', () => {
     await vi.waitFor(() => { expect(leaf.getConnections(hub.peerId).length > 0).toBeTruthy() }, { timeout: 10_000 })
     await hub.stop()
     await vi.waitFor(() => { expect(leaf.getConnections(hub.peerId).length === 0).toBeTruthy() }, { timeout: 10_000 })
-    // Down for a while (redials fail meanwhile), then back on the same address with the same key.
+    // Down for a while (redials fail meanwhile), then back on the same address with the same key. The
+    // passing time is what is tested (several failed redials must not stop the timer), and real
+    // libp2p nodes run on real timers: there is no state to wait on, so this sleep stays.
     await new Promise((resolve) => setTimeout(resolve, 600))
     const back = await createNode({ ...local, listen: [`/ip4/127.0.0.1/tcp/${/\/tcp\/(\d+)/.exec(addr.toString())?.[1] ?? 0}`], privateKey: key })
     nodes.push(back)

@@ -51,16 +51,19 @@ describe('gossip', () => {
     for (const node of nodes) node.services.pubsub.subscribe(topic)
     c.services.pubsub.addEventListener('message', (evt) => { if (evt.detail.topic === topic) atC.push(new TextDecoder().decode(evt.detail.data)) })
     const judged: Array<string | null> = []
+    const limited: string[] = []
     validateTopic(b, topic, (data, author) => {
       judged.push(author)
       return new TextDecoder().decode(data).startsWith('bad') ? 'reject' : 'accept'
-    }, { perAuthor: { points: 5, durationMs: 60_000 } })
+    }, { perAuthor: { points: 5, durationMs: 60_000 }, onRateLimited: (author) => { limited.push(author) } })
     await vi.waitFor(() => { expect(a.services.pubsub.getSubscribers(topic).length === 1 && c.services.pubsub.getSubscribers(topic).length === 1).toBeTruthy() }, { timeout: 10_000 })
     for (let i = 0; i < 12; i++) await publish(a, topic, new TextEncoder().encode(i === 1 ? 'bad-1' : `ok-${i}`))
+    // Until the relay has seen all twelve: five judged (the limit), the seven beyond it ignored unjudged.
+    await vi.waitFor(() => { expect(judged.length + limited.length).toBe(12) }, { timeout: 10_000 })
     await vi.waitFor(() => { expect(atC.length >= 4).toBeTruthy() }, { timeout: 10_000 })
-    await new Promise((resolve) => setTimeout(resolve, 300))
-    // Five judged (the limit), the forged one of them dropped; the seven beyond the limit never judged.
+    // The forged one of the five dropped; nothing but what the judge accepted reached C.
     expect(judged).toEqual(Array(5).fill(a.peerId.toString()))
+    expect(limited).toEqual(Array(7).fill(a.peerId.toString()))
     expect(atC.sort()).toEqual(['ok-0', 'ok-2', 'ok-3', 'ok-4'])
   })
 

@@ -19,7 +19,7 @@ describe('client-side request gate', () => {
     await handle(node, PROTOCOL, async (req) => {
       held++
       peak = Math.max(peak, held)
-      await new Promise((resolve) => setTimeout(resolve, 5))
+      await new Promise((resolve) => setTimeout(resolve, 5)) // a little work, so that requests overlap (not a wait)
       await gate
       held--
       return req

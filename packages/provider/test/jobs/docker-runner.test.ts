@@ -180,10 +180,7 @@ describe(`pulls of allowed images (${registry === null ? `no registry: ${pullEng
     const port = await freePort()
     writeFileSync(join(dir, 'config.yml'), `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, 'data')}\nhttp:\n  addr: 127.0.0.1:${port}\n`)
     child = spawn(registry, ['serve', join(dir, 'config.yml')], { stdio: 'ignore' })
-    for (let tries = 0; !(await fetch(`http://127.0.0.1:${port}/v2/`).then((r) => r.ok, () => false)); tries++) {
-      if (tries > 200) throw new Error('the registry did not answer')
-      await new Promise((resolve) => setTimeout(resolve, 100))
-    }
+    await vi.waitFor(async () => { expect((await fetch(`http://127.0.0.1:${port}/v2/`)).ok, 'the registry did not answer').toBe(true) }, { timeout: 20_000, interval: 100 })
     // An image of its own (a marker in its layer), pushed, then removed here: only the registry has it.
     reference = `127.0.0.1:${port}/gpumesh-pull/job:1`
     const marker = `marker ${process.pid} ${Date.now()}`
