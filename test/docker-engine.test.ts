@@ -10,10 +10,9 @@
  * `kill -9` of a real `gpumesh provider start` mid-job: the restarted daemon re-attaches to the
  * container and the renter gets every line once. Containers the tests start are removed.
  */
-import { spawnSync, execFile, type ChildProcess } from 'node:child_process'
+import { spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
 import { createHash } from 'node:crypto'
 import { Wallet } from 'ethers'
 import { create, list } from 'tar'
@@ -25,10 +24,9 @@ import { attachJob, submitJob } from '@gpumesh/renter'
 import { containerName } from '@gpumesh/provider'
 import { StandInProber, simulatedGpu, startClient, startProvider, tempDir, type TestProvider } from './provider-helpers.js'
 import { clientOptions, leaseFrom } from './jobs-helpers.js'
-import { CLI, spawnDaemon, type ProviderJson } from './cli-helpers.js'
+import { runCli, spawnDaemon, type ProviderJson } from './cli-helpers.js'
 import { TEST_IMAGE, containerExists, removeContainers, testEngine } from '../packages/provider/test/jobs/docker-helpers.js'
 
-const run = promisify(execFile)
 const PASSWORD = 'correct horse battery staple'
 const engine = testEngine()
 const PATH = `${process.env.PATH ?? ''}:/usr/local/bin:/usr/bin:/bin`
@@ -258,7 +256,8 @@ describe(`kill -9 of the daemon while its job runs in a container (${engine.labe
 
   beforeAll(async () => {
     ;({ dir: dataDir, remove } = await tempDir())
-    await run(process.execPath, [CLI, 'init', '--data-dir', dataDir], { env, timeout: 20_000 })
+    const init = await runCli(['init', '--data-dir', dataDir], { env })
+    expect(init.code, init.stderr).toBe(0)
     await writeFile(join(dataDir, 'config.yaml'), [
       'probe:',
       '  simulate: [{ model: H100-SXM-80GB, count: 1 }]',
@@ -327,7 +326,8 @@ describe(`kill -9 of the daemon while its job runs in a container (${engine.labe
     await writeFile(join(dataDir, 'jobs', terms.leaseId, 'work', 'stop'), '')
     expect(await outcome).toMatchObject({ state: 'completed', exitCode: 0 })
     // provider status says which runner runs and on which engine.
-    const status = await run(process.execPath, [CLI, 'provider', 'status', '--data-dir', dataDir], { env, timeout: 20_000 })
+    const status = await runCli(['provider', 'status', '--data-dir', dataDir], { env, timeoutMs: 20_000 })
+    expect(status.code, status.stderr).toBe(0)
     expect(status.stdout).toMatch(/^Runner: docker \(docker engine .+\)$/m)
     expect(status.stdout).not.toMatch(/cannot run jobs/)
     second.child.kill('SIGTERM')

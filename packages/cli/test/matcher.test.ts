@@ -1,53 +1,42 @@
 // Runs the built CLI (build first: npx tsc -b): `gpumesh matcher start` as a child process, a provider
 // node in this process publishing a signed offer to it (and one with simulated GPUs only), and `gpumesh offers`
 // reading its book, with and without --include-simulated.
-import { execFile, spawn } from 'node:child_process'
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { runCli, spawnCli, type CliRun } from '../../../test/cli-helpers.js'
 import { createNode, publish } from '@gpumesh/net'
 import { OFFERS_TOPIC, encodeOffer, marketDomain, paymentKeyAddress, signOffer, signPeerBinding } from '@gpumesh/protocol'
 import type { ChildProcess } from 'node:child_process'
 import type { GpumeshNode } from '@gpumesh/net'
 import type { OfferBody } from '@gpumesh/protocol'
 
-const root = fileURLToPath(new URL('../../../', import.meta.url))
-const cli = join(root, 'packages/cli/bin/gpumesh.js')
 
 let home: string
-let child: ChildProcess | null = null
+const children: ChildProcess[] = []
 let provider: GpumeshNode | null = null
 let simulatedProvider: GpumeshNode | null = null
-let stderr = ''
-let stdout = ''
 
 beforeAll(async () => { home = await mkdtemp(join(tmpdir(), 'gpumesh-cli-matcher-')) })
 afterAll(async () => {
-  child?.kill('SIGKILL')
+  for (const c of children) if (c.exitCode == null && c.signalCode == null) c.kill('SIGKILL')
   await provider?.stop()
   await simulatedProvider?.stop()
   await rm(home, { recursive: true, force: true })
 })
-async function gpumesh (args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
-  return await new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], { env: { PATH: process.env.PATH ?? '', GPUMESH_HOME: home }, timeout: 20_000 }, (err, out, errText) => {
-      resolve({ code: err == null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout: out, stderr: errText })
-    })
-  })
+async function gpumesh (args: string[]): Promise<CliRun> {
+  return await runCli(args, { env: { PATH: process.env.PATH ?? '', GPUMESH_HOME: home }, timeoutMs: 20_000 })
 }
 
 describe('gpumesh matcher start and gpumesh offers', () => {
   it('runs a matcher, lists a provider\'s offer from its book, and stops on SIGTERM', async () => {
-    child = spawn(process.execPath, [cli, 'matcher', 'start', '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', home], { stdio: ['ignore', 'pipe', 'pipe'] })
-    child.stdout?.on('data', (d: Buffer) => { stdout += d.toString() })
-    child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
+    const matcher = spawnCli(['matcher', 'start', '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', home], { children })
     // Once matcher.json is there and whole.
     const info = await vi.waitFor(async () => JSON.parse(await readFile(join(home, 'matcher.json'), 'utf8')) as { peerId: string, addresses: string[] }, { timeout: 15_000 })
     expect(info.addresses[0]).toMatch(/^\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\//)
-    await vi.waitFor(() => { expect(stdout.includes(info.peerId), `matcher stderr:\n${stderr}`).toBeTruthy() }, { timeout: 15_000 })
+    await vi.waitFor(() => { expect(matcher.stdout().includes(info.peerId), `matcher stderr:\n${matcher.stderr()}`).toBeTruthy() }, { timeout: 15_000 })
     expect((await stat(join(home, 'matcher-peer.key'))).mode & 0o777).toBe(0o600)
 
     const key = Wallet.createRandom().privateKey
@@ -56,7 +45,7 @@ describe('gpumesh matcher start and gpumesh offers', () => {
     provider = await createNode({ listen: ['/ip4/127.0.0.1/tcp/0'], loopback: true, bootstrap: info.addresses })
     const node = provider
     const peerId = node.peerId.toString()
-    await vi.waitFor(() => { expect(node.services.pubsub.getSubscribers(OFFERS_TOPIC).map(String).includes(info.peerId), `matcher stderr:\n${stderr}`).toBeTruthy() }, { timeout: 15_000 })
+    await vi.waitFor(() => { expect(node.services.pubsub.getSubscribers(OFFERS_TOPIC).map(String).includes(info.peerId), `matcher stderr:\n${matcher.stderr()}`).toBeTruthy() }, { timeout: 15_000 })
     const now = Date.now()
     const body: OfferBody = {
       type: 'offer',
@@ -87,7 +76,7 @@ describe('gpumesh matcher start and gpumesh offers', () => {
     await vi.waitFor(async () => {
       const r = await gpumesh(['offers', '--json', '--data-dir', home])
       listed = r.code === 0 ? JSON.parse(r.stdout) as typeof listed : []
-      expect(listed.length === 1, `matcher stderr:\n${stderr}`).toBeTruthy()
+      expect(listed.length === 1, `matcher stderr:\n${matcher.stderr()}`).toBeTruthy()
     }, { timeout: 15_000 })
     expect(listed[0]?.peerId).toBe(peerId)
     expect(listed[0]?.gpus.map((g) => g.pricePerGpuHour)).toEqual(['2100000', '450000'])
@@ -105,7 +94,7 @@ describe('gpumesh matcher start and gpumesh offers', () => {
     simulatedProvider = await createNode({ listen: ['/ip4/127.0.0.1/tcp/0'], loopback: true, bootstrap: info.addresses })
     const simNode = simulatedProvider
     const simPeerId = simNode.peerId.toString()
-    await vi.waitFor(() => { expect(simNode.services.pubsub.getSubscribers(OFFERS_TOPIC).map(String).includes(info.peerId), `matcher stderr:\n${stderr}`).toBeTruthy() }, { timeout: 15_000 })
+    await vi.waitFor(() => { expect(simNode.services.pubsub.getSubscribers(OFFERS_TOPIC).map(String).includes(info.peerId), `matcher stderr:\n${matcher.stderr()}`).toBeTruthy() }, { timeout: 15_000 })
     const simBody: OfferBody = {
       ...body,
       peerId: simPeerId,
@@ -118,7 +107,7 @@ describe('gpumesh matcher start and gpumesh offers', () => {
     await vi.waitFor(async () => {
       const r = await gpumesh(['offers', '--json', '--include-simulated'])
       withSimulated = r.code === 0 ? JSON.parse(r.stdout) as typeof withSimulated : []
-      expect(withSimulated.length === 2, `matcher stderr:\n${stderr}`).toBeTruthy()
+      expect(withSimulated.length === 2, `matcher stderr:\n${matcher.stderr()}`).toBeTruthy()
     }, { timeout: 15_000 })
     expect(withSimulated.map((o) => [o.peerId, o.simulated, o.gpus.map((g) => g.simulated)]))
       .toEqual([[simPeerId, true, [true]], [peerId, false, [false, false]]]) // cheapest first
@@ -131,10 +120,8 @@ describe('gpumesh matcher start and gpumesh offers', () => {
     expect(marked.stdout).toMatch(/H100-SXM-80GB\s+4\/8/)
     expect(marked.stdout).not.toContain('H100-SXM-80GB (simulated)')
 
-    const exited = new Promise<number | null>((resolve) => child?.on('exit', (code) => { resolve(code) }))
-    child.kill('SIGTERM')
-    expect(await exited).toBe(0)
-    child = null
-    expect(stdout).toContain('matcher stopped')
+    matcher.child.kill('SIGTERM')
+    expect(await matcher.exited).toBe(0)
+    expect(matcher.stdout()).toContain('matcher stopped')
   }, 120_000)
 })
