@@ -322,7 +322,7 @@ describe(`kill -9 of the daemon while its job runs in a container (${engine.labe
       onEvent: (e) => { seen.push(e); if (e.kind === 'log') linesAfter++ }
     })
     // The restarted daemon re-attached: the job's new lines reach the renter; then the job is told to finish.
-    await vi.waitFor(() => { expect(linesAfter >= 5).toBeTruthy() }, { timeout: 20_000 })
+    await vi.waitFor(() => { expect(linesAfter).toBeGreaterThanOrEqual(5) }, { timeout: 20_000 })
     await writeFile(join(dataDir, 'jobs', terms.leaseId, 'work', 'stop'), '')
     expect(await outcome).toMatchObject({ state: 'completed', exitCode: 0 })
     // provider status says which runner runs and on which engine.

@@ -124,7 +124,7 @@ describe('a fleet of three hosts under one operator', () => {
     const rogue = await createNode({ privateKey: rogueKey, listen: ['/ip4/127.0.0.1/tcp/0'], loopback: true, bootstrap: matcherAddrs })
     try {
       rogue.services.pubsub.subscribe(OFFERS_TOPIC)
-      await vi.waitFor(() => { expect(rogue.services.pubsub.getSubscribers(OFFERS_TOPIC).map(String).includes(matcher.node.peerId.toString())).toBeTruthy() }, { timeout: 10_000 })
+      await vi.waitFor(() => { expect(rogue.services.pubsub.getSubscribers(OFFERS_TOPIC).map(String)).toContain(matcher.node.peerId.toString()) }, { timeout: 10_000 })
       const rogueId = rogue.peerId.toString()
       const payKey = Wallet.createRandom().privateKey
       const payment = paymentKeyAddress(payKey)
@@ -203,9 +203,9 @@ describe('a fleet of three hosts under one operator', () => {
     const revoked = hosts[2] as Host
     const revocation = signFleetRevocation({ operator, peerId: revoked.peerId, revokedAt: Date.now() }, operatorKey, CHAIN_ID)
     opNode.services.pubsub.subscribe(FLEET_REVOCATIONS_TOPIC)
-    await vi.waitFor(() => { expect(opNode.services.pubsub.getSubscribers(FLEET_REVOCATIONS_TOPIC).map(String).includes(matcher.node.peerId.toString())).toBeTruthy() }, { timeout: 10_000 })
+    await vi.waitFor(() => { expect(opNode.services.pubsub.getSubscribers(FLEET_REVOCATIONS_TOPIC).map(String)).toContain(matcher.node.peerId.toString()) }, { timeout: 10_000 })
     await publish(opNode, FLEET_REVOCATIONS_TOPIC, encodeFleetRevocation(revocation))
-    await vi.waitFor(() => { expect(!matcher.book.has(revoked.peerId)).toBeTruthy() }, { timeout: 10_000 })
+    await vi.waitFor(() => { expect(matcher.book.has(revoked.peerId)).toBeFalsy() }, { timeout: 10_000 })
     expect(matcher.revocations?.size).toBe(1)
     expect(matcher.book.has(hosts[0]?.peerId ?? '')).toBe(true)
 
@@ -236,7 +236,7 @@ describe('a fleet of three hosts under one operator', () => {
       const revoke = await runCli(['fleet', 'revoke', target.peerId], { env })
       expect(revoke.code, revoke.stderr).toBe(0)
       expect(revoke.stdout).toContain('published to the matchers')
-      await vi.waitFor(() => { expect(!matcher.book.has(target.peerId)).toBeTruthy() }, { timeout: 10_000 })
+      await vi.waitFor(() => { expect(matcher.book.has(target.peerId)).toBeFalsy() }, { timeout: 10_000 })
       expect(matcher.revocations?.size).toBe(2)
     } finally {
       await opDir.remove()

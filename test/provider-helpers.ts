@@ -176,6 +176,6 @@ export async function dialProvider (client: GpumeshNode, provider: Provider): Pr
   if (node == null) throw new Error('provider not started')
   await client.dial(node.getMultiaddrs())
   // Both ends must know the connection before many streams are opened on it at once.
-  await vi.waitFor(() => { expect(node.getConnections(client.peerId).length > 0).toBeTruthy() }, { timeout: 10_000 })
+  await vi.waitFor(() => { expect(node.getConnections(client.peerId).length).toBeGreaterThan(0) }, { timeout: 10_000 })
   await client.services.ping.ping(node.peerId)
 }

@@ -43,7 +43,7 @@ describe('offers', () => {
 
   it('publishes a signed offer that a listening node receives and verifies', async () => {
     // The first offer may go out before the mesh forms; the next publication must arrive.
-    await vi.waitFor(async () => { await daemon.provider.publisher?.publishNow(); expect(offers.length > 0).toBeTruthy() }, { timeout: 10_000 })
+    await vi.waitFor(async () => { await daemon.provider.publisher?.publishNow(); expect(offers.length).toBeGreaterThan(0) }, { timeout: 10_000 })
     const offer = offers.at(-1) as Offer
     expect(offer.peerId).toBe(daemon.provider.peerId)
     expect(offer.binding.payment).toBe(daemon.provider.paymentAddress)
@@ -74,7 +74,7 @@ describe('offers', () => {
     gpu.healthy = false
     gpu.problems = ['temperature 95 °C is at or above 90 °C']
     await daemon.provider.inventory.refresh()
-    await vi.waitFor(() => { expect((offers.at(-1) as Offer).gpus[0]?.countTotal === 7).toBeTruthy() }, { timeout: 5_000 })
+    await vi.waitFor(() => { expect((offers.at(-1) as Offer).gpus[0]?.countTotal).toBe(7) }, { timeout: 5_000 })
     expect((offers.at(-1) as Offer).gpus[0]?.countFree).toBe(6)
   })
 
@@ -144,7 +144,7 @@ describe('a peer that subscribes after the offer went out', () => {
       const first = daemon.provider.publisher?.state.offer as Offer
       const offers = listen(late)
       await dialProvider(late, daemon.provider)
-      await vi.waitFor(() => { expect(offers.length > 0).toBeTruthy() }, { timeout: 10_000 })
+      await vi.waitFor(() => { expect(offers.length).toBeGreaterThan(0) }, { timeout: 10_000 })
       expect(offers[0]?.peerId).toBe(daemon.provider.peerId)
       expect(offers[0]?.sequence).toBeGreaterThan(first.sequence)
     } finally {
@@ -196,7 +196,7 @@ describe('relaying other providers\' offers', () => {
 
       // Honest traffic keeps flowing through the relay meanwhile; the hostile messages never do.
       const before = fromHonest()
-      await vi.waitFor(async () => { await honest.provider.publisher?.publishNow(); expect(fromHonest() > before).toBeTruthy() }, { timeout: 10_000 })
+      await vi.waitFor(async () => { await honest.provider.publisher?.publishNow(); expect(fromHonest()).toBeGreaterThan(before) }, { timeout: 10_000 })
       expect(received.filter((r) => r.author === hostileId)).toEqual([])
       expect(received.every((r) => r.offer != null && r.author === r.offer.peerId)).toBe(true)
     } finally {
@@ -225,7 +225,7 @@ describe('a fleet member', () => {
     const daemon = await startProvider({ dataDir: temp.dir, peerKey, paymentKey: payment.privateKey, gpus: 2, config: { offers: { fleetMembership: 'fleet.json' } } })
     try {
       await dialProvider(client, daemon.provider)
-      await vi.waitFor(async () => { await daemon.provider.publisher?.publishNow(); expect(offers.length > 0).toBeTruthy() }, { timeout: 10_000 })
+      await vi.waitFor(async () => { await daemon.provider.publisher?.publishNow(); expect(offers.length).toBeGreaterThan(0) }, { timeout: 10_000 })
       const offer = offers.at(-1) as Offer
       expect(offer.fleet).toMatchObject({ operator: operator.address, member: payment.address, peerId })
       expect(verifyOffer(offer, marketDomain(31337n))).toBe(payment.address) // the fleet proof verified with it

@@ -79,7 +79,7 @@ describe('gpumesh quote against a live matcher', () => {
       startProvider({ prober: a100, config: config('0.75', 3600, A100) })
     ])
     providers.push(cheap as TestProvider, dear as TestProvider, ampere as TestProvider)
-    await vi.waitFor(() => { expect(matcher.book.size === 3).toBeTruthy() }, { timeout: 30_000 })
+    await vi.waitFor(() => { expect(matcher.book.size).toBe(3) }, { timeout: 30_000 })
 
     // The cheap provider goes away: its daemon stops, and once its 60 s offer has expired in the matcher's
     // book (the clock moved 2 minutes on) the prune counts one interruption. Then it comes back.

@@ -36,7 +36,7 @@ describe('gpumesh matcher start and gpumesh offers', () => {
     // Once matcher.json is there and whole.
     const info = await vi.waitFor(async () => JSON.parse(await readFile(join(home, 'matcher.json'), 'utf8')) as { peerId: string, addresses: string[] }, { timeout: 15_000 })
     expect(info.addresses[0]).toMatch(/^\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\//)
-    await vi.waitFor(() => { expect(matcher.stdout().includes(info.peerId), `matcher stderr:\n${matcher.stderr()}`).toBeTruthy() }, { timeout: 15_000 })
+    await vi.waitFor(() => { expect(matcher.stdout(), `matcher stderr:\n${matcher.stderr()}`).toContain(info.peerId) }, { timeout: 15_000 })
     expect((await stat(join(home, 'matcher-peer.key'))).mode & 0o777).toBe(0o600)
 
     const key = Wallet.createRandom().privateKey
@@ -45,7 +45,7 @@ describe('gpumesh matcher start and gpumesh offers', () => {
     provider = await createNode({ listen: ['/ip4/127.0.0.1/tcp/0'], loopback: true, bootstrap: info.addresses })
     const node = provider
     const peerId = node.peerId.toString()
-    await vi.waitFor(() => { expect(node.services.pubsub.getSubscribers(OFFERS_TOPIC).map(String).includes(info.peerId), `matcher stderr:\n${matcher.stderr()}`).toBeTruthy() }, { timeout: 15_000 })
+    await vi.waitFor(() => { expect(node.services.pubsub.getSubscribers(OFFERS_TOPIC).map(String), `matcher stderr:\n${matcher.stderr()}`).toContain(info.peerId) }, { timeout: 15_000 })
     const now = Date.now()
     const body: OfferBody = {
       type: 'offer',
@@ -76,7 +76,7 @@ describe('gpumesh matcher start and gpumesh offers', () => {
     await vi.waitFor(async () => {
       const r = await gpumesh(['offers', '--json', '--data-dir', home])
       listed = r.code === 0 ? JSON.parse(r.stdout) as typeof listed : []
-      expect(listed.length === 1, `matcher stderr:\n${matcher.stderr()}`).toBeTruthy()
+      expect(listed.length, `matcher stderr:\n${matcher.stderr()}`).toBe(1)
     }, { timeout: 15_000 })
     expect(listed[0]?.peerId).toBe(peerId)
     expect(listed[0]?.gpus.map((g) => g.pricePerGpuHour)).toEqual(['2100000', '450000'])
@@ -94,7 +94,7 @@ describe('gpumesh matcher start and gpumesh offers', () => {
     simulatedProvider = await createNode({ listen: ['/ip4/127.0.0.1/tcp/0'], loopback: true, bootstrap: info.addresses })
     const simNode = simulatedProvider
     const simPeerId = simNode.peerId.toString()
-    await vi.waitFor(() => { expect(simNode.services.pubsub.getSubscribers(OFFERS_TOPIC).map(String).includes(info.peerId), `matcher stderr:\n${matcher.stderr()}`).toBeTruthy() }, { timeout: 15_000 })
+    await vi.waitFor(() => { expect(simNode.services.pubsub.getSubscribers(OFFERS_TOPIC).map(String), `matcher stderr:\n${matcher.stderr()}`).toContain(info.peerId) }, { timeout: 15_000 })
     const simBody: OfferBody = {
       ...body,
       peerId: simPeerId,
@@ -107,7 +107,7 @@ describe('gpumesh matcher start and gpumesh offers', () => {
     await vi.waitFor(async () => {
       const r = await gpumesh(['offers', '--json', '--include-simulated'])
       withSimulated = r.code === 0 ? JSON.parse(r.stdout) as typeof withSimulated : []
-      expect(withSimulated.length === 2, `matcher stderr:\n${matcher.stderr()}`).toBeTruthy()
+      expect(withSimulated.length, `matcher stderr:\n${matcher.stderr()}`).toBe(2)
     }, { timeout: 15_000 })
     expect(withSimulated.map((o) => [o.peerId, o.simulated, o.gpus.map((g) => g.simulated)]))
       .toEqual([[simPeerId, true, [true]], [peerId, false, [false, false]]]) // cheapest first

@@ -144,8 +144,8 @@ describe('offer intake', () => {
     await vi.waitFor(() => { expect(matcher.book.get(p.peerId) != null).toBeTruthy() }, { timeout: 10_000 })
     const short = p.offer([{ pricePerGpuHour: 8_000_000n }], {}, 800)
     await p.publish(short)
-    await vi.waitFor(() => { expect(matcher.book.get(p.peerId)?.sequence === short.sequence).toBeTruthy() }, { timeout: 10_000 })
-    await vi.waitFor(() => { expect(!matcher.book.has(p.peerId)).toBeTruthy() }, { timeout: 5_000 })
+    await vi.waitFor(() => { expect(matcher.book.get(p.peerId)?.sequence).toBe(short.sequence) }, { timeout: 10_000 })
+    await vi.waitFor(() => { expect(matcher.book.has(p.peerId)).toBeFalsy() }, { timeout: 5_000 })
     expect(Date.now()).toBeGreaterThanOrEqual(short.expiresAt)
     // Its going away is on its record: one interruption, the time it was watched kept.
     expect(matcher.records.observation(p.peerId, Date.now())).toMatchObject({ peerId: p.peerId, interruptions: 1 })
@@ -178,7 +178,7 @@ describe('offer intake', () => {
     for (const offer of forged) {
       await forger.publish(offer)
     }
-    await vi.waitFor(() => { expect(verdicts.length >= before + 3).toBeTruthy() }, { timeout: 10_000 })
+    await vi.waitFor(() => { expect(verdicts.length).toBeGreaterThanOrEqual(before + 3) }, { timeout: 10_000 })
     const mine = verdicts.slice(before).filter((v) => v.author === forger.peerId)
     expect(mine.map((v) => [v.judgement, v.reason])).toEqual([['reject', 'BAD_SIGNATURE'], ['reject', 'BAD_SIGNATURE'], ['reject', 'NOT_AUTHOR']])
     expect(reports[0]?.results(forger.peerId)).toEqual(['reject', 'reject', 'reject'])
@@ -198,7 +198,7 @@ describe('offer intake', () => {
     // Junk, so none of it can enter the book: judged (and rejected) up to the limit, ignored beyond it.
     for (let i = 0; i < OFFER_GOSSIP_RATE_LIMIT.points + 5; i++) await publish(chatty.node, OFFERS_TOPIC, new TextEncoder().encode(`not an offer ${i}`))
     const mine = (): OfferVerdict[] => verdicts.slice(before).filter((v) => v.author === chatty.peerId)
-    await vi.waitFor(() => { expect(mine().length >= OFFER_GOSSIP_RATE_LIMIT.points + 5).toBeTruthy() }, { timeout: 10_000 })
+    await vi.waitFor(() => { expect(mine().length).toBeGreaterThanOrEqual(OFFER_GOSSIP_RATE_LIMIT.points + 5) }, { timeout: 10_000 })
     expect(mine().map((v) => v.reason)).toEqual([...Array(OFFER_GOSSIP_RATE_LIMIT.points).fill('MALFORMED'), ...Array(5).fill('RATE_LIMITED')])
     expect(mine().filter((v) => v.reason === 'RATE_LIMITED').every((v) => v.judgement === 'ignore')).toBe(true)
   })

@@ -36,16 +36,16 @@ describe('discovery', () => {
     if (addr == null) throw new Error('hub has no address')
     const leaf = await createNode({ ...local, bootstrap: [addr.toString()], bootstrapRedialMs: 200 })
     nodes.push(leaf)
-    await vi.waitFor(() => { expect(leaf.getConnections(hub.peerId).length > 0).toBeTruthy() }, { timeout: 10_000 })
+    await vi.waitFor(() => { expect(leaf.getConnections(hub.peerId).length).toBeGreaterThan(0) }, { timeout: 10_000 })
     await hub.stop()
-    await vi.waitFor(() => { expect(leaf.getConnections(hub.peerId).length === 0).toBeTruthy() }, { timeout: 10_000 })
+    await vi.waitFor(() => { expect(leaf.getConnections(hub.peerId).length).toBe(0) }, { timeout: 10_000 })
     // Down for a while (redials fail meanwhile), then back on the same address with the same key. The
     // passing time is what is tested (several failed redials must not stop the timer), and real
     // libp2p nodes run on real timers: there is no state to wait on, so this sleep stays.
     await new Promise((resolve) => setTimeout(resolve, 600))
     const back = await createNode({ ...local, listen: [`/ip4/127.0.0.1/tcp/${/\/tcp\/(\d+)/.exec(addr.toString())?.[1] ?? 0}`], privateKey: key })
     nodes.push(back)
-    await vi.waitFor(() => { expect(leaf.getConnections(back.peerId).length > 0).toBeTruthy() }, { timeout: 5_000 })
+    await vi.waitFor(() => { expect(leaf.getConnections(back.peerId).length).toBeGreaterThan(0) }, { timeout: 5_000 })
     expect(leaf.getConnections(back.peerId)[0]?.direction).toBe('outbound')
   })
 
@@ -58,7 +58,7 @@ describe('discovery', () => {
     await b.dial(hub.getMultiaddrs())
     // the routing table is not on the public KadDHT type; it fills once identify reports the protocol
     const table = (hub.services.dht as unknown as { routingTable: { size: number } }).routingTable
-    await vi.waitFor(() => { expect(table.size >= 2).toBeTruthy() }, { timeout: 10_000 })
+    await vi.waitFor(() => { expect(table.size).toBeGreaterThanOrEqual(2) }, { timeout: 10_000 })
     const found = await b.peerRouting.findPeer(a.peerId, { signal: AbortSignal.timeout(10_000) })
     expect(found.multiaddrs.map(String).some((addr) => addr.startsWith('/ip4/127.0.0.1/'))).toBe(true)
   })

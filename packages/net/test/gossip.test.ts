@@ -60,7 +60,7 @@ describe('gossip', () => {
     for (let i = 0; i < 12; i++) await publish(a, topic, new TextEncoder().encode(i === 1 ? 'bad-1' : `ok-${i}`))
     // Until the relay has seen all twelve: five judged (the limit), the seven beyond it ignored unjudged.
     await vi.waitFor(() => { expect(judged.length + limited.length).toBe(12) }, { timeout: 10_000 })
-    await vi.waitFor(() => { expect(atC.length >= 4).toBeTruthy() }, { timeout: 10_000 })
+    await vi.waitFor(() => { expect(atC.length).toBeGreaterThanOrEqual(4) }, { timeout: 10_000 })
     // The forged one of the five dropped; nothing but what the judge accepted reached C.
     expect(judged).toEqual(Array(5).fill(a.peerId.toString()))
     expect(limited).toEqual(Array(7).fill(a.peerId.toString()))

@@ -93,7 +93,7 @@ describe('DockerRunner', () => {
     const job = await runner.start(run)
     expect(job.image).toEqual({ reference: TEST_IMAGE, id: engine.imageId, repoDigest: null })
     expect(containerExists(engine.binary, containerName(leaseId))).toBe(true)
-    await vi.waitFor(() => { expect(readFileSync(real.stdoutLog, 'utf8').includes(`lease ${leaseId} epochs 3`)).toBeTruthy() }, { timeout: 30_000 })
+    await vi.waitFor(() => { expect(readFileSync(real.stdoutLog, 'utf8')).toContain(`lease ${leaseId} epochs 3`) }, { timeout: 30_000 })
     const exit = await job.stop(5000)
     expect(exit).toEqual({ exitCode: 0, signal: null, cause: 'stopped' })
     expect(readFileSync(real.stdoutLog, 'utf8')).toContain('checkpointed')

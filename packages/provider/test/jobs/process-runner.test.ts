@@ -72,7 +72,7 @@ describe('ProcessRunner (real child processes)', () => {
 
   it('lets a job that traps SIGTERM write its checkpoint within the grace', async () => {
     const job = await run(spec('trap-term.mjs'))
-    await vi.waitFor(() => { expect(readFileSync(paths.stdoutLog, 'utf8').includes('ready')).toBeTruthy() }, { timeout: 5000 })
+    await vi.waitFor(() => { expect(readFileSync(paths.stdoutLog, 'utf8')).toContain('ready') }, { timeout: 5000 })
     const exit = await job.stop(5_000)
     expect(exit).toEqual({ exitCode: 0, signal: null, cause: 'stopped' })
     expect(JSON.parse(readFileSync(join(paths.checkpoints, 'on-term.json'), 'utf8'))).toEqual({ step: 42 })
@@ -89,7 +89,7 @@ describe('ProcessRunner (real child processes)', () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(350)
     expect(exit.signal).toBe('SIGKILL')
     expect(exit.exitCode).toBeNull()
-    await vi.waitFor(async () => { expect(!(await isSameProcessAlive(grandchild, grandStart))).toBeTruthy() }, { timeout: 2000 })
+    await vi.waitFor(async () => { expect(await isSameProcessAlive(grandchild, grandStart)).toBeFalsy() }, { timeout: 2000 })
     expect(readFileSync(paths.stdoutLog, 'utf8')).toContain('ignoring SIGTERM')
   })
 
@@ -107,7 +107,7 @@ describe('ProcessRunner (real child processes)', () => {
     const attached = await runner.attach({ leaseId: LEASE, pid: job.pid, pidStartTime: job.pidStartTime, paths })
     expect(attached).not.toBeNull()
     expect(await runner.attach({ leaseId: LEASE, pid: job.pid, pidStartTime: job.pidStartTime - 1, paths })).toBeNull()
-    await vi.waitFor(() => { expect(readFileSync(paths.stdoutLog, 'utf8').includes('ready')).toBeTruthy() }, { timeout: 5000 })
+    await vi.waitFor(() => { expect(readFileSync(paths.stdoutLog, 'utf8')).toContain('ready') }, { timeout: 5000 })
     const exit = await attached?.stop(5_000)
     expect(exit?.exitCode).toBe(0) // read from the wrapper's exit-code file
   })
