@@ -1,28 +1,80 @@
 /**
  * Running the built `gpumesh` CLI (`npx tsc -b` first) as a child process, the way a person does.
  */
+import { expect, vi } from 'vitest'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { until } from './provider-helpers.js'
 
 export const CLI = fileURLToPath(new URL('../packages/cli/bin/gpumesh.js', import.meta.url))
 
 export interface CliRun { code: number | null, stdout: string, stderr: string }
 
-/** Runs `gpumesh ...args` to completion; rejects (after killing it) when it runs past `timeoutMs`. */
-export async function runCli (args: string[], options: { env?: NodeJS.ProcessEnv, cwd?: string, timeoutMs?: number } = {}): Promise<CliRun> {
-  return await new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: options.env ?? process.env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`gpumesh ${args.join(' ')} timed out: ${stderr}`)) }, options.timeoutMs ?? 60_000)
-    child.on('error', (err) => { clearTimeout(timer); reject(err) })
-    child.on('exit', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }) })
+export interface CliOptions {
+  env?: NodeJS.ProcessEnv
+  cwd?: string
+  /** The child is pushed here, for the suite's cleanup to kill what is still running. */
+  children?: ChildProcess[]
+  /** Run the child as this user and group (the tests run as root in CI; some check what a plain user sees). */
+  uid?: number
+  gid?: number
+}
+
+/** A `gpumesh` child process and what it printed so far. */
+export interface CliChild {
+  child: ChildProcess
+  stdout: () => string
+  stderr: () => string
+  /** stdout and stderr, interleaved as they came. */
+  output: () => string
+  /** Its exit code (null when a signal ended it); rejects when it could not be started. */
+  exited: Promise<number | null>
+}
+
+/** Starts `gpumesh ...args` as a child process: the one way the scenario tests run the CLI. */
+export function spawnCli (args: string[], options: CliOptions = {}): CliChild {
+  const child = spawn(process.execPath, [CLI, ...args], { env: options.env ?? process.env, cwd: options.cwd, uid: options.uid, gid: options.gid, stdio: ['ignore', 'pipe', 'pipe'] })
+  options.children?.push(child)
+  let stdout = ''
+  let stderr = ''
+  let output = ''
+  child.stdout?.on('data', (d: Buffer) => { stdout += d.toString(); output += d.toString() })
+  child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); output += d.toString() })
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.on('error', reject)
+    child.on('exit', (code) => { resolve(code) })
   })
+  exited.catch(() => {}) // a caller that never awaits it still hears of the failure through its own checks
+  return { child, stdout: () => stdout, stderr: () => stderr, output: () => output, exited }
+}
+
+/** Runs `gpumesh ...args` to completion; rejects (after killing it) when it runs past `timeoutMs`. */
+export async function runCli (args: string[], options: CliOptions & { timeoutMs?: number } = {}): Promise<CliRun> {
+  const run = spawnCli(args, options)
+  let timer: NodeJS.Timeout | undefined
+  const timedOut = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => { run.child.kill('SIGKILL'); reject(new Error(`gpumesh ${args.join(' ')} timed out: ${run.stderr()}`)) }, options.timeoutMs ?? 60_000)
+  })
+  try {
+    const code = await Promise.race([run.exited, timedOut])
+    return { code, stdout: run.stdout(), stderr: run.stderr() }
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/**
+ * Starts a long-running `gpumesh ...args` (a daemon, a matcher) and resolves once `ready` holds for what
+ * it printed; throws, with its output, when it exits first or is not ready within `timeoutMs`.
+ */
+export async function startCli (args: string[], ready: (output: string) => boolean | Promise<boolean>, options: CliOptions & { timeoutMs?: number } = {}): Promise<CliChild> {
+  const run = spawnCli(args, options)
+  await vi.waitFor(async () => {
+    if (run.child.exitCode != null) throw new Error(`gpumesh ${args.join(' ')} exited ${run.child.exitCode}: ${run.output()}`)
+    expect(await ready(run.output()), `gpumesh ${args.join(' ')} is not ready: ${run.output()}`).toBe(true)
+  }, { timeout: options.timeoutMs ?? 30_000 })
+  return run
 }
 
 /** What `provider.json` holds, as the scenario tests read it. */
@@ -48,11 +100,7 @@ export async function spawnDaemon (dataDir: string, options: {
   args?: string[]
   mustStart?: boolean
 }): Promise<SpawnedDaemon> {
-  const child = spawn(process.execPath, [CLI, 'provider', 'start', '--data-dir', dataDir, '--log-level', 'warn', ...(options.args ?? [])], { env: options.env, stdio: ['ignore', 'pipe', 'pipe'] })
-  options.children.push(child)
-  let output = ''
-  child.stdout?.on('data', (d: Buffer) => { output += d.toString() })
-  child.stderr?.on('data', (d: Buffer) => { output += d.toString() })
+  const { child, output } = spawnCli(['provider', 'start', '--data-dir', dataDir, '--log-level', 'warn', ...(options.args ?? [])], { env: options.env, children: options.children })
   const file = join(dataDir, 'provider.json')
   const read = async (): Promise<ProviderJson | null> => {
     try {
@@ -62,14 +110,14 @@ export async function spawnDaemon (dataDir: string, options: {
     }
   }
   let info: ProviderJson | null = null
-  await until(async () => {
-    if (child.exitCode != null) return true
-    info = output.includes('running') ? await read() : null
-    return info !== null && info.pid !== options.previousPid
-  }, 30_000)
+  await vi.waitFor(async () => {
+    if (child.exitCode != null) return
+    info = output().includes('running') ? await read() : null
+    expect(info !== null && info.pid !== options.previousPid, `the provider has not started yet: ${output()}`).toBe(true)
+  }, { timeout: 30_000 })
   if (child.exitCode != null) {
-    if (options.mustStart !== false) throw new Error(`provider exited ${child.exitCode}: ${output}`)
-    return { child, info: null, output: () => output }
+    if (options.mustStart !== false) throw new Error(`provider exited ${child.exitCode}: ${output()}`)
+    return { child, info: null, output }
   }
-  return { child, info, output: () => output }
+  return { child, info, output }
 }

@@ -16,7 +16,7 @@ import { afterAll, describe, expect, it, vi } from 'vitest'
 import { openLedger } from '@gpumesh/ledger'
 import { EscrowClient } from '@gpumesh/settlement'
 import type { Address } from '@gpumesh/protocol'
-import { CLI, runCli } from './cli-helpers.js'
+import { runCli, spawnCli } from './cli-helpers.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
@@ -78,24 +78,20 @@ describe('npm start (gpumesh devnet)', () => {
   it('runs to the end with --keep on a fresh directory; the summary matches the ledger and the chain; Ctrl-C stops every process it started', async () => {
     const dir = join(await mkdtemp(join(tmpdir(), 'gpumesh-devnet-test-')), 'net')
     dirs.push(join(dir, '..'))
-    const child = spawn(process.execPath, [CLI, 'devnet', '--keep', '--json', '--dir', dir], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code) }))
+    const devnet = spawnCli(['devnet', '--keep', '--json', '--dir', dir], { cwd: ROOT })
+    const { child, exited } = devnet
     try {
       await vi.waitFor(() => {
-        if (child.exitCode != null) throw new Error(`devnet exited ${child.exitCode}: ${stderr}`)
-        if (!stderr.includes('devnet ready')) throw new Error(`not ready yet; its last lines:\n${stderr.split('\n').slice(-12).join('\n')}`)
+        if (child.exitCode != null) throw new Error(`devnet exited ${child.exitCode}: ${devnet.stderr()}`)
+        if (!devnet.stderr().includes('devnet ready')) throw new Error(`not ready yet; its last lines:\n${devnet.stderr().split('\n').slice(-12).join('\n')}`)
       }, { timeout: 100_000, interval: 200 })
 
       // Every stage was shown as it happened.
       for (const stage of ['chain up', 'escrow 0x', 'matcher ', 'offer in book', 'deposited', 'match + lease', 'job running', 'job │ step 1/', 'usage report', 'voucher ', 'artifacts ', 'redeemed ', 'dashboard http://127.0.0.1:']) {
-        expect(stderr).toContain(stage)
+        expect(devnet.stderr()).toContain(stage)
       }
-      expect(stderr).toMatch(/SIMULATED|real GPU/)
-      const s = JSON.parse(stdout) as Summary
+      expect(devnet.stderr()).toMatch(/SIMULATED|real GPU/)
+      const s = JSON.parse(devnet.stdout()) as Summary
       expect(s).toMatchObject({ state: 'completed', exitCode: 0, dir, kept: true })
 
       // The ledger of the provider that ran the job.

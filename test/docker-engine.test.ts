@@ -10,25 +10,23 @@
  * `kill -9` of a real `gpumesh provider start` mid-job: the restarted daemon re-attaches to the
  * container and the renter gets every line once. Containers the tests start are removed.
  */
-import { spawnSync, execFile, type ChildProcess } from 'node:child_process'
+import { spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
 import { createHash } from 'node:crypto'
 import { Wallet } from 'ethers'
 import { create, list } from 'tar'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { openLedger } from '@gpumesh/ledger'
 import type { GpumeshNode } from '@gpumesh/net'
 import type { Bytes32, JobEvent, JobSpec } from '@gpumesh/protocol'
 import { attachJob, submitJob } from '@gpumesh/renter'
 import { containerName } from '@gpumesh/provider'
-import { StandInProber, simulatedGpu, startClient, startProvider, tempDir, until, type TestProvider } from './provider-helpers.js'
+import { StandInProber, simulatedGpu, startClient, startProvider, tempDir, type TestProvider } from './provider-helpers.js'
 import { clientOptions, leaseFrom } from './jobs-helpers.js'
-import { CLI, spawnDaemon, type ProviderJson } from './cli-helpers.js'
+import { runCli, spawnDaemon, type ProviderJson } from './cli-helpers.js'
 import { TEST_IMAGE, containerExists, removeContainers, testEngine } from '../packages/provider/test/jobs/docker-helpers.js'
 
-const run = promisify(execFile)
 const PASSWORD = 'correct horse battery staple'
 const engine = testEngine()
 const PATH = `${process.env.PATH ?? ''}:/usr/local/bin:/usr/bin:/bin`
@@ -157,7 +155,7 @@ describe(`the docker runner runs jobs in containers (${engine.label})`, () => {
       bundleSize: bundle.bytes.length,
       onEvent: (e) => { events.push(e) }
     })
-    await until(() => events.some((e) => e.text === 'step 3'), 20_000)
+    await vi.waitFor(() => { expect(events.some((e) => e.text === 'step 3')).toBeTruthy() }, { timeout: 20_000 })
     const stopped = await daemon.provider.jobs.terminate(terms.leaseId, 'RENTER_CANCEL')
     expect(stopped).toMatchObject({ state: 'terminated', reason: 'RENTER_CANCEL', exitCode: 0 })
     expect(await outcome).toMatchObject({ state: 'terminated', reason: 'RENTER_CANCEL' })
@@ -243,7 +241,6 @@ describe(`a GPU runtime the engine lacks (${engine.label})`, () => {
   }, 30_000)
 })
 
-
 describe(`kill -9 of the daemon while its job runs in a container (${engine.label})`, () => {
   let dataDir: string
   let remove: () => Promise<void>
@@ -259,7 +256,8 @@ describe(`kill -9 of the daemon while its job runs in a container (${engine.labe
 
   beforeAll(async () => {
     ;({ dir: dataDir, remove } = await tempDir())
-    await run(process.execPath, [CLI, 'init', '--data-dir', dataDir], { env, timeout: 20_000 })
+    const init = await runCli(['init', '--data-dir', dataDir], { env })
+    expect(init.code, init.stderr).toBe(0)
     await writeFile(join(dataDir, 'config.yaml'), [
       'probe:',
       '  simulate: [{ model: H100-SXM-80GB, count: 1 }]',
@@ -306,7 +304,7 @@ describe(`kill -9 of the daemon while its job runs in a container (${engine.labe
       bundleSize: bundle.bytes.length,
       onEvent: (e) => { seen.push(e) }
     }).catch((err: unknown) => err)
-    await until(() => seen.some((e) => e.kind === 'usage') && seen.some((e) => e.text === 'step 10'), 20_000)
+    await vi.waitFor(() => { expect(seen.some((e) => e.kind === 'usage') && seen.some((e) => e.text === 'step 10')).toBeTruthy() }, { timeout: 20_000 })
     first.child.kill('SIGKILL')
     await new Promise((resolve) => first.child.once('exit', resolve))
     expect(await job).toMatchObject({ name: 'JobClientError' })
@@ -324,11 +322,12 @@ describe(`kill -9 of the daemon while its job runs in a container (${engine.labe
       onEvent: (e) => { seen.push(e); if (e.kind === 'log') linesAfter++ }
     })
     // The restarted daemon re-attached: the job's new lines reach the renter; then the job is told to finish.
-    await until(() => linesAfter >= 5, 20_000)
+    await vi.waitFor(() => { expect(linesAfter).toBeGreaterThanOrEqual(5) }, { timeout: 20_000 })
     await writeFile(join(dataDir, 'jobs', terms.leaseId, 'work', 'stop'), '')
     expect(await outcome).toMatchObject({ state: 'completed', exitCode: 0 })
     // provider status says which runner runs and on which engine.
-    const status = await run(process.execPath, [CLI, 'provider', 'status', '--data-dir', dataDir], { env, timeout: 20_000 })
+    const status = await runCli(['provider', 'status', '--data-dir', dataDir], { env, timeoutMs: 20_000 })
+    expect(status.code, status.stderr).toBe(0)
     expect(status.stdout).toMatch(/^Runner: docker \(docker engine .+\)$/m)
     expect(status.stdout).not.toMatch(/cannot run jobs/)
     second.child.kill('SIGTERM')

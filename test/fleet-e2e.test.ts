@@ -10,7 +10,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { Wallet, encryptKeystoreJson } from 'ethers'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createMatcher, type Matcher, type OfferVerdict } from '@gpumesh/matcher'
 import { randomBytes } from 'node:crypto'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -22,7 +22,7 @@ import {
 import { askFleet } from '@gpumesh/provider'
 import { runCli } from './cli-helpers.js'
 import { placeOrder, readBook } from '@gpumesh/renter'
-import { CHAIN_ID, newRenter, requirements, signedOrder, startProvider, tempDir, until, type TestProvider } from './provider-helpers.js'
+import { CHAIN_ID, newRenter, requirements, signedOrder, startProvider, tempDir, type TestProvider } from './provider-helpers.js'
 
 const DOMAIN = marketDomain(CHAIN_ID)
 const DAY = 24 * 3600 * 1000
@@ -76,7 +76,7 @@ describe('a fleet of three hosts under one operator', () => {
     await Promise.all(hosts.map(startHost))
     outsider = await startProvider({ gpus: 2, config: { network: { bootstrap: matcherAddrs } } })
     opNode = await createNode({ listen: ['/ip4/127.0.0.1/tcp/0'], loopback: true, bootstrap: matcherAddrs })
-    await until(() => hosts.every((h) => matcher.book.has(h.peerId)) && matcher.book.has(outsider.provider.peerId ?? ''), 20_000)
+    await vi.waitFor(() => { expect(hosts.every((h) => matcher.book.has(h.peerId)) && matcher.book.has(outsider.provider.peerId ?? '')).toBeTruthy() }, { timeout: 20_000 })
   }, 60_000)
 
   afterAll(async () => {
@@ -124,7 +124,7 @@ describe('a fleet of three hosts under one operator', () => {
     const rogue = await createNode({ privateKey: rogueKey, listen: ['/ip4/127.0.0.1/tcp/0'], loopback: true, bootstrap: matcherAddrs })
     try {
       rogue.services.pubsub.subscribe(OFFERS_TOPIC)
-      await until(() => rogue.services.pubsub.getSubscribers(OFFERS_TOPIC).map(String).includes(matcher.node.peerId.toString()))
+      await vi.waitFor(() => { expect(rogue.services.pubsub.getSubscribers(OFFERS_TOPIC).map(String)).toContain(matcher.node.peerId.toString()) }, { timeout: 10_000 })
       const rogueId = rogue.peerId.toString()
       const payKey = Wallet.createRandom().privateKey
       const payment = paymentKeyAddress(payKey)
@@ -147,12 +147,12 @@ describe('a fleet of three hosts under one operator', () => {
       const forger = Wallet.createRandom().privateKey
       const forged = { ...membershipFor(forger, { peerId: rogueId, paymentKey: payKey }, Date.now() + DAY), operator }
       await publish(rogue, OFFERS_TOPIC, offerWith(forged, 1))
-      await until(() => verdicts.some((v) => v.author === rogueId && v.reason === 'BAD_SIGNATURE'))
+      await vi.waitFor(() => { expect(verdicts.some((v) => v.author === rogueId && v.reason === 'BAD_SIGNATURE')).toBeTruthy() }, { timeout: 10_000 })
       expect(verdicts.find((v) => v.author === rogueId)?.judgement).toBe('reject')
       // Genuinely signed by the operator, but expired.
       const expired = membershipFor(operatorKey, { peerId: rogueId, paymentKey: payKey }, Date.now() - 1_000)
       await publish(rogue, OFFERS_TOPIC, offerWith(expired, 2))
-      await until(() => verdicts.some((v) => v.author === rogueId && v.reason === 'EXPIRED'))
+      await vi.waitFor(() => { expect(verdicts.some((v) => v.author === rogueId && v.reason === 'EXPIRED')).toBeTruthy() }, { timeout: 10_000 })
       expect(matcher.book.has(rogueId)).toBe(false)
     } finally {
       await rogue.stop()
@@ -203,22 +203,22 @@ describe('a fleet of three hosts under one operator', () => {
     const revoked = hosts[2] as Host
     const revocation = signFleetRevocation({ operator, peerId: revoked.peerId, revokedAt: Date.now() }, operatorKey, CHAIN_ID)
     opNode.services.pubsub.subscribe(FLEET_REVOCATIONS_TOPIC)
-    await until(() => opNode.services.pubsub.getSubscribers(FLEET_REVOCATIONS_TOPIC).map(String).includes(matcher.node.peerId.toString()))
+    await vi.waitFor(() => { expect(opNode.services.pubsub.getSubscribers(FLEET_REVOCATIONS_TOPIC).map(String)).toContain(matcher.node.peerId.toString()) }, { timeout: 10_000 })
     await publish(opNode, FLEET_REVOCATIONS_TOPIC, encodeFleetRevocation(revocation))
-    await until(() => !matcher.book.has(revoked.peerId))
+    await vi.waitFor(() => { expect(matcher.book.has(revoked.peerId)).toBeFalsy() }, { timeout: 10_000 })
     expect(matcher.revocations?.size).toBe(1)
     expect(matcher.book.has(hosts[0]?.peerId ?? '')).toBe(true)
 
     await revoked.daemon?.stop()
     const seen = verdicts.length
     await startHost(revoked)
-    await until(() => verdicts.slice(seen).some((v) => v.author === revoked.peerId && v.reason === 'REVOKED'), 20_000)
+    await vi.waitFor(() => { expect(verdicts.slice(seen).some((v) => v.author === revoked.peerId && v.reason === 'REVOKED')).toBeTruthy() }, { timeout: 20_000 })
     expect(matcher.book.has(revoked.peerId)).toBe(false)
 
     // A revocation signed by someone other than the operator it names is rejected and changes nothing.
     const fake = signFleetRevocation({ operator, peerId: hosts[0]?.peerId ?? '', revokedAt: Date.now() }, Wallet.createRandom().privateKey, CHAIN_ID)
     await publish(opNode, FLEET_REVOCATIONS_TOPIC, encodeFleetRevocation(fake))
-    await until(() => revocationVerdicts.some((v) => v.reason === 'BAD_SIGNATURE' && v.judgement === 'reject'))
+    await vi.waitFor(() => { expect(revocationVerdicts.some((v) => v.reason === 'BAD_SIGNATURE' && v.judgement === 'reject')).toBeTruthy() }, { timeout: 10_000 })
     expect(matcher.revocations?.size).toBe(1)
     expect(matcher.book.has(hosts[0]?.peerId ?? '')).toBe(true)
   }, 40_000)
@@ -236,7 +236,7 @@ describe('a fleet of three hosts under one operator', () => {
       const revoke = await runCli(['fleet', 'revoke', target.peerId], { env })
       expect(revoke.code, revoke.stderr).toBe(0)
       expect(revoke.stdout).toContain('published to the matchers')
-      await until(() => !matcher.book.has(target.peerId))
+      await vi.waitFor(() => { expect(matcher.book.has(target.peerId)).toBeFalsy() }, { timeout: 10_000 })
       expect(matcher.revocations?.size).toBe(2)
     } finally {
       await opDir.remove()

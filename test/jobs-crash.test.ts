@@ -5,29 +5,25 @@
  * repeat, every period is paid, the ledger's periods and vouchers are intact, and what is billed is at
  * most what the job really ran, plus one sample. Runs the built CLI (`npx tsc -b` first).
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { existsSync, readdirSync, statSync } from 'node:fs'
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises'
-import { execFile } from 'node:child_process'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
 import { Wallet } from 'ethers'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { openLedger } from '@gpumesh/ledger'
 import type { GpumeshNode } from '@gpumesh/net'
 import type { JobEvent } from '@gpumesh/protocol'
 import { attachJob, submitJob } from '@gpumesh/renter'
-import { startClient, tempDir, until } from './provider-helpers.js'
-import { CLI, spawnDaemon, type ProviderJson } from './cli-helpers.js'
+import { startClient, tempDir } from './provider-helpers.js'
+import { runCli, spawnCli, spawnDaemon, type ProviderJson } from './cli-helpers.js'
 import { clientOptions, leaseFrom, trainSpec, trainingBundle } from './jobs-helpers.js'
 
-const run = promisify(execFile)
 const PASSWORD = 'correct horse battery staple'
 const TRAIN = fileURLToPath(new URL('../packages/provider/test/fixtures/jobs/train.mjs', import.meta.url))
 /** The meter samples every second at a 1 s billing interval. */
 const SAMPLE_MS = 1000
-
 
 describe('kill -9 of the daemon during a job', () => {
   let dataDir: string
@@ -43,7 +39,8 @@ describe('kill -9 of the daemon during a job', () => {
 
   beforeAll(async () => {
     ;({ dir: dataDir, remove } = await tempDir())
-    await run(process.execPath, [CLI, 'init', '--data-dir', dataDir], { env, timeout: 20_000 })
+    const init = await runCli(['init', '--data-dir', dataDir], { env })
+    expect(init.code, init.stderr).toBe(0)
     await writeFile(join(dataDir, 'config.yaml'), [
       'probe:',
       '  simulate: [{ model: H100-SXM-80GB, count: 2 }]',
@@ -91,8 +88,15 @@ describe('kill -9 of the daemon during a job', () => {
       onEvent: (e) => { seen.push(e) },
       onVoucher: (v) => { vouchersSent.push(v.cumulativeAmount) }
     }).catch((err: unknown) => err)
-    await until(() => seen.filter((e) => e.kind === 'usage').length >= 2 && vouchersSent.length >= 2, 15_000)
-    await new Promise((resolve) => setTimeout(resolve, 300)) // let the last voucher land
+    await vi.waitFor(() => { expect(seen.filter((e) => e.kind === 'usage').length >= 2 && vouchersSent.length >= 2).toBeTruthy() }, { timeout: 15_000 })
+    // Until the daemon's ledger holds every voucher sent so far (the last may still be on its way); the
+    // kill follows in the same turn, before another usage report can come in and be paid.
+    const watching = openLedger(join(dataDir, 'ledger.sqlite'))
+    try {
+      await vi.waitFor(() => { expect(watching.vouchers(terms.leaseId).map((v) => v.cumulativeAmount)).toEqual(vouchersSent) }, { timeout: 10_000 })
+    } finally {
+      watching.close()
+    }
     first.child.kill('SIGKILL')
     await new Promise((resolve) => first.child.once('exit', resolve))
     expect(await job).toMatchObject({ name: 'JobClientError' })
@@ -156,7 +160,8 @@ describe('kill -9 of the daemon during a job', () => {
   it('lease submit keeps re-attaching while the provider restarts, and gets the job\'s end and artifacts; lease fetch gets them again', async () => {
     const first = await start(null)
     const renterDir = join(dataDir, 'renter-home')
-    await run(process.execPath, [CLI, 'init', '--role', 'renter', '--data-dir', renterDir], { env, timeout: 20_000 })
+    const init = await runCli(['init', '--role', 'renter', '--data-dir', renterDir], { env })
+    expect(init.code, init.stderr).toBe(0)
     const jobDir = join(dataDir, 'renter-job')
     await mkdir(jobDir, { recursive: true })
     await copyFile(TRAIN, join(jobDir, 'train.mjs'))
@@ -174,11 +179,7 @@ describe('kill -9 of the daemon during a job', () => {
       'allowSimulated: true',
       ''
     ].join('\n'))
-    const submit = spawn(process.execPath, [CLI, 'lease', 'submit', 'job.yaml', '--provider', first.info.addresses[0] ?? '', '--data-dir', renterDir], { env, cwd: jobDir, stdio: ['ignore', 'pipe', 'pipe'] })
-    children.push(submit)
-    let stderr = ''
-    submit.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-    const exited = new Promise<number | null>((resolve) => submit.on('exit', (code) => { resolve(code) }))
+    const submit = spawnCli(['lease', 'submit', 'job.yaml', '--provider', first.info.addresses[0] ?? '', '--data-dir', renterDir], { env, cwd: jobDir, children })
     // Kill the daemon once the renter has paid for something (its lease record says so).
     const records = join(renterDir, 'renter', 'leases')
     const paidRecord = async (): Promise<{ leaseId: string, paid: string, state: string } | undefined> => {
@@ -186,7 +187,7 @@ describe('kill -9 of the daemon during a job', () => {
       const all = await Promise.all(names.map(async (n) => JSON.parse(await readFile(join(records, n), 'utf8')) as { leaseId: string, paid: string, state: string }))
       return all.find((r) => BigInt(r.paid) > 0n)
     }
-    await until(async () => (await paidRecord()) !== undefined, 20_000)
+    await vi.waitFor(async () => { expect((await paidRecord()) !== undefined).toBeTruthy() }, { timeout: 20_000 })
     first.child.kill('SIGKILL')
     await new Promise((resolve) => first.child.once('exit', resolve))
 
@@ -194,7 +195,8 @@ describe('kill -9 of the daemon during a job', () => {
     // trying meanwhile (saying so), re-attaches too, pays on, sees the end and downloads the artifacts.
     const port = /\/tcp\/(\d+)\//.exec(first.info.addresses[0] ?? '')?.[1] ?? '0'
     const second = await start(first.info.pid, ['--listen', `/ip4/127.0.0.1/tcp/${port}`])
-    expect(await exited, stderr).toBe(0)
+    expect(await submit.exited, submit.stderr()).toBe(0)
+    const stderr = submit.stderr()
     expect(stderr).toMatch(/gpumesh: the provider stopped answering \(.+\); re-attaching in \d+\.\d s \(attempt 1, giving up in 120 s\)/)
     expect(stderr).not.toMatch(/\n\s+at /)
     const leaseId = (await paidRecord())?.leaseId ?? ''
@@ -212,7 +214,8 @@ describe('kill -9 of the daemon during a job', () => {
     }
 
     // lease fetch downloads them again, whenever the provider still keeps them.
-    const fetched = await run(process.execPath, [CLI, 'lease', 'fetch', leaseId.slice(0, 12), '--out', join(jobDir, 'again'), '--data-dir', renterDir], { env, timeout: 30_000 })
+    const fetched = await runCli(['lease', 'fetch', leaseId.slice(0, 12), '--out', join(jobDir, 'again'), '--data-dir', renterDir], { env, timeoutMs: 30_000 })
+    expect(fetched.code, fetched.stderr).toBe(0)
     expect(fetched.stdout).toMatch(new RegExp(`^artifacts  ${join(jobDir, 'again', leaseId)} \\(\\d+ files, \\d+ bytes, sha256 [0-9a-f]{12}…\\)\n$`))
     expect(await readFile(join(jobDir, 'again', leaseId, 'output', 'model.json'), 'utf8')).toBe(await readFile(join(jobDir, 'gpumesh-out', leaseId, 'output', 'model.json'), 'utf8'))
     second.child.kill('SIGTERM')

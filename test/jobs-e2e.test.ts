@@ -8,11 +8,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Wallet } from 'ethers'
 import { extract } from 'tar'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { GpumeshNode } from '@gpumesh/net'
 import type { JobEvent } from '@gpumesh/protocol'
 import { buildBundle, downloadArtifacts, readBundle, submitJob } from '@gpumesh/renter'
-import { startClient, until, type TestProvider } from './provider-helpers.js'
+import { startClient, type TestProvider } from './provider-helpers.js'
 import { clientOptions, leaseFrom, startJobProvider, trainSpec, trainingBundle } from './jobs-helpers.js'
 
 describe('job protocol end to end', () => {
@@ -79,7 +79,7 @@ describe('job protocol end to end', () => {
     const lease = ledger.getLease(terms.leaseId)
     expect(lease).toMatchObject({ state: 'completed', exitCode: 0 })
     // GPUs back on offer at once.
-    await until(() => daemon.provider.inventory.gpus().every((g) => g.leaseId === null))
+    await vi.waitFor(() => { expect(daemon.provider.inventory.gpus().every((g) => g.leaseId === null)).toBeTruthy() }, { timeout: 10_000 })
 
     // Artifacts: the tar.gz holds exactly what the job wrote.
     const archive = join(scratch, 'artifacts.tar.gz')

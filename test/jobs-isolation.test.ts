@@ -7,12 +7,11 @@
  * With runner.process.sameUser the same job gets all of them (so the job really tries), and with
  * neither key the daemon refuses to start, saying why. Runs the built CLI (`npx tsc -b` first).
  */
-import { execFile, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
 import { Wallet } from 'ethers'
 import { extract } from 'tar'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -21,9 +20,8 @@ import type { JobEvent } from '@gpumesh/protocol'
 import { downloadArtifacts, submitJob } from '@gpumesh/renter'
 import { startClient, tempDir } from './provider-helpers.js'
 import { clientOptions, leaseFrom, trainingBundle } from './jobs-helpers.js'
-import { CLI, spawnDaemon, type ProviderJson } from './cli-helpers.js'
+import { runCli, spawnDaemon, type ProviderJson } from './cli-helpers.js'
 
-const run = promisify(execFile)
 const PASSWORD = `pw-${randomBytes(8).toString('hex')}`
 const CANARY = `canary-${randomBytes(8).toString('hex')}`
 const IS_ROOT = userInfo().uid === 0
@@ -110,7 +108,8 @@ describe('a hostile job on the process runner of a real daemon', () => {
     scratch = await mkdtemp(join(tmpdir(), 'gpumesh-isolation-'))
     passwordFile = join(scratch, 'password')
     await writeFile(passwordFile, PASSWORD + '\n', { mode: 0o600 })
-    await run(process.execPath, [CLI, 'init', '--data-dir', dataDir], { env: { ...baseEnv, GPUMESH_PASSWORD_FILE: passwordFile, GPUMESH_HOME: '' }, timeout: 20_000 })
+    const init = await runCli(['init', '--data-dir', dataDir], { env: { ...baseEnv, GPUMESH_PASSWORD_FILE: passwordFile, GPUMESH_HOME: '' } })
+    expect(init.code, init.stderr).toBe(0)
     // Outside the data directory, reachable by other users (mkdtemp makes 0700 directories).
     const jobsParent = await mkdtemp(join(tmpdir(), 'gpumesh-jobs-'))
     await chmod(jobsParent, 0o711)

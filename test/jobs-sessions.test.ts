@@ -3,11 +3,11 @@
  * reconnect and resume from a sequence, a renter that stops paying, cancel.
  */
 import { Wallet, type BaseWallet } from 'ethers'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { GpumeshNode } from '@gpumesh/net'
 import type { JobEvent } from '@gpumesh/protocol'
 import { JobClientError, attachJob, cancelJob, downloadArtifacts, submitJob } from '@gpumesh/renter'
-import { startClient, until, type TestProvider } from './provider-helpers.js'
+import { startClient, type TestProvider } from './provider-helpers.js'
 import { clientOptions, leaseFrom, startJobProvider, trainSpec, trainingBundle } from './jobs-helpers.js'
 
 describe('job sessions', () => {
@@ -88,7 +88,7 @@ describe('job sessions', () => {
       bundleSize: bundle.bytes.length,
       onEvent: (e) => { if (e.kind === 'started') started = true }
     })
-    await until(() => started)
+    await vi.waitFor(() => { expect(started).toBeTruthy() }, { timeout: 10_000 })
     const early = await downloadArtifacts({ ...clientOptions(client, wallet, terms), destFile: '/nonexistent/never-written' }).catch((err: unknown) => err)
     expect(early).toBeInstanceOf(JobClientError)
     expect(early).toMatchObject({ code: 'NOT_FINISHED', remote: true })

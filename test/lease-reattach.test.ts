@@ -9,11 +9,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Wallet } from 'ethers'
 import { multiaddr } from '@multiformats/multiaddr'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { request, type GpumeshNode } from '@gpumesh/net'
 import { LEASE_PROTOCOL, decodeLeaseDecision, encodeLeaseProposal, type JobEvent } from '@gpumesh/protocol'
 import { LeaseStore, newLeaseRecord, runLeasedJob, type GrantedLease, type ReattachAttempt } from '@gpumesh/renter'
-import { proposal, requirements, signedOrder, startClient, until, type TestProvider } from './provider-helpers.js'
+import { proposal, requirements, signedOrder, startClient, type TestProvider } from './provider-helpers.js'
 import { startJobProvider, trainSpec, trainingBundle } from './jobs-helpers.js'
 
 describe('lease session: a provider that never comes back', () => {
@@ -57,7 +57,7 @@ describe('lease session: a provider that never comes back', () => {
       onReattach: (a) => { attempts.push(a) },
       onEvent: (e) => { events.push(e) }
     }).then(() => null, (err: unknown) => err)
-    await until(() => events.some((e) => e.kind === 'log'), 15_000)
+    await vi.waitFor(() => { expect(events.some((e) => e.kind === 'log')).toBeTruthy() }, { timeout: 15_000 })
     // The provider's node goes away (its job runs on): nothing answers on its addresses any more.
     await daemon.provider.node?.stop()
     const failure = await session

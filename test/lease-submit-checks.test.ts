@@ -5,18 +5,13 @@
  * the lease at once, so the provider frees its GPUs instead of holding them to the start deadline.
  * Runs the built CLI (`npx tsc -b` first).
  */
-import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { tempDir, type TestProvider } from './provider-helpers.js'
 import { startJobProvider } from './jobs-helpers.js'
-
-const CLI = fileURLToPath(new URL('../packages/cli/bin/gpumesh.js', import.meta.url))
-
-interface Run { code: number, stdout: string, stderr: string }
+import { runCli, type CliRun } from './cli-helpers.js'
 
 describe('lease submit checks before ordering and cancels what it cannot use', () => {
   let daemon: TestProvider
@@ -24,11 +19,7 @@ describe('lease submit checks before ordering and cancels what it cannot use', (
   let remove: () => Promise<void>
   const env = (): Record<string, string> => ({ PATH: process.env.PATH ?? '', HOME: base, GPUMESH_PASSWORD: 'pw', GPUMESH_HOME: '' })
 
-  const gpumesh = async (args: string[], cwd = base): Promise<Run> => await new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { env: env(), cwd, timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err == null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr })
-    })
-  })
+  const gpumesh = async (args: string[], cwd = base): Promise<CliRun> => await runCli(args, { env: env(), cwd })
 
   const jobDir = async (name: string, extra: Record<string, Buffer> = {}): Promise<string> => {
     const dir = join(base, name)

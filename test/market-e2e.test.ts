@@ -6,23 +6,20 @@
  * for the next; an order nobody can fill is explained; both matchers see the same offers; a provider
  * that is killed drops out of the books when its offer expires. Runs the built CLI (`npx tsc -b` first).
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import type { ChildProcess } from 'node:child_process'
 import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { multiaddr } from '@multiformats/multiaddr'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createNode, request, type GpumeshNode } from '@gpumesh/net'
 import { BOOK_PROTOCOL, decodeBookPage, encodeBookQuery } from '@gpumesh/protocol'
+import { runCli, spawnCli, startCli, type CliChild, type CliRun } from './cli-helpers.js'
 
-const CLI = fileURLToPath(new URL('../packages/cli/bin/gpumesh.js', import.meta.url))
 const TRAIN = fileURLToPath(new URL('../packages/provider/test/fixtures/jobs/train.mjs', import.meta.url))
 const PASSWORD = 'market e2e password'
 
-interface Run { code: number | null, stdout: string, stderr: string }
-interface Daemon { child: ChildProcess, output: () => string }
 
 /** Provider set-ups: the RTX-4090 is cheapest but does not fit the job; the H100 refuses renter B. */
 const PROVIDERS = [
@@ -36,41 +33,22 @@ describe('gpumesh market end to end', () => {
   const children: ChildProcess[] = []
   const env = { ...process.env, GPUMESH_PASSWORD: PASSWORD, GPUMESH_HOME: '' }
   const matcherAddr: { a: string[], b: string[] } = { a: [], b: [] }
-  const provider: Record<string, { address: string, peerId: string, daemon: Daemon }> = {}
+  const provider: Record<string, { address: string, peerId: string, daemon: CliChild }> = {}
   const renter: Record<'a' | 'b', { dir: string, address: string }> = { a: { dir: '', address: '' }, b: { dir: '', address: '' } }
   let jobDir: string
   let client: GpumeshNode
 
   /** Runs the CLI to completion. */
-  const gpumesh = async (args: string[], cwd = root, timeoutMs = 60_000): Promise<Run> => await new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] })
-    children.push(child)
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`gpumesh ${args.join(' ')} timed out: ${stderr}`)) }, timeoutMs)
-    child.on('exit', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }) })
-  })
+  const gpumesh = async (args: string[], cwd = root, timeoutMs = 60_000): Promise<CliRun> => await runCli(args, { env, cwd, children, timeoutMs })
 
   /** Starts a long-running CLI command and waits until `ready` holds. */
-  const daemon = async (args: string[], ready: (output: string) => boolean | Promise<boolean>): Promise<Daemon> => {
-    const child = spawn(process.execPath, [CLI, ...args], { env, cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
-    children.push(child)
-    let output = ''
-    child.stdout?.on('data', (d: Buffer) => { output += d.toString() })
-    child.stderr?.on('data', (d: Buffer) => { output += d.toString() })
-    await until(async () => {
-      if (child.exitCode != null) throw new Error(`gpumesh ${args.join(' ')} exited ${child.exitCode}: ${output}`)
-      return await ready(output)
-    }, 30_000)
-    return { child, output: () => output }
-  }
+  const daemon = async (args: string[], ready: (output: string) => boolean | Promise<boolean>): Promise<CliChild> =>
+    await startCli(args, ready, { env, cwd: root, children })
 
   const startMatcher = async (name: string, bootstrap: string[]): Promise<string[]> => {
     const dir = join(root, name)
     await daemon(['matcher', 'start', '--data-dir', dir, '--listen', '/ip4/127.0.0.1/tcp/0', ...bootstrap.flatMap((b) => ['--bootstrap', b])],
-      () => existsSync(join(dir, 'matcher.json')))
+      async () => await readFile(join(dir, 'matcher.json'), 'utf8').then((text) => JSON.parse(text) != null, () => false))
     return (JSON.parse(await readFile(join(dir, 'matcher.json'), 'utf8')) as { addresses: string[] }).addresses
   }
 
@@ -165,8 +143,8 @@ describe('gpumesh market end to end', () => {
     ])
     // Both matchers hold all three offers before any order is sent.
     const all = Object.values(provider).map((p) => p.peerId).sort()
-    await until(async () => JSON.stringify(await book(matcherAddr.a)) === JSON.stringify(all) &&
-      JSON.stringify(await book(matcherAddr.b)) === JSON.stringify(all), 20_000)
+    await vi.waitFor(async () => { expect(JSON.stringify(await book(matcherAddr.a)) === JSON.stringify(all) &&
+      JSON.stringify(await book(matcherAddr.b)) === JSON.stringify(all)).toBeTruthy() }, { timeout: 20_000 })
   }, 90_000)
 
   afterAll(async () => {
@@ -245,28 +223,23 @@ describe('gpumesh market end to end', () => {
   it('leases straight from a provider, and Ctrl-C cancels the lease and says what was paid; logs and status read it later', async () => {
     const job = await writeJob('job-long.yaml', { steps: 300 })
     const info = JSON.parse(await readFile(join(root, 'a100', 'provider.json'), 'utf8')) as { addresses: string[] }
-    const child = spawn(process.execPath, [CLI, 'lease', 'submit', job, '--provider', info.addresses[0] ?? '', '--data-dir', renter.a.dir], { env, cwd: jobDir, stdio: ['ignore', 'pipe', 'pipe'] })
-    children.push(child)
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code) }))
+    const submit = spawnCli(['lease', 'submit', job, '--provider', info.addresses[0] ?? '', '--data-dir', renter.a.dir], { env, cwd: jobDir, children })
+    const { child, exited } = submit
     // Cancel once the renter has signed a voucher (its lease record says so), not after a fixed number
     // of steps: on a loaded machine the first report can come late.
     const records = join(renter.a.dir, 'renter', 'leases')
-    await until(async () => {
-      if (!stdout.includes('step 1 loss')) return false
+    await vi.waitFor(async () => {
+      expect(submit.stdout()).toContain('step 1 loss')
       const names = (await readdir(records)).filter((n) => n.endsWith('.json'))
       const paid = await Promise.all(names.map(async (n) => (JSON.parse(await readFile(join(records, n), 'utf8')) as { state: string, paid: string })))
-      return paid.some((r) => r.state === 'running' && BigInt(r.paid) > 0n)
-    }, 30_000)
+      expect(paid.some((r) => r.state === 'running' && BigInt(r.paid) > 0n)).toBe(true)
+    }, { timeout: 30_000 })
     child.kill('SIGINT')
     expect(await exited).toBe(130)
-    const leaseId = /cancelled lease (0x[0-9a-f]{64}); paid (\d+\.\d+)/.exec(stderr)
-    expect(leaseId, stderr).not.toBeNull()
+    const leaseId = /cancelled lease (0x[0-9a-f]{64}); paid (\d+\.\d+)/.exec(submit.stderr())
+    expect(leaseId, submit.stderr()).not.toBeNull()
     expect(Number(leaseId?.[2])).toBeGreaterThan(0)
-    expect(stdout).toContain('state      cancelled')
+    expect(submit.stdout()).toContain('state      cancelled')
 
     const status = await gpumesh(['lease', 'status', leaseId?.[1] ?? '', '--data-dir', renter.a.dir, '--json'])
     expect(JSON.parse(status.stdout)).toMatchObject({ state: 'cancelled', via: 'provider' })
@@ -281,20 +254,7 @@ describe('gpumesh market end to end', () => {
     if (rtx == null) throw new Error('no rtx provider')
     expect(await book(matcherAddr.a)).toContain(rtx.peerId)
     rtx.daemon.child.kill('SIGKILL')
-    await until(async () => !(await book(matcherAddr.a)).includes(rtx.peerId) && !(await book(matcherAddr.b)).includes(rtx.peerId), 15_000)
+    await vi.waitFor(async () => { expect(!(await book(matcherAddr.a)).includes(rtx.peerId) && !(await book(matcherAddr.b)).includes(rtx.peerId)).toBeTruthy() }, { timeout: 15_000 })
     expect(await book(matcherAddr.a)).toHaveLength(2)
   })
 })
-
-async function until (check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
-  const start = Date.now()
-  for (;;) {
-    try {
-      if (await check()) return
-    } catch (err) {
-      if ((err as Error).message.includes('exited')) throw err
-    }
-    if (Date.now() - start > timeoutMs) throw new Error('condition not met in time')
-    await new Promise((resolve) => setTimeout(resolve, 200))
-  }
-}

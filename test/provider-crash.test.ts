@@ -2,19 +2,17 @@
  * kill -9 of a real `gpumesh provider start` process, then a restart: every accepted lease and its GPUs
  * survive. Runs the built CLI (`npx tsc -b` first) as a child process on a data dir made by `gpumesh init`.
  */
-import { execFile, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
 import { multiaddr } from '@multiformats/multiaddr'
 import { request, type GpumeshNode } from '@gpumesh/net'
 import { LEASE_PROTOCOL, decodeLeaseDecision, encodeLeaseProposal, type LeaseDecision } from '@gpumesh/protocol'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { newRenter, proposal, requirements, signedOrder, startClient, tempDir } from './provider-helpers.js'
-import { CLI, spawnDaemon, type ProviderJson } from './cli-helpers.js'
+import { runCli, spawnDaemon, type CliRun, type ProviderJson } from './cli-helpers.js'
 
-const run = promisify(execFile)
 const PASSWORD = 'correct horse battery staple'
 
 
@@ -25,15 +23,7 @@ describe('provider daemon as a process', () => {
   const children: ChildProcess[] = []
   const env = { ...process.env, GPUMESH_PASSWORD: PASSWORD, GPUMESH_HOME: '' }
 
-  const gpumesh = async (...args: string[]): Promise<{ stdout: string, stderr: string, code: number }> => {
-    try {
-      const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env, timeout: 20_000 })
-      return { stdout, stderr, code: 0 }
-    } catch (err) {
-      const e = err as { stdout: string, stderr: string, code: number }
-      return { stdout: e.stdout, stderr: e.stderr, code: e.code }
-    }
-  }
+  const gpumesh = async (...args: string[]): Promise<CliRun> => await runCli(args, { env, children })
 
   const start = async (previousPid: number | null): Promise<{ child: ChildProcess, info: ProviderJson }> => {
     const { child, info: started, output: printed } = await spawnDaemon(dataDir, { env, children, previousPid })

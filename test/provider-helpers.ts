@@ -2,6 +2,7 @@
  * Shared pieces of the provider scenario tests: a stand-in prober with simulated H100s whose health the
  * test controls, configs in temp dirs, renter keys and signed orders and proposals.
  */
+import { expect, vi } from 'vitest'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -169,21 +170,12 @@ export function proposal (order: Order, overrides: Partial<Omit<LeaseProposal, '
 }
 
 export const encodeProposal = encodeLeaseProposal
-
-export async function until (check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const start = Date.now()
-  while (!await check()) {
-    if (Date.now() - start > timeoutMs) throw new Error('condition not met in time')
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
-
 /** Connects `client` to the provider's libp2p node. */
 export async function dialProvider (client: GpumeshNode, provider: Provider): Promise<void> {
   const node = provider.node
   if (node == null) throw new Error('provider not started')
   await client.dial(node.getMultiaddrs())
   // Both ends must know the connection before many streams are opened on it at once.
-  await until(() => node.getConnections(client.peerId).length > 0)
+  await vi.waitFor(() => { expect(node.getConnections(client.peerId).length).toBeGreaterThan(0) }, { timeout: 10_000 })
   await client.services.ping.ping(node.peerId)
 }

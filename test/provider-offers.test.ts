@@ -3,12 +3,10 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { generatePeerKey, type GpumeshNode } from '@gpumesh/net'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { Wallet } from 'ethers'
-import {
-  dialProvider, newRenter, proposal, requirements, signedOrder, startClient, startProvider, StandInProber, tempDir, until,
-  type TestProvider
-} from './provider-helpers.js'
+import { recordJudgements } from '../packages/net/test/nodes.js'
+import { dialProvider, newRenter, proposal, requirements, signedOrder, startClient, startProvider, StandInProber, tempDir, type TestProvider } from './provider-helpers.js'
 import { LEASE_PROTOCOL, decodeLeaseDecision, encodeLeaseProposal } from '@gpumesh/protocol'
 import { request } from '@gpumesh/net'
 
@@ -45,7 +43,7 @@ describe('offers', () => {
 
   it('publishes a signed offer that a listening node receives and verifies', async () => {
     // The first offer may go out before the mesh forms; the next publication must arrive.
-    await until(async () => { await daemon.provider.publisher?.publishNow(); return offers.length > 0 })
+    await vi.waitFor(async () => { await daemon.provider.publisher?.publishNow(); expect(offers.length).toBeGreaterThan(0) }, { timeout: 10_000 })
     const offer = offers.at(-1) as Offer
     expect(offer.peerId).toBe(daemon.provider.peerId)
     expect(offer.binding.payment).toBe(daemon.provider.paymentAddress)
@@ -68,7 +66,7 @@ describe('offers', () => {
     const order = signedOrder(newRenter(), listener.peerId.toString(), {})
     const decision = decodeLeaseDecision(await request(listener, node.peerId, LEASE_PROTOCOL, encodeLeaseProposal(proposal(order))))
     expect(decision.accepted).toBe(true)
-    await until(() => offers.length > before && (offers.at(-1) as Offer).gpus[0]?.countFree === 7, 5_000)
+    await vi.waitFor(() => { expect(offers.length > before && (offers.at(-1) as Offer).gpus[0]?.countFree === 7).toBeTruthy() }, { timeout: 5_000 })
     expect((offers.at(-1) as Offer).sequence).toBeGreaterThan(lastSequence)
 
     const gpu = daemon.prober.gpus[7]
@@ -76,7 +74,7 @@ describe('offers', () => {
     gpu.healthy = false
     gpu.problems = ['temperature 95 °C is at or above 90 °C']
     await daemon.provider.inventory.refresh()
-    await until(() => (offers.at(-1) as Offer).gpus[0]?.countTotal === 7, 5_000)
+    await vi.waitFor(() => { expect((offers.at(-1) as Offer).gpus[0]?.countTotal).toBe(7) }, { timeout: 5_000 })
     expect((offers.at(-1) as Offer).gpus[0]?.countFree).toBe(6)
   })
 
@@ -87,8 +85,12 @@ describe('offers', () => {
     const state = await (daemon.provider.publisher as NonNullable<typeof daemon.provider.publisher>).publishNow()
     expect(state.reason).toMatch(/no healthy GPU to sell/)
     expect(daemon.provider.status().offer.reason).toMatch(/no healthy GPU/)
-    await new Promise((resolve) => setTimeout(resolve, 200))
-    expect(offers.length).toBe(count)
+    // Had an offer gone out, it would reach the listener before any later one (one stream, in order):
+    // with the GPUs healthy again, the offers that arrive from here on all have GPUs for sale.
+    for (const gpu of daemon.prober.gpus) { gpu.healthy = true; gpu.problems = [] }
+    await daemon.provider.inventory.refresh()
+    await vi.waitFor(async () => { await daemon.provider.publisher?.publishNow(); expect(offers.length).toBeGreaterThan(count) }, { timeout: 10_000 })
+    expect(offers.slice(count).map((o) => o.gpus[0]?.countTotal)).toEqual(offers.slice(count).map(() => 8))
   })
 })
 
@@ -138,11 +140,11 @@ describe('a peer that subscribes after the offer went out', () => {
     const daemon = await startProvider({ gpus: 2, config: { offers: { republishSec: 600, ttlSec: 1200 } } })
     const late = await startClient()
     try {
-      await until(() => daemon.provider.publisher?.state.offer != null, 5_000)
+      await vi.waitFor(() => { expect(daemon.provider.publisher?.state.offer != null).toBeTruthy() }, { timeout: 5_000 })
       const first = daemon.provider.publisher?.state.offer as Offer
       const offers = listen(late)
       await dialProvider(late, daemon.provider)
-      await until(() => offers.length > 0, 10_000)
+      await vi.waitFor(() => { expect(offers.length).toBeGreaterThan(0) }, { timeout: 10_000 })
       expect(offers[0]?.peerId).toBe(daemon.provider.peerId)
       expect(offers[0]?.sequence).toBeGreaterThan(first.sequence)
     } finally {
@@ -176,7 +178,7 @@ describe('relaying other providers\' offers', () => {
       for (const node of [listener, hostile, honest.provider.node as GpumeshNode]) await dialProvider(node, relay.provider)
       const fromHonest = (): number => received.filter((r) => r.author === honest.provider.peerId).length
       // The honest offer crosses the relay (once the meshes have formed).
-      await until(async () => { await honest.provider.publisher?.publishNow(); return fromHonest() > 0 && genuine.length > 0 }, 15_000)
+      await vi.waitFor(async () => { await honest.provider.publisher?.publishNow(); expect(fromHonest() > 0 && genuine.length > 0).toBeTruthy() }, { timeout: 15_000 })
 
       // What a hostile peer sends: someone else's genuine offer replayed, and that provider's payment
       // address bound by the hostile peer's own key (the binding proof does not verify).
@@ -186,12 +188,15 @@ describe('relaying other providers\' offers', () => {
       const body = { ...victim, peerId: hostileId, binding: { peerId: hostileId, payment: victim.binding.payment, proof: signPeerBinding({ peerId: hostileId, payment: victim.binding.payment }, hostileKey, marketDomain(31337n)) } }
       const { signature: _old, ...unsigned } = body
       const selfBound: Offer = { ...unsigned, signature: signOffer(unsigned, hostileKey, marketDomain(31337n)) }
+      const judged = recordJudgements(relay.provider.node as GpumeshNode, OFFERS_TOPIC)
       for (const offer of [victim, selfBound]) await hostile.services.pubsub.publish(OFFERS_TOPIC, encodeOffer(offer))
+      // The relay judges a message before it relays it: once it rejected both, neither can cross it.
+      await vi.waitFor(() => { expect(judged.results(hostileId)).toEqual(['reject', 'reject']) }, { timeout: 10_000 })
+      judged.restore()
 
       // Honest traffic keeps flowing through the relay meanwhile; the hostile messages never do.
       const before = fromHonest()
-      await until(async () => { await honest.provider.publisher?.publishNow(); return fromHonest() > before }, 10_000)
-      await new Promise((resolve) => setTimeout(resolve, 500))
+      await vi.waitFor(async () => { await honest.provider.publisher?.publishNow(); expect(fromHonest()).toBeGreaterThan(before) }, { timeout: 10_000 })
       expect(received.filter((r) => r.author === hostileId)).toEqual([])
       expect(received.every((r) => r.offer != null && r.author === r.offer.peerId)).toBe(true)
     } finally {
@@ -220,7 +225,7 @@ describe('a fleet member', () => {
     const daemon = await startProvider({ dataDir: temp.dir, peerKey, paymentKey: payment.privateKey, gpus: 2, config: { offers: { fleetMembership: 'fleet.json' } } })
     try {
       await dialProvider(client, daemon.provider)
-      await until(async () => { await daemon.provider.publisher?.publishNow(); return offers.length > 0 }, 10_000)
+      await vi.waitFor(async () => { await daemon.provider.publisher?.publishNow(); expect(offers.length).toBeGreaterThan(0) }, { timeout: 10_000 })
       const offer = offers.at(-1) as Offer
       expect(offer.fleet).toMatchObject({ operator: operator.address, member: payment.address, peerId })
       expect(verifyOffer(offer, marketDomain(31337n))).toBe(payment.address) // the fleet proof verified with it

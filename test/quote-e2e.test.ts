@@ -10,10 +10,10 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Wallet } from 'ethers'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { generatePeerKey } from '@gpumesh/net'
 import { createMatcher, type Matcher } from '@gpumesh/matcher'
-import { CLASS, StandInProber, simulatedGpu, startProvider, until, type TestProvider } from './provider-helpers.js'
+import { CLASS, StandInProber, simulatedGpu, startProvider, type TestProvider } from './provider-helpers.js'
 import { runCli } from './cli-helpers.js'
 
 const A100 = 'A100-SXM4-80GB'
@@ -79,7 +79,7 @@ describe('gpumesh quote against a live matcher', () => {
       startProvider({ prober: a100, config: config('0.75', 3600, A100) })
     ])
     providers.push(cheap as TestProvider, dear as TestProvider, ampere as TestProvider)
-    await until(() => matcher.book.size === 3, 30_000)
+    await vi.waitFor(() => { expect(matcher.book.size).toBe(3) }, { timeout: 30_000 })
 
     // The cheap provider goes away: its daemon stops, and once its 60 s offer has expired in the matcher's
     // book (the clock moved 2 minutes on) the prune counts one interruption. Then it comes back.
@@ -90,7 +90,7 @@ describe('gpumesh quote against a live matcher', () => {
     expect(matcher.book.has(cheapPeer)).toBe(false)
     expect(matcher.records.observation(cheapPeer, Date.now() + skew)?.interruptions).toBe(1)
     providers[0] = await startCheap(3600)
-    await until(() => matcher.book.has(cheapPeer), 30_000)
+    await vi.waitFor(() => { expect(matcher.book.has(cheapPeer)).toBeTruthy() }, { timeout: 30_000 })
   }, 120_000)
 
   afterAll(async () => {

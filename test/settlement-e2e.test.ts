@@ -5,7 +5,6 @@
  * of the settling process after its transaction was sent. A renter whose escrow runs short has its job
  * stopped (INSUFFICIENT_ESCROW) and the provider is still paid every interval it gave.
  */
-import { spawn } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Wallet, encryptKeystoreJson } from 'ethers'
@@ -15,7 +14,7 @@ import { generatePeerKey, peerKeyToBytes, type GpumeshNode } from '@gpumesh/net'
 import { ZERO_ADDRESS, type Address } from '@gpumesh/protocol'
 import { submitJob } from '@gpumesh/renter'
 import { addressOf, fund, startChain, type Chain } from '../packages/settlement/test/helpers.js'
-import { CLI, runCli } from './cli-helpers.js'
+import { runCli, spawnCli } from './cli-helpers.js'
 import { CHAIN_ID, startClient, tempDir, type TestProvider } from './provider-helpers.js'
 import { clientOptions, leaseFrom, proposeTo, startJobProvider, trainSpec, trainingBundle } from './jobs-helpers.js'
 
@@ -115,8 +114,7 @@ describe('on-chain settlement end to end', () => {
 
     // Mining stops; the settling process sends its transaction and is killed while it waits.
     await c.rpc.send('evm_setAutomine', [false])
-    const child = spawn(process.execPath, [CLI, 'settle', 'onchain', '--json'], { env: env(), stdio: 'ignore' })
-    const exited = new Promise<void>((resolve) => child.on('exit', () => { resolve() }))
+    const { child, exited } = spawnCli(['settle', 'onchain', '--json'], { env: env() })
     const watch = openLedger(join(daemon.dataDir, 'ledger.sqlite'))
     try {
       await vi.waitFor(async () => {

@@ -1,14 +1,11 @@
 // Runs the built CLI as a real child process (npm test builds it first).
-import { execFile } from 'node:child_process'
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { runCli, type CliRun } from '../../../test/cli-helpers.js'
 import { marketDomain, validateFleetMembership, verifyFleetMembership } from '@gpumesh/protocol'
 
-const root = fileURLToPath(new URL('../../../', import.meta.url))
-const cli = join(root, 'packages/cli/bin/gpumesh.js')
 const PEER = '12D3KooWGzh6Sr4AQHmmJYT7HtjLxaD2PRcCqq2SsQ8mMPV9bQMa'
 const MEMBER = '0x1111111111111111111111111111111111111111'
 
@@ -16,13 +13,8 @@ let base: string
 beforeAll(async () => { base = await mkdtemp(join(tmpdir(), 'gpumesh-cli-fleet-')) })
 afterAll(async () => { await rm(base, { recursive: true, force: true }) })
 
-async function gpumesh (args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
-  return await new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], { env: { PATH: process.env.PATH ?? '', HOME: base, GPUMESH_PASSWORD: 'pw' }, timeout: 30_000, cwd: base },
-      (err, stdout, stderr) => {
-        resolve({ code: err == null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr })
-      })
-  })
+async function gpumesh (args: string[]): Promise<CliRun> {
+  return await runCli(args, { env: { PATH: process.env.PATH ?? '', HOME: base, GPUMESH_PASSWORD: 'pw' }, cwd: base, timeoutMs: 30_000 })
 }
 
 describe('gpumesh fleet sign', () => {

@@ -1,13 +1,13 @@
 // Runs the built CLI as a real child process (build first: npx tsc -b), with stand-in GPU tools.
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { chmod, cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { runCli, type CliRun } from '../../../test/cli-helpers.js'
 
 const root = fileURLToPath(new URL('../../../', import.meta.url))
-const cli = join(root, 'packages/cli/bin/gpumesh.js')
 const standIn = join(root, 'packages/provider/test/fixtures/bin/nvidia-smi')
 const amdStandIn = join(root, 'packages/provider/test/fixtures/bin/amd-smi')
 
@@ -15,18 +15,9 @@ let home: string
 beforeAll(async () => { home = await mkdtemp(join(tmpdir(), 'gpumesh-cli-gpus-')) })
 afterAll(async () => { await rm(home, { recursive: true, force: true }) })
 
-interface Run { code: number, stdout: string, stderr: string }
 
-async function gpumesh (args: string[], env: Record<string, string>, user: { uid?: number, gid?: number } = {}): Promise<Run> {
-  return await new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], {
-      env: { PATH: process.env.PATH ?? '', GPUMESH_HOME: home, GPUMESH_NVIDIA_SMI: standIn, ...env },
-      timeout: 20_000,
-      ...user
-    }, (err, stdout, stderr) => {
-      resolve({ code: err == null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr })
-    })
-  })
+async function gpumesh (args: string[], env: Record<string, string>, user: { uid?: number, gid?: number } = {}): Promise<CliRun> {
+  return await runCli(args, { env: { PATH: process.env.PATH ?? '', GPUMESH_HOME: home, GPUMESH_NVIDIA_SMI: standIn, ...env }, timeoutMs: 20_000, ...user })
 }
 
 describe('gpumesh gpus', () => {

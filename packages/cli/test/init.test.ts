@@ -1,29 +1,20 @@
 // Runs the built CLI as a real child process (npm test builds it first).
-import { execFile } from 'node:child_process'
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { runCli, type CliRun } from '../../../test/cli-helpers.js'
 import { parseConfigYaml, parseProviderConfig } from '@gpumesh/provider'
 
-const root = fileURLToPath(new URL('../../../', import.meta.url))
-const cli = join(root, 'packages/cli/bin/gpumesh.js')
 
 let base: string
 beforeAll(async () => { base = await mkdtemp(join(tmpdir(), 'gpumesh-cli-init-')) })
 afterAll(async () => { await rm(base, { recursive: true, force: true }) })
 
-interface Run { code: number, stdout: string, stderr: string }
 
-async function gpumesh (args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return await new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], { env: { PATH: process.env.PATH ?? '', HOME: base, ...env }, timeout: 30_000 },
-      (err, stdout, stderr) => {
-        resolve({ code: err == null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr })
-      })
-  })
+async function gpumesh (args: string[], env: Record<string, string> = {}): Promise<CliRun> {
+  return await runCli(args, { env: { PATH: process.env.PATH ?? '', HOME: base, ...env }, timeoutMs: 30_000 })
 }
 
 describe('gpumesh init', () => {

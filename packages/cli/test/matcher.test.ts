@@ -1,62 +1,42 @@
 // Runs the built CLI (build first: npx tsc -b): `gpumesh matcher start` as a child process, a provider
 // node in this process publishing a signed offer to it (and one with simulated GPUs only), and `gpumesh offers`
 // reading its book, with and without --include-simulated.
-import { execFile, spawn } from 'node:child_process'
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { Wallet } from 'ethers'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { runCli, spawnCli, type CliRun } from '../../../test/cli-helpers.js'
 import { createNode, publish } from '@gpumesh/net'
 import { OFFERS_TOPIC, encodeOffer, marketDomain, paymentKeyAddress, signOffer, signPeerBinding } from '@gpumesh/protocol'
 import type { ChildProcess } from 'node:child_process'
 import type { GpumeshNode } from '@gpumesh/net'
 import type { OfferBody } from '@gpumesh/protocol'
 
-const root = fileURLToPath(new URL('../../../', import.meta.url))
-const cli = join(root, 'packages/cli/bin/gpumesh.js')
 
 let home: string
-let child: ChildProcess | null = null
+const children: ChildProcess[] = []
 let provider: GpumeshNode | null = null
 let simulatedProvider: GpumeshNode | null = null
-let stderr = ''
-let stdout = ''
 
 beforeAll(async () => { home = await mkdtemp(join(tmpdir(), 'gpumesh-cli-matcher-')) })
 afterAll(async () => {
-  child?.kill('SIGKILL')
+  for (const c of children) if (c.exitCode == null && c.signalCode == null) c.kill('SIGKILL')
   await provider?.stop()
   await simulatedProvider?.stop()
   await rm(home, { recursive: true, force: true })
 })
-
-async function until (check: () => Promise<boolean> | boolean, timeoutMs = 15_000): Promise<void> {
-  const start = Date.now()
-  while (!(await check())) {
-    if (Date.now() - start > timeoutMs) throw new Error(`condition not met in time; matcher stderr:\n${stderr}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
-
-async function gpumesh (args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
-  return await new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], { env: { PATH: process.env.PATH ?? '', GPUMESH_HOME: home }, timeout: 20_000 }, (err, out, errText) => {
-      resolve({ code: err == null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout: out, stderr: errText })
-    })
-  })
+async function gpumesh (args: string[]): Promise<CliRun> {
+  return await runCli(args, { env: { PATH: process.env.PATH ?? '', GPUMESH_HOME: home }, timeoutMs: 20_000 })
 }
 
 describe('gpumesh matcher start and gpumesh offers', () => {
   it('runs a matcher, lists a provider\'s offer from its book, and stops on SIGTERM', async () => {
-    child = spawn(process.execPath, [cli, 'matcher', 'start', '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', home], { stdio: ['ignore', 'pipe', 'pipe'] })
-    child.stdout?.on('data', (d: Buffer) => { stdout += d.toString() })
-    child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
-    await until(async () => { try { await stat(join(home, 'matcher.json')); return true } catch { return false } })
-    const info = JSON.parse(await readFile(join(home, 'matcher.json'), 'utf8')) as { peerId: string, addresses: string[] }
+    const matcher = spawnCli(['matcher', 'start', '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', home], { children })
+    // Once matcher.json is there and whole.
+    const info = await vi.waitFor(async () => JSON.parse(await readFile(join(home, 'matcher.json'), 'utf8')) as { peerId: string, addresses: string[] }, { timeout: 15_000 })
     expect(info.addresses[0]).toMatch(/^\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\//)
-    await until(() => stdout.includes(info.peerId))
+    await vi.waitFor(() => { expect(matcher.stdout(), `matcher stderr:\n${matcher.stderr()}`).toContain(info.peerId) }, { timeout: 15_000 })
     expect((await stat(join(home, 'matcher-peer.key'))).mode & 0o777).toBe(0o600)
 
     const key = Wallet.createRandom().privateKey
@@ -65,7 +45,7 @@ describe('gpumesh matcher start and gpumesh offers', () => {
     provider = await createNode({ listen: ['/ip4/127.0.0.1/tcp/0'], loopback: true, bootstrap: info.addresses })
     const node = provider
     const peerId = node.peerId.toString()
-    await until(() => node.services.pubsub.getSubscribers(OFFERS_TOPIC).map(String).includes(info.peerId))
+    await vi.waitFor(() => { expect(node.services.pubsub.getSubscribers(OFFERS_TOPIC).map(String), `matcher stderr:\n${matcher.stderr()}`).toContain(info.peerId) }, { timeout: 15_000 })
     const now = Date.now()
     const body: OfferBody = {
       type: 'offer',
@@ -93,11 +73,11 @@ describe('gpumesh matcher start and gpumesh offers', () => {
     await publish(node, OFFERS_TOPIC, encodeOffer({ ...body, signature: signOffer(body, key, domain) }))
 
     let listed: Array<{ peerId: string, gpus: Array<{ pricePerGpuHour: string }> }> = []
-    await until(async () => {
+    await vi.waitFor(async () => {
       const r = await gpumesh(['offers', '--json', '--data-dir', home])
       listed = r.code === 0 ? JSON.parse(r.stdout) as typeof listed : []
-      return listed.length === 1
-    })
+      expect(listed.length, `matcher stderr:\n${matcher.stderr()}`).toBe(1)
+    }, { timeout: 15_000 })
     expect(listed[0]?.peerId).toBe(peerId)
     expect(listed[0]?.gpus.map((g) => g.pricePerGpuHour)).toEqual(['2100000', '450000'])
 
@@ -114,7 +94,7 @@ describe('gpumesh matcher start and gpumesh offers', () => {
     simulatedProvider = await createNode({ listen: ['/ip4/127.0.0.1/tcp/0'], loopback: true, bootstrap: info.addresses })
     const simNode = simulatedProvider
     const simPeerId = simNode.peerId.toString()
-    await until(() => simNode.services.pubsub.getSubscribers(OFFERS_TOPIC).map(String).includes(info.peerId))
+    await vi.waitFor(() => { expect(simNode.services.pubsub.getSubscribers(OFFERS_TOPIC).map(String), `matcher stderr:\n${matcher.stderr()}`).toContain(info.peerId) }, { timeout: 15_000 })
     const simBody: OfferBody = {
       ...body,
       peerId: simPeerId,
@@ -124,11 +104,11 @@ describe('gpumesh matcher start and gpumesh offers', () => {
     }
     await publish(simNode, OFFERS_TOPIC, encodeOffer({ ...simBody, signature: signOffer(simBody, simKey, domain) }))
     let withSimulated: Array<{ peerId: string, simulated: boolean, gpus: Array<{ simulated: boolean }> }> = []
-    await until(async () => {
+    await vi.waitFor(async () => {
       const r = await gpumesh(['offers', '--json', '--include-simulated'])
       withSimulated = r.code === 0 ? JSON.parse(r.stdout) as typeof withSimulated : []
-      return withSimulated.length === 2
-    })
+      expect(withSimulated.length, `matcher stderr:\n${matcher.stderr()}`).toBe(2)
+    }, { timeout: 15_000 })
     expect(withSimulated.map((o) => [o.peerId, o.simulated, o.gpus.map((g) => g.simulated)]))
       .toEqual([[simPeerId, true, [true]], [peerId, false, [false, false]]]) // cheapest first
     const withoutSimulated = await gpumesh(['offers', '--json'])
@@ -140,10 +120,8 @@ describe('gpumesh matcher start and gpumesh offers', () => {
     expect(marked.stdout).toMatch(/H100-SXM-80GB\s+4\/8/)
     expect(marked.stdout).not.toContain('H100-SXM-80GB (simulated)')
 
-    const exited = new Promise<number | null>((resolve) => child?.on('exit', (code) => { resolve(code) }))
-    child.kill('SIGTERM')
-    expect(await exited).toBe(0)
-    child = null
-    expect(stdout).toContain('matcher stopped')
+    matcher.child.kill('SIGTERM')
+    expect(await matcher.exited).toBe(0)
+    expect(matcher.stdout()).toContain('matcher stopped')
   }, 120_000)
 })

@@ -1,28 +1,21 @@
 // Runs the built CLI as a real child process (npm test builds it first).
-import { execFile, execFileSync } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { mkdtemp, rm, writeFile, chmod } from 'node:fs/promises'
 import { createServer, type Server } from 'node:net'
 import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { runCli, type CliRun } from '../../../test/cli-helpers.js'
 
-const root = fileURLToPath(new URL('../../../', import.meta.url))
-const cli = join(root, 'packages/cli/bin/gpumesh.js')
 const IS_ROOT = userInfo().uid === 0
 
-interface Run { code: number, stdout: string, stderr: string }
 
 let base: string
 let dataDir: string
 const env = (): Record<string, string> => ({ PATH: process.env.PATH ?? '', HOME: base, GPUMESH_PASSWORD_FILE: join(base, 'pw') })
 
-async function gpumesh (args: string[]): Promise<Run> {
-  return await new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], { env: env(), timeout: 30_000 }, (err, stdout, stderr) => {
-      resolve({ code: err == null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr })
-    })
-  })
+async function gpumesh (args: string[]): Promise<CliRun> {
+  return await runCli(args, { env: env(), timeoutMs: 30_000 })
 }
 
 /** Root ignores modes: the directory is made immutable instead (EPERM); anyone else gets a 0500 directory (EACCES). */

@@ -26,7 +26,7 @@ export const MATCHER_REQUEST_ERROR_CODES = [
 ] as const
 export type MatcherRequestErrorCode = typeof MATCHER_REQUEST_ERROR_CODES[number]
 
-export type MatcherErrorCode = 'NOT_STARTED' | 'START_FAILED' | 'NO_ASYNC_VALIDATION'
+export type MatcherErrorCode = 'NOT_STARTED' | 'START_FAILED'
 
 /** Misuse of the matcher service itself (not a peer's fault). */
 export class MatcherError extends Error {

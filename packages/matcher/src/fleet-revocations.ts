@@ -7,26 +7,18 @@
  * Revocations are kept in memory, bounded; the operator re-publishes them (`gpumesh fleet revoke`,
  * and every `gpumesh fleet status` run), so a matcher that restarted learns them again.
  */
+import { validateTopic, type GossipHost, type GossipJudgement } from '@gpumesh/net'
 import { FLEET_REVOCATIONS_TOPIC, judgeFleetRevocation } from '@gpumesh/protocol'
-import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { FleetRevocation, FleetRevocationVerdict, Offer } from '@gpumesh/protocol'
-import type { GossipsubMessage } from '@libp2p/gossipsub'
 import type { Logger } from 'pino'
 import type { Clock } from '@gpumesh/protocol'
-import type { ValidatingPubsub } from './offer-intake.js'
 import type { OrderBook } from './order-book.js'
 
 /** Revocations kept at most; beyond it new ones are still applied to the book but the oldest is forgotten. */
 export const MAX_FLEET_REVOCATIONS = 100_000
 
-const ACCEPTANCE = {
-  accept: TopicValidatorResult.Accept,
-  reject: TopicValidatorResult.Reject,
-  ignore: TopicValidatorResult.Ignore
-} as const
-
 export interface FleetRevocationsComponents {
-  pubsub: ValidatingPubsub
+  node: GossipHost
   book: OrderBook
   clock: Clock
   logger: Logger
@@ -42,8 +34,7 @@ export class FleetRevocations {
   readonly #c: FleetRevocationsComponents
   readonly #log: Logger
   readonly #kept = new Map<string, FleetRevocation>()
-  #started = false
-  readonly #onMessage = (evt: CustomEvent<GossipsubMessage>): void => { this.#handle(evt.detail) }
+  #stopJudging: (() => void) | null = null
 
   constructor (components: FleetRevocationsComponents) {
     this.#c = components
@@ -53,18 +44,17 @@ export class FleetRevocations {
   get size (): number { return this.#kept.size }
 
   start (): void {
-    if (this.#started) return
-    this.#started = true
-    this.#c.pubsub.addEventListener('gossipsub:message', this.#onMessage)
-    this.#c.pubsub.subscribe(FLEET_REVOCATIONS_TOPIC)
+    if (this.#stopJudging != null) return
+    this.#stopJudging = validateTopic(this.#c.node, FLEET_REVOCATIONS_TOPIC, (data, _author, from) => this.#judge(data, from))
+    this.#c.node.services.pubsub.subscribe(FLEET_REVOCATIONS_TOPIC)
   }
 
   stop (): void {
-    if (!this.#started) return
-    this.#started = false
-    this.#c.pubsub.removeEventListener('gossipsub:message', this.#onMessage)
+    if (this.#stopJudging == null) return
+    this.#stopJudging()
+    this.#stopJudging = null
     try {
-      this.#c.pubsub.unsubscribe(FLEET_REVOCATIONS_TOPIC)
+      this.#c.node.services.pubsub.unsubscribe(FLEET_REVOCATIONS_TOPIC)
     } catch (err) {
       this.#log.debug({ err }, 'unsubscribe failed (node already stopping)')
     }
@@ -95,12 +85,10 @@ export class FleetRevocations {
     return isNew
   }
 
-  #handle (event: GossipsubMessage): void {
-    const { msg, msgId, propagationSource } = event
-    if (msg.topic !== FLEET_REVOCATIONS_TOPIC) return
+  #judge (data: Uint8Array, from: string): GossipJudgement {
     let verdict: FleetRevocationVerdict
     try {
-      verdict = judgeFleetRevocation(msg.data, this.#c.clock.now())
+      verdict = judgeFleetRevocation(data, this.#c.clock.now())
       if (verdict.judgement === 'accept' && verdict.revocation != null) {
         // A revocation already kept is not relayed again (the operator's re-publications die out here).
         if (!this.apply(verdict.revocation)) verdict = { ...verdict, judgement: 'ignore' }
@@ -109,8 +97,8 @@ export class FleetRevocations {
       this.#log.error({ err }, 'judging a fleet revocation failed')
       verdict = { judgement: 'ignore', reason: 'MALFORMED', revocation: null }
     }
-    this.#c.pubsub.reportMessageValidationResult(msgId, propagationSource.toString(), ACCEPTANCE[verdict.judgement])
-    this.#log[verdict.judgement === 'reject' ? 'warn' : 'debug']({ from: propagationSource.toString(), reason: verdict.reason, judgement: verdict.judgement }, 'fleet revocation judged')
+    this.#log[verdict.judgement === 'reject' ? 'warn' : 'debug']({ from, reason: verdict.reason, judgement: verdict.judgement }, 'fleet revocation judged')
     this.#c.onVerdict?.(verdict)
+    return verdict.judgement
   }
 }

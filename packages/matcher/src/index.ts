@@ -3,7 +3,7 @@
  * proposals with fallback, and book serving. The pure core (book, matching, explanations, provider
  * records) is exported beside the service so it can be used and tested without a network.
  */
-export { createMatcher, matcherNodeOptions } from './matcher.js'
+export { createMatcher } from './matcher.js'
 export type { Matcher, MatcherComponents, MatcherOptions } from './matcher.js'
 export { judgeOffer } from './offer-intake.js'
 export { FleetRevocations, MAX_FLEET_REVOCATIONS } from './fleet-revocations.js'

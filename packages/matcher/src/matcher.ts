@@ -9,7 +9,6 @@
  * stop serving the book → stop the prune task → stop judging offers → stop the node if we built it.
  */
 import { RepeatingTask, createNode, within } from '@gpumesh/net'
-import { StrictSign } from '@libp2p/gossipsub'
 import pino from 'pino'
 import { systemClock } from '@gpumesh/protocol'
 import {
@@ -28,9 +27,8 @@ import { Proposer } from './proposer.js'
 import { ProviderRecords } from './provider-record.js'
 import type { Clock } from '@gpumesh/protocol'
 import type { FleetRevocationVerdict } from '@gpumesh/protocol'
-import type { OfferVerdict, ValidatingPubsub } from './offer-intake.js'
-import type { CreateNodeOptions, GpumeshNode, RateLimitOptions } from '@gpumesh/net'
-import type { PrivateKey } from '@libp2p/interface'
+import type { OfferVerdict } from './offer-intake.js'
+import type { GpumeshNode, PrivateKey, RateLimitOptions } from '@gpumesh/net'
 import type { Logger } from 'pino'
 
 export interface MatcherOptions {
@@ -61,8 +59,8 @@ export interface MatcherOptions {
 
 export interface MatcherComponents {
   /**
-   * A node built with `matcherNodeOptions()` merged in (gossipsub must run with `asyncValidation`);
-   * the caller stops it. Without one, the matcher builds and stops its own from the options.
+   * A node built by net's `createNode` (its gossipsub signs and checks authors: StrictSign, the
+   * default); the caller stops it. Without one, the matcher builds and stops its own from the options.
    */
   node?: GpumeshNode
   logger?: Logger
@@ -85,15 +83,6 @@ export interface Matcher {
   prune: () => void
   /** Fleet revocations kept (from gossip); null before `start()`. */
   readonly revocations: FleetRevocations | null
-}
-
-/**
- * The gossip settings a matcher's node needs: StrictSign (so an offer's author is known) and
- * asynchronous validation (so nothing is relayed before the matcher judged it). Merge into the
- * options of a node handed to `createMatcher`.
- */
-export function matcherNodeOptions (): Pick<CreateNodeOptions, 'gossip'> {
-  return { gossip: { overrides: { asyncValidation: true, globalSignaturePolicy: StrictSign } } }
 }
 
 export function createMatcher (options: MatcherOptions = {}, components: MatcherComponents = {}): Matcher {
@@ -156,24 +145,19 @@ class MatcherService implements Matcher {
         ...(o.announce != null ? { announce: o.announce } : {}),
         ...(o.bootstrap != null ? { bootstrap: o.bootstrap } : {}),
         ...(o.peerKey != null ? { privateKey: o.peerKey } : {}),
-        ...(o.loopback != null ? { loopback: o.loopback } : {}),
-        ...matcherNodeOptions()
+        ...(o.loopback != null ? { loopback: o.loopback } : {})
       })
     }
     const node = this.#node
-    const pubsub = node.services.pubsub as ValidatingPubsub
-    if (pubsub.opts?.asyncValidation !== true) {
-      throw new MatcherError('NO_ASYNC_VALIDATION', 'the node\'s gossipsub must run with asyncValidation (see matcherNodeOptions())')
-    }
     const logger = this.#components.logger ?? pino({ enabled: false })
     const onRevocationVerdict = this.#components.onRevocationVerdict
     const revocations = new FleetRevocations({
-      pubsub, book: this.book, clock: this.#clock, logger, ...(onRevocationVerdict != null ? { onVerdict: onRevocationVerdict } : {})
+      node, book: this.book, clock: this.#clock, logger, ...(onRevocationVerdict != null ? { onVerdict: onRevocationVerdict } : {})
     })
     this.#revocations = revocations
     revocations.start()
     this.#intake = new OfferIntake({
-      pubsub,
+      node,
       book: this.book,
       clock: this.#clock,
       logger,

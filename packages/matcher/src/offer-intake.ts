@@ -1,14 +1,12 @@
 /**
- * Offer intake: every message on the offers topic is judged before it can enter the book or be
- * forwarded. With gossipsub's `asyncValidation`, nothing is relayed until the judgement is reported:
- * `reject` (forged, malformed, or published by someone other than the provider) penalises the peer
- * that sent it to us; `ignore` (expired, older than what the book holds, implausible times) drops it
- * without penalty; `accept` forwards it.
+ * Offer intake: every message on the offers topic is judged (net's `validateTopic`, the one gossip
+ * validation every node uses) before it can enter the book or be forwarded: `reject` (forged,
+ * malformed, or published by someone other than the provider) penalises the peer that sent it to
+ * us; `ignore` (expired, older than what the book holds, implausible times, over the per-author rate)
+ * drops it without penalty; `accept` forwards it.
  */
-import { PeerRateLimiter } from '@gpumesh/net'
+import { validateTopic, type GossipHost } from '@gpumesh/net'
 import { OFFERS_TOPIC, OFFER_GOSSIP_RATE_LIMIT, judgeOfferGossip, type OfferGossipReason, type OfferJudgement } from '@gpumesh/protocol'
-import { TopicValidatorResult } from '@libp2p/gossipsub'
-import type { GossipSub, GossipsubMessage } from '@libp2p/gossipsub'
 import type { Offer } from '@gpumesh/protocol'
 import type { Logger } from 'pino'
 import type { Clock } from '@gpumesh/protocol'
@@ -33,23 +31,8 @@ export interface OfferIntakeOptions {
   maxOffers: number
 }
 
-/**
- * Gossipsub as it is at run time: the public interface omits the async-validation report and the
- * options, which the class has.
- */
-export type ValidatingPubsub = GossipSub & {
-  reportMessageValidationResult: (msgId: string, propagationSource: string, acceptance: TopicValidatorResult) => void
-  opts?: { asyncValidation?: boolean }
-}
-
-const ACCEPTANCE: Record<OfferJudgement, TopicValidatorResult> = {
-  accept: TopicValidatorResult.Accept,
-  reject: TopicValidatorResult.Reject,
-  ignore: TopicValidatorResult.Ignore
-}
-
 export interface OfferIntakeComponents {
-  pubsub: ValidatingPubsub
+  node: GossipHost
   book: OrderBook
   clock: Clock
   logger: Logger
@@ -73,10 +56,7 @@ export class OfferIntake {
   readonly #components: OfferIntakeComponents
   readonly #options: OfferIntakeOptions
   readonly #log: Logger
-  /** Offers per author beyond OFFER_GOSSIP_RATE_LIMIT are ignored before their signatures are checked. */
-  readonly #perAuthor = new PeerRateLimiter(OFFER_GOSSIP_RATE_LIMIT)
-  #started = false
-  readonly #onMessage = (evt: CustomEvent<GossipsubMessage>): void => { this.#handle(evt.detail) }
+  #stopJudging: (() => void) | null = null
 
   constructor (components: OfferIntakeComponents, options: OfferIntakeOptions) {
     this.#components = components
@@ -85,34 +65,32 @@ export class OfferIntake {
   }
 
   start (): void {
-    if (this.#started) return
-    this.#started = true
-    this.#components.pubsub.addEventListener('gossipsub:message', this.#onMessage)
-    this.#components.pubsub.subscribe(OFFERS_TOPIC)
+    if (this.#stopJudging != null) return
+    // Offers per author beyond OFFER_GOSSIP_RATE_LIMIT are ignored before their signatures are checked.
+    this.#stopJudging = validateTopic(this.#components.node, OFFERS_TOPIC, (data, author, from) => this.#judge(data, author, from), {
+      perAuthor: OFFER_GOSSIP_RATE_LIMIT,
+      onRateLimited: (author, from) => { this.#report({ judgement: 'ignore', reason: 'RATE_LIMITED', author, offer: null }, from) }
+    })
+    this.#components.node.services.pubsub.subscribe(OFFERS_TOPIC)
   }
 
   stop (): void {
-    if (!this.#started) return
-    this.#started = false
-    this.#components.pubsub.removeEventListener('gossipsub:message', this.#onMessage)
+    if (this.#stopJudging == null) return
+    this.#stopJudging()
+    this.#stopJudging = null
     try {
-      this.#components.pubsub.unsubscribe(OFFERS_TOPIC)
+      this.#components.node.services.pubsub.unsubscribe(OFFERS_TOPIC)
     } catch (err) {
       this.#log.debug({ err }, 'unsubscribe failed (node already stopping)')
     }
   }
 
-  #handle (event: GossipsubMessage): void {
-    const { msg, msgId, propagationSource } = event
-    if (msg.topic !== OFFERS_TOPIC) return
-    const { book, clock, pubsub } = this.#components
+  #judge (data: Uint8Array, author: string | null, from: string): OfferJudgement {
+    const { book, clock } = this.#components
     const now = clock.now()
     let verdict: OfferVerdict
     try {
-      const author = msg.type === 'signed' ? msg.from.toString() : null
-      verdict = author != null && !this.#perAuthor.consume(author)
-        ? { judgement: 'ignore', reason: 'RATE_LIMITED', author, offer: null }
-        : judgeOffer(msg.data, author, now, this.#options)
+      verdict = judgeOffer(data, author, now, this.#options)
       if (verdict.judgement === 'accept' && verdict.offer != null) {
         const offer = verdict.offer
         if (this.#components.isRevoked?.(offer) === true) {
@@ -130,9 +108,13 @@ export class OfferIntake {
       this.#log.error({ err }, 'judging an offer failed')
       verdict = { judgement: 'ignore', reason: 'MALFORMED', author: null, offer: null }
     }
-    pubsub.reportMessageValidationResult(msgId, propagationSource.toString(), ACCEPTANCE[verdict.judgement])
+    this.#report(verdict, from)
+    return verdict.judgement
+  }
+
+  #report (verdict: OfferVerdict, from: string): void {
     const level = verdict.judgement === 'reject' ? 'warn' : 'debug'
-    this.#log[level]({ author: verdict.author, from: propagationSource.toString(), judgement: verdict.judgement, reason: verdict.reason }, 'offer judged')
+    this.#log[level]({ author: verdict.author, from, judgement: verdict.judgement, reason: verdict.reason }, 'offer judged')
     this.#components.onVerdict?.(verdict)
   }
 }

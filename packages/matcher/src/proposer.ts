@@ -2,16 +2,13 @@
  * Proposes a lease to candidates in rank order until one accepts with valid signed terms, each attempt
  * with its own deadline, and records every outcome in the provider records and latency estimates.
  */
-import { request, RequestError } from '@gpumesh/net'
+import { multiaddr, peerIdFromString, request, RequestError } from '@gpumesh/net'
 import {
   LEASE_PROTOCOL, MAX_MESSAGE_BYTES, decodeLeaseDecision, encodeLeaseProposal, isProtocolError, marketDomain,
   verifyLeaseTerms
 } from '@gpumesh/protocol'
-import { peerIdFromString } from '@libp2p/peer-id'
-import { multiaddr } from '@multiformats/multiaddr'
-import type { StreamHost } from '@gpumesh/net'
+import type { Multiaddr, StreamHost } from '@gpumesh/net'
 import type { DeclinedProposal, LeaseTerms, Offer, Order, PaymentSignature } from '@gpumesh/protocol'
-import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from 'pino'
 import type { Clock } from '@gpumesh/protocol'
 import type { LatencyEstimates } from './latency.js'

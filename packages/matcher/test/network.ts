@@ -1,4 +1,5 @@
 /** Real libp2p nodes on 127.0.0.1 for the matcher service tests: providers, renters, signed messages. */
+import { expect, vi } from 'vitest'
 import { randomBytes } from 'node:crypto'
 import { Wallet } from 'ethers'
 import { createNode, handle, publish } from '@gpumesh/net'
@@ -16,16 +17,6 @@ export const TOKEN: Address = '0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512'
 export async function loopbackNode (bootstrap: string[] = []): Promise<GpumeshNode> {
   return createNode({ listen: ['/ip4/127.0.0.1/tcp/0'], loopback: true, ...(bootstrap.length > 0 ? { bootstrap } : {}) })
 }
-
-/** Resolves once `check` holds, polling; rejects after `timeoutMs`. */
-export async function until (check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const start = Date.now()
-  while (!(await check())) {
-    if (Date.now() - start > timeoutMs) throw new Error('condition not met in time')
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
-}
-
 export function bytes32 (): Bytes32 {
   return `0x${randomBytes(32).toString('hex')}`
 }
@@ -119,10 +110,10 @@ export class FakeProvider {
 
 /** Waits until `node` knows that every peer in `peers` subscribes to the offers topic. */
 export async function untilSubscribed (node: GpumeshNode, peers: GpumeshNode[]): Promise<void> {
-  await until(() => {
+  await vi.waitFor(() => {
     const subscribers = node.services.pubsub.getSubscribers(OFFERS_TOPIC).map(String)
-    return peers.every((p) => subscribers.includes(p.peerId.toString()))
-  })
+    expect(peers.every((p) => subscribers.includes(p.peerId.toString()))).toBeTruthy()
+  }, { timeout: 10_000 })
 }
 
 export class Renter {

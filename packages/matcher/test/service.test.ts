@@ -10,7 +10,8 @@ import { createMatcher } from '@gpumesh/matcher'
 import type { GpumeshNode } from '@gpumesh/net'
 import type { BookFilters, BookPage, Offer, OfferBody, Order, OrderResult } from '@gpumesh/protocol'
 import type { Matcher, OfferVerdict } from '@gpumesh/matcher'
-import { DOMAIN, FakeProvider, Renter, loopbackNode, until, untilSubscribed } from './network.js'
+import { DOMAIN, FakeProvider, Renter, loopbackNode, untilSubscribed } from './network.js'
+import { recordJudgements } from '../../net/test/nodes.js'
 
 let matcher: Matcher
 let second: Matcher
@@ -57,7 +58,7 @@ beforeAll(async () => {
   await cheap.publish(cheap.offer([{ pricePerGpuHour: 1_500_000n }]))
   await middle.publish(middle.offer([{ pricePerGpuHour: 2_000_000n, class: 'A100', memoryMiB: 40_960, computeCapability: '8.0' }], { region: 'us' }))
   await dear.publish(dear.offer([{ pricePerGpuHour: 2_500_000n, countFree: 8 }]))
-  await until(() => matcher.book.size === 3 && second.book.size === 3)
+  await vi.waitFor(() => { expect(matcher.book.size === 3 && second.book.size === 3).toBeTruthy() }, { timeout: 10_000 })
 })
 
 afterAll(async () => {
@@ -140,11 +141,11 @@ describe('offer intake', () => {
     const p = await provider(addrs(matcher))
     await untilSubscribed(p.node, [matcher.node])
     await p.publish(p.offer([{ pricePerGpuHour: 9_000_000n }], {}, 60_000))
-    await until(() => matcher.book.get(p.peerId) != null)
+    await vi.waitFor(() => { expect(matcher.book.get(p.peerId) != null).toBeTruthy() }, { timeout: 10_000 })
     const short = p.offer([{ pricePerGpuHour: 8_000_000n }], {}, 800)
     await p.publish(short)
-    await until(() => matcher.book.get(p.peerId)?.sequence === short.sequence)
-    await until(() => !matcher.book.has(p.peerId), 5_000)
+    await vi.waitFor(() => { expect(matcher.book.get(p.peerId)?.sequence).toBe(short.sequence) }, { timeout: 10_000 })
+    await vi.waitFor(() => { expect(matcher.book.has(p.peerId)).toBeFalsy() }, { timeout: 5_000 })
     expect(Date.now()).toBeGreaterThanOrEqual(short.expiresAt)
     // Its going away is on its record: one interruption, the time it was watched kept.
     expect(matcher.records.observation(p.peerId, Date.now())).toMatchObject({ peerId: p.peerId, interruptions: 1 })
@@ -154,7 +155,8 @@ describe('offer intake', () => {
   it('rejects forged offers at gossip validation: none enters a book', async () => {
     const forger = await provider([...addrs(matcher), ...addrs(second)])
     await untilSubscribed(forger.node, [matcher.node, second.node])
-    const report = vi.spyOn(matcher.node.services.pubsub as unknown as { reportMessageValidationResult: (...args: unknown[]) => void }, 'reportMessageValidationResult')
+    // What each matcher's gossip judge answered, per peer that passed the message on.
+    const reports = [matcher, second].map((m) => recordJudgements(m.node, OFFERS_TOPIC))
     const before = verdicts.length
     const victim = cheap.offer([{ pricePerGpuHour: 1n }])
     // 1. the victim's payment address on the forger's peer, with the victim's binding proof
@@ -176,16 +178,17 @@ describe('offer intake', () => {
     for (const offer of forged) {
       await forger.publish(offer)
     }
-    await until(() => verdicts.length >= before + 3)
+    await vi.waitFor(() => { expect(verdicts.length).toBeGreaterThanOrEqual(before + 3) }, { timeout: 10_000 })
     const mine = verdicts.slice(before).filter((v) => v.author === forger.peerId)
     expect(mine.map((v) => [v.judgement, v.reason])).toEqual([['reject', 'BAD_SIGNATURE'], ['reject', 'BAD_SIGNATURE'], ['reject', 'NOT_AUTHOR']])
-    expect(report.mock.calls.filter((c) => c[1] === forger.peerId).map((c) => c[2])).toEqual(['reject', 'reject', 'reject'])
-    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect(reports[0]?.results(forger.peerId)).toEqual(['reject', 'reject', 'reject'])
+    // The second matcher got them straight from the forger too (never relayed by the first): once it judged them, neither book holds one.
+    await vi.waitFor(() => { expect(reports[1]?.results(forger.peerId)).toEqual(['reject', 'reject', 'reject']) }, { timeout: 10_000 })
     for (const m of [matcher, second]) {
       expect(m.book.has(forger.peerId)).toBe(false)
       expect(m.book.get(cheap.peerId)?.gpus[0]?.pricePerGpuHour).toBe(1_500_000n)
     }
-    report.mockRestore()
+    for (const r of reports) r.restore()
   })
 
   it('ignores a peer that publishes faster than the gossip limit, before checking a signature', async () => {
@@ -195,7 +198,7 @@ describe('offer intake', () => {
     // Junk, so none of it can enter the book: judged (and rejected) up to the limit, ignored beyond it.
     for (let i = 0; i < OFFER_GOSSIP_RATE_LIMIT.points + 5; i++) await publish(chatty.node, OFFERS_TOPIC, new TextEncoder().encode(`not an offer ${i}`))
     const mine = (): OfferVerdict[] => verdicts.slice(before).filter((v) => v.author === chatty.peerId)
-    await until(() => mine().length >= OFFER_GOSSIP_RATE_LIMIT.points + 5)
+    await vi.waitFor(() => { expect(mine().length).toBeGreaterThanOrEqual(OFFER_GOSSIP_RATE_LIMIT.points + 5) }, { timeout: 10_000 })
     expect(mine().map((v) => v.reason)).toEqual([...Array(OFFER_GOSSIP_RATE_LIMIT.points).fill('MALFORMED'), ...Array(5).fill('RATE_LIMITED')])
     expect(mine().filter((v) => v.reason === 'RATE_LIMITED').every((v) => v.judgement === 'ignore')).toBe(true)
   })

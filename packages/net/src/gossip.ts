@@ -2,7 +2,8 @@ import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { DEFAULT_GOSSIP_MAX_MESSAGE_BYTES } from './constants.js'
 import { PublishError } from './errors.js'
 import { PeerRateLimiter, type RateLimitOptions } from './rate-limiter.js'
-import type { GossipSub, PublishResult } from '@libp2p/gossipsub'
+import type { GossipSub, Message, PublishResult } from '@libp2p/gossipsub'
+import type { PeerId } from '@libp2p/interface'
 
 /** The part of a node `publish()` needs. */
 export interface GossipHost {
@@ -63,23 +64,39 @@ export interface ValidateTopicOptions {
    * is the gossip message's signer, which gossipsub has verified, so it cannot be borrowed.
    */
   perAuthor?: RateLimitOptions
+  /** Told of each message ignored by `perAuthor` (its author, and the peer that passed it on). */
+  onRateLimited?: (author: string, from: string) => void
 }
+
+/**
+ * What `judge` gets: the payload, its author (the signer of the gossip message; null if unsigned)
+ * and the peer that passed it on to this node.
+ */
+export type GossipJudge = (data: Uint8Array, author: string | null, from: string) => GossipJudgement
 
 /**
  * Judges every message on `topic` before this node delivers or relays it: a node that relays gossip
  * unchecked spreads whatever a hostile peer sends, and is penalised for it by the peers it relays to.
- * `judge` gets the payload and its author (the signer of the gossip message; null if unsigned). A
- * judge that throws counts as `ignore`.
+ * `reject` also penalises the peer that passed the message on. A judge that throws counts as
+ * `ignore`. This is the one way gossip is judged in gpumesh; returns a function that removes the judge.
  */
-export function validateTopic (node: GossipHost, topic: string, judge: (data: Uint8Array, author: string | null) => GossipJudgement, options: ValidateTopicOptions = {}): void {
+export function validateTopic (node: GossipHost, topic: string, judge: GossipJudge, options: ValidateTopicOptions = {}): () => void {
   const limiter = options.perAuthor == null ? null : new PeerRateLimiter(options.perAuthor)
-  node.services.pubsub.topicValidators.set(topic, (_peer, message) => {
+  const validator = (peer: PeerId, message: Message): TopicValidatorResult => {
     const author = message.type === 'signed' ? message.from.toString() : null
-    if (limiter != null && author != null && !limiter.consume(author)) return TopicValidatorResult.Ignore
+    if (limiter != null && author != null && !limiter.consume(author)) {
+      options.onRateLimited?.(author, peer.toString())
+      return TopicValidatorResult.Ignore
+    }
     try {
-      return RESULTS[judge(message.data, author)]
+      return RESULTS[judge(message.data, author, peer.toString())]
     } catch {
       return TopicValidatorResult.Ignore
     }
-  })
+  }
+  const validators = node.services.pubsub.topicValidators
+  validators.set(topic, validator)
+  return () => {
+    if (validators.get(topic) === validator) validators.delete(topic)
+  }
 }

@@ -13,7 +13,7 @@ export type {
   MdnsOptions
 } from './node.js'
 export { publish, gossipMaxMessageBytes, validateTopic } from './gossip.js'
-export type { GossipHost, GossipJudgement, PublishOptions, ValidateTopicOptions } from './gossip.js'
+export type { GossipHost, GossipJudge, GossipJudgement, PublishOptions, ValidateTopicOptions } from './gossip.js'
 export { generatePeerKey, peerKeyFromBytes, peerKeyToBytes } from './keys.js'
 export { handle, request } from './request-response.js'
 export type {
@@ -56,3 +56,8 @@ export type {
   RequestErrorCode
 } from './errors.js'
 export * from './constants.js'
+// The libp2p names the roles need (peer ids, addresses, keys): they come from here, never from libp2p.
+export { peerIdFromString } from '@libp2p/peer-id'
+export { multiaddr } from '@multiformats/multiaddr'
+export type { Multiaddr } from '@multiformats/multiaddr'
+export type { PeerId, PrivateKey } from '@libp2p/interface'

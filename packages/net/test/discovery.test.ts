@@ -1,6 +1,6 @@
 import { ListenError, createNode, generatePeerKey } from '@gpumesh/net'
-import { afterEach, describe, expect, it } from 'vitest'
-import { stopAll, until } from './nodes.js'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { stopAll } from './nodes.js'
 import type { GpumeshNode } from '@gpumesh/net'
 
 const local = { listen: ['/ip4/127.0.0.1/tcp/0'], loopback: true }
@@ -25,7 +25,7 @@ describe('discovery', () => {
     const leaf = await createNode({ ...local, bootstrap: hub.getMultiaddrs().map(String) })
     nodes.push(leaf)
     // the leaf dials, nobody told it to: both ends see the connection once the upgrade finishes
-    await until(() => leaf.getConnections(hub.peerId).length > 0 && hub.getConnections(leaf.peerId).length > 0)
+    await vi.waitFor(() => { expect(leaf.getConnections(hub.peerId).length > 0 && hub.getConnections(leaf.peerId).length > 0).toBeTruthy() }, { timeout: 10_000 })
     expect(leaf.getConnections(hub.peerId)[0]?.direction).toBe('outbound')
   })
 
@@ -36,14 +36,16 @@ describe('discovery', () => {
     if (addr == null) throw new Error('hub has no address')
     const leaf = await createNode({ ...local, bootstrap: [addr.toString()], bootstrapRedialMs: 200 })
     nodes.push(leaf)
-    await until(() => leaf.getConnections(hub.peerId).length > 0)
+    await vi.waitFor(() => { expect(leaf.getConnections(hub.peerId).length).toBeGreaterThan(0) }, { timeout: 10_000 })
     await hub.stop()
-    await until(() => leaf.getConnections(hub.peerId).length === 0)
-    // Down for a while (redials fail meanwhile), then back on the same address with the same key.
+    await vi.waitFor(() => { expect(leaf.getConnections(hub.peerId).length).toBe(0) }, { timeout: 10_000 })
+    // Down for a while (redials fail meanwhile), then back on the same address with the same key. The
+    // passing time is what is tested (several failed redials must not stop the timer), and real
+    // libp2p nodes run on real timers: there is no state to wait on, so this sleep stays.
     await new Promise((resolve) => setTimeout(resolve, 600))
     const back = await createNode({ ...local, listen: [`/ip4/127.0.0.1/tcp/${/\/tcp\/(\d+)/.exec(addr.toString())?.[1] ?? 0}`], privateKey: key })
     nodes.push(back)
-    await until(() => leaf.getConnections(back.peerId).length > 0, 5_000)
+    await vi.waitFor(() => { expect(leaf.getConnections(back.peerId).length).toBeGreaterThan(0) }, { timeout: 5_000 })
     expect(leaf.getConnections(back.peerId)[0]?.direction).toBe('outbound')
   })
 
@@ -56,7 +58,7 @@ describe('discovery', () => {
     await b.dial(hub.getMultiaddrs())
     // the routing table is not on the public KadDHT type; it fills once identify reports the protocol
     const table = (hub.services.dht as unknown as { routingTable: { size: number } }).routingTable
-    await until(() => table.size >= 2)
+    await vi.waitFor(() => { expect(table.size).toBeGreaterThanOrEqual(2) }, { timeout: 10_000 })
     const found = await b.peerRouting.findPeer(a.peerId, { signal: AbortSignal.timeout(10_000) })
     expect(found.multiaddrs.map(String).some((addr) => addr.startsWith('/ip4/127.0.0.1/'))).toBe(true)
   })

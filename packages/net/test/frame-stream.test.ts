@@ -81,7 +81,9 @@ describe('frame streams', () => {
     const stream = await openFrameStream(client, server.getMultiaddrs(), SOURCE, { highWaterMark: 2 })
     await stream.send(Uint8Array.of(1))
     expect(await stream.read()).not.toBeNull()
-    // the consumer stalls: the source must stop well short of its 1000 frames
+    // the consumer stalls: the source must stop well short of its 1000 frames. The stall is what is
+    // tested (time in which a source without back-pressure would send them all, over real yamux
+    // streams on real timers), so this sleep stays.
     await new Promise((resolve) => setTimeout(resolve, 300))
     expect(sourceSent).toBeLessThan(600)
     let count = 1

@@ -1,6 +1,6 @@
 import { PublishError, publish, validateTopic } from '@gpumesh/net'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startNodes, stopAll, until } from './nodes.js'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { startNodes, stopAll } from './nodes.js'
 import type { GpumeshNode } from '@gpumesh/net'
 
 const TOPIC = '/gpumesh/test-offers/1'
@@ -22,7 +22,7 @@ describe('gossip', () => {
     // a line: a - b - c, so c only hears a through b's forwarding
     await a.dial(b.getMultiaddrs())
     await b.dial(c.getMultiaddrs())
-    await until(() => a.services.pubsub.getSubscribers(TOPIC).length === 1 && c.services.pubsub.getSubscribers(TOPIC).length === 1)
+    await vi.waitFor(() => { expect(a.services.pubsub.getSubscribers(TOPIC).length === 1 && c.services.pubsub.getSubscribers(TOPIC).length === 1).toBeTruthy() }, { timeout: 10_000 })
   })
 
   afterAll(async () => { await stopAll(nodes) })
@@ -31,8 +31,8 @@ describe('gossip', () => {
     const [a, b, c] = nodes as [GpumeshNode, GpumeshNode, GpumeshNode]
     // the mesh forms on the first heartbeat; publishing before it still floods to subscribers
     await publish(a, TOPIC, new TextEncoder().encode('offer-1'))
-    await until(() => received.get(b.peerId.toString())?.includes('offer-1') === true &&
-      received.get(c.peerId.toString())?.includes('offer-1') === true)
+    await vi.waitFor(() => { expect(received.get(b.peerId.toString())?.includes('offer-1') === true &&
+      received.get(c.peerId.toString())?.includes('offer-1') === true).toBeTruthy() }, { timeout: 10_000 })
     expect(received.get(a.peerId.toString())).toEqual([])
   })
 
@@ -51,16 +51,19 @@ describe('gossip', () => {
     for (const node of nodes) node.services.pubsub.subscribe(topic)
     c.services.pubsub.addEventListener('message', (evt) => { if (evt.detail.topic === topic) atC.push(new TextDecoder().decode(evt.detail.data)) })
     const judged: Array<string | null> = []
+    const limited: string[] = []
     validateTopic(b, topic, (data, author) => {
       judged.push(author)
       return new TextDecoder().decode(data).startsWith('bad') ? 'reject' : 'accept'
-    }, { perAuthor: { points: 5, durationMs: 60_000 } })
-    await until(() => a.services.pubsub.getSubscribers(topic).length === 1 && c.services.pubsub.getSubscribers(topic).length === 1)
+    }, { perAuthor: { points: 5, durationMs: 60_000 }, onRateLimited: (author) => { limited.push(author) } })
+    await vi.waitFor(() => { expect(a.services.pubsub.getSubscribers(topic).length === 1 && c.services.pubsub.getSubscribers(topic).length === 1).toBeTruthy() }, { timeout: 10_000 })
     for (let i = 0; i < 12; i++) await publish(a, topic, new TextEncoder().encode(i === 1 ? 'bad-1' : `ok-${i}`))
-    await until(() => atC.length >= 4)
-    await new Promise((resolve) => setTimeout(resolve, 300))
-    // Five judged (the limit), the forged one of them dropped; the seven beyond the limit never judged.
+    // Until the relay has seen all twelve: five judged (the limit), the seven beyond it ignored unjudged.
+    await vi.waitFor(() => { expect(judged.length + limited.length).toBe(12) }, { timeout: 10_000 })
+    await vi.waitFor(() => { expect(atC.length).toBeGreaterThanOrEqual(4) }, { timeout: 10_000 })
+    // The forged one of the five dropped; nothing but what the judge accepted reached C.
     expect(judged).toEqual(Array(5).fill(a.peerId.toString()))
+    expect(limited).toEqual(Array(7).fill(a.peerId.toString()))
     expect(atC.sort()).toEqual(['ok-0', 'ok-2', 'ok-3', 'ok-4'])
   })
 

@@ -15,11 +15,23 @@ export async function stopAll (nodes: GpumeshNode[]): Promise<void> {
   nodes.length = 0
 }
 
-/** Resolves once `check` holds, polling on the event loop; rejects after `timeoutMs`. */
-export async function until (check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const start = Date.now()
-  while (!check()) {
-    if (Date.now() - start > timeoutMs) throw new Error('condition not met in time')
-    await new Promise((resolve) => setTimeout(resolve, 20))
+/**
+ * Records what `node`'s judge of `topic` (set with validateTopic) answers, by the peer that passed each
+ * message on, until `restore()`. A message is relayed only after its judge accepted it, so once a
+ * rejection is recorded the message can no longer cross this node.
+ */
+export function recordJudgements (node: GpumeshNode, topic: string): { results: (from: string) => string[], restore: () => void } {
+  const validators = node.services.pubsub.topicValidators
+  const judge = validators.get(topic)
+  if (judge == null) throw new Error(`the node does not judge ${topic}`)
+  const seen: Array<{ from: string, result: string }> = []
+  validators.set(topic, async (peer, message) => {
+    const result = await judge(peer, message)
+    seen.push({ from: peer.toString(), result })
+    return result
+  })
+  return {
+    results: (from) => seen.filter((s) => s.from === from).map((s) => s.result),
+    restore: () => { validators.set(topic, judge) }
   }
 }

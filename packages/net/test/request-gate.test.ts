@@ -1,5 +1,5 @@
 import { RequestError, handle, request } from '@gpumesh/net'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { startNodes, stopAll } from './nodes.js'
 import type { GpumeshNode } from '@gpumesh/net'
 
@@ -19,7 +19,7 @@ describe('client-side request gate', () => {
     await handle(node, PROTOCOL, async (req) => {
       held++
       peak = Math.max(peak, held)
-      await new Promise((resolve) => setTimeout(resolve, 5))
+      await new Promise((resolve) => setTimeout(resolve, 5)) // a little work, so that requests overlap (not a wait)
       await gate
       held--
       return req
@@ -32,7 +32,9 @@ describe('client-side request gate', () => {
     const [a, b] = nodes as [GpumeshNode, GpumeshNode]
     const s = await server(b)
     const burst = Promise.all(Array.from({ length: 50 }, async (_, i) => request(a, b.getMultiaddrs(), PROTOCOL, new Uint8Array([i]))))
-    setTimeout(() => { s.open() }, 200)
+    // Open once the gate has let as many in as it allows (all held at the server), not after a guess.
+    await vi.waitFor(() => { expect(s.peak()).toBe(8) }, { timeout: 10_000 })
+    s.open()
     const answers = await burst
     expect(answers.map((r) => r[0])).toEqual(Array.from({ length: 50 }, (_, i) => i))
     expect(s.peak()).toBeLessThanOrEqual(8)

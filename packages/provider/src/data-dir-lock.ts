@@ -1,5 +1,6 @@
 import { mkdir, open, readFile, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
+import { kill, pid as ownPid } from 'node:process'
 import { ProviderStartError } from './errors.js'
 import { describeFsError } from './fs-errors.js'
 import { isSameProcessAlive, readProcessStat } from './jobs/proc.js'
@@ -40,7 +41,7 @@ async function takeLock (dataDir: string): Promise<DataDirLock> {
  * `busy` makes while a live process holds it, and takes over a lock whose process is gone.
  */
 export async function lockProcessFile (path: string, busy: (holder: Holder) => Error): Promise<DataDirLock> {
-  const self: Holder = { pid: process.pid, startTime: (await readProcessStat(process.pid))?.startTime ?? null }
+  const self: Holder = { pid: ownPid, startTime: (await readProcessStat(ownPid))?.startTime ?? null }
   const body = JSON.stringify(self)
   for (let attempt = 0; ; attempt++) {
     try {
@@ -79,7 +80,7 @@ function parseHolder (text: string): Holder | null {
 async function isAlive (holder: Holder): Promise<boolean> {
   if (holder.startTime != null) return await isSameProcessAlive(holder.pid, holder.startTime)
   try {
-    process.kill(holder.pid, 0)
+    kill(holder.pid, 0)
     return true
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM'

@@ -5,13 +5,11 @@
  * validity. A member that does not answer is reported as such, with why — never dropped.
  */
 import { randomBytes } from 'node:crypto'
-import { RequestError, request, type GpumeshNode } from '@gpumesh/net'
+import { RequestError, multiaddr, peerIdFromString, request, type GpumeshNode } from '@gpumesh/net'
 import {
   FLEET_MAX_BYTES, FLEET_PROTOCOL, bytesToHex, decodeFleetStatus, decodeFleetVouchers, encodeFleetRequest,
   marketDomain, paymentKeyAddress, signFleetRequest
 } from '@gpumesh/protocol'
-import { multiaddr } from '@multiformats/multiaddr'
-import { peerIdFromString } from '@libp2p/peer-id'
 import type { Bytes32, FleetRequestKind, FleetStatus, FleetVouchers, PaymentKey } from '@gpumesh/protocol'
 
 export const DEFAULT_FLEET_CONCURRENCY = 16

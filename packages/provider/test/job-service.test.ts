@@ -4,9 +4,8 @@
  */
 import { randomBytes } from 'node:crypto'
 import { Wallet, type BaseWallet } from 'ethers'
-import { multiaddr } from '@multiformats/multiaddr'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { encodeFrame, openFrameStream, type FrameStream, type GpumeshNode } from '@gpumesh/net'
+import { encodeFrame, multiaddr, openFrameStream, type FrameStream, type GpumeshNode } from '@gpumesh/net'
 import {
   JOB_MAX_FRAME_BYTES, JOB_PROTOCOL, bytesToHex, decodeMessage, encodeArtifactsRequest, encodeJobAttach, encodeJobSubmit, encodeTerminate,
   marketDomain, signJobAuth, signTerminate, type ArtifactsHeader, type Bytes32, type JobAuth, type JobReply, type LeaseTerms

@@ -1,5 +1,4 @@
-import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import { request, type GpumeshNode } from '@gpumesh/net'
+import { multiaddr, request, type GpumeshNode, type Multiaddr } from '@gpumesh/net'
 import {
   BOOK_PROTOCOL, LIMITS, decodeBookPage, encodeBookQuery, marketDomain, verifyOffer,
   type BookFilters, type Offer, type ProviderObservation

@@ -2,9 +2,8 @@ import { createHash } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { once } from 'node:events'
-import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import type { Wallet } from 'ethers'
-import { FrameStreamError, openFrameStream, within, type FrameStream, type GpumeshNode } from '@gpumesh/net'
+import { FrameStreamError, multiaddr, openFrameStream, within, type FrameStream, type GpumeshNode, type Multiaddr } from '@gpumesh/net'
 import {
   JOB_DATA_FRAME_BYTES, JOB_MAX_FRAME_BYTES, JOB_PROTOCOL, ProtocolError, decodeMessage, encodeArtifactsRequest, encodeJobAttach,
   encodeJobSubmit, encodeTerminate, encodeVoucher, paymentKeyAddress, signJobAuth, signTerminate, signVoucher, systemClock,

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import { RequestError, request, type GpumeshNode } from '@gpumesh/net'
+import { RequestError, multiaddr, request, type GpumeshNode, type Multiaddr } from '@gpumesh/net'
 import {
   LEASE_PROTOCOL, ORDER_PROTOCOL, bytesToHex, decodeLeaseDecision, decodeOrderResult, encodeLeaseProposal,
   encodeOrder, isProtocolError, marketDomain, paymentKeyAddress, signOrder, verifyLeaseTerms,

@@ -1,4 +1,5 @@
 import { open, stat } from 'node:fs/promises'
+import { getgid, getuid } from 'node:process'
 import type { JobRunner, RecordedJob, RunningJob, RunRequest } from './runner.js'
 import { controlledJob, pollUntilGone, spawnWrapped } from './process-runner.js'
 import { isSameProcessAlive, signalGroup } from './proc.js'
@@ -151,7 +152,7 @@ export class DockerRunner implements JobRunner {
     const image = await this.#prepareImage(reference, request.progress ?? (() => {}))
     const target: DockerRunTarget = { image: image.id }
     if (request.vendor === 'amd') Object.assign(target, await this.#amdDevices(request.gpus))
-    const user = typeof process.getuid === 'function' ? `${process.getuid()}:${process.getgid?.() ?? 0}` : null
+    const user = getuid != null ? `${getuid()}:${getgid?.() ?? 0}` : null
     const args = dockerRunArgs(request, this.#options, user, target)
     const name = containerName(request.leaseId)
     const env = { PATH: this.#options.path, HOME: request.paths.root }

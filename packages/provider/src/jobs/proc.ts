@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises'
+import { kill } from 'node:process'
 
 /** What /proc/<pid>/stat says about a process that matters for recovery. */
 export interface ProcessStat {
@@ -44,7 +45,7 @@ export async function isSameProcessAlive (pid: number, startTime: number): Promi
 /** Sends a signal to a whole process group; false when the group no longer exists. */
 export function signalGroup (pgid: number, signal: NodeJS.Signals): boolean {
   try {
-    process.kill(-pgid, signal)
+    kill(-pgid, signal)
     return true
   } catch {
     return false

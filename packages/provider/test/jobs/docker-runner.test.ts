@@ -3,22 +3,13 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it, vi } from 'vitest'
 import {
   DockerRunner, NO_NVIDIA_RUNTIME, PullTally, checkDockerReadiness, containerName, dockerRunArgs, imageAllowed, jobPaths, makeJobDirs,
   normalizeBusId, nvidiaProblem, pullQuery, renderNode, type LocalImage, type RunRequest
 } from '../../src/jobs/index.js'
 import { hex32, tempDir } from './helpers.js'
 import { STAND_IN_DOCKER, TEST_IMAGE, containerExists, importBusyboxImage, registryBinary, removeContainers, testEngine } from './docker-helpers.js'
-
-async function until (check: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const start = Date.now()
-  while (!check()) {
-    if (Date.now() - start > timeoutMs) throw new Error('condition not met in time')
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
-
 const LEASE = hex32('docker-lease')
 const paths = jobPaths('/data/jobs', LEASE)
 const request = (over: Partial<RunRequest> = {}): RunRequest => ({
@@ -102,7 +93,7 @@ describe('DockerRunner', () => {
     const job = await runner.start(run)
     expect(job.image).toEqual({ reference: TEST_IMAGE, id: engine.imageId, repoDigest: null })
     expect(containerExists(engine.binary, containerName(leaseId))).toBe(true)
-    await until(() => readFileSync(real.stdoutLog, 'utf8').includes(`lease ${leaseId} epochs 3`))
+    await vi.waitFor(() => { expect(readFileSync(real.stdoutLog, 'utf8')).toContain(`lease ${leaseId} epochs 3`) }, { timeout: 30_000 })
     const exit = await job.stop(5000)
     expect(exit).toEqual({ exitCode: 0, signal: null, cause: 'stopped' })
     expect(readFileSync(real.stdoutLog, 'utf8')).toContain('checkpointed')
@@ -189,10 +180,7 @@ describe(`pulls of allowed images (${registry === null ? `no registry: ${pullEng
     const port = await freePort()
     writeFileSync(join(dir, 'config.yml'), `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, 'data')}\nhttp:\n  addr: 127.0.0.1:${port}\n`)
     child = spawn(registry, ['serve', join(dir, 'config.yml')], { stdio: 'ignore' })
-    for (let tries = 0; !(await fetch(`http://127.0.0.1:${port}/v2/`).then((r) => r.ok, () => false)); tries++) {
-      if (tries > 200) throw new Error('the registry did not answer')
-      await new Promise((resolve) => setTimeout(resolve, 100))
-    }
+    await vi.waitFor(async () => { expect((await fetch(`http://127.0.0.1:${port}/v2/`)).ok, 'the registry did not answer').toBe(true) }, { timeout: 20_000, interval: 100 })
     // An image of its own (a marker in its layer), pushed, then removed here: only the registry has it.
     reference = `127.0.0.1:${port}/gpumesh-pull/job:1`
     const marker = `marker ${process.pid} ${Date.now()}`

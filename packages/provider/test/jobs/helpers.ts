@@ -97,11 +97,3 @@ export function rawTarGz (entries: RawEntry[]): Buffer {
 export async function * chunks (buf: Buffer, size = 1000): AsyncGenerator<Uint8Array> {
   for (let i = 0; i < buf.length; i += size) yield buf.subarray(i, i + size)
 }
-
-export async function waitFor (check: () => boolean | Promise<boolean>, timeoutMs = 5000, stepMs = 20): Promise<void> {
-  const end = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error('condition not met in time')
-    await new Promise((resolve) => setTimeout(resolve, stepMs))
-  }
-}

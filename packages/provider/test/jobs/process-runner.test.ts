@@ -1,9 +1,9 @@
 import { readFileSync, existsSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import type { JobSpec } from '@gpumesh/protocol'
 import { ProcessRunner, isSameProcessAlive, jobPaths, makeJobDirs, readExitCodeFile, readProcessStat, type JobPaths, type RunningJob } from '../../src/jobs/index.js'
-import { FIXTURES, hex32, tempDir, waitFor } from './helpers.js'
+import { FIXTURES, hex32, tempDir } from './helpers.js'
 
 const LEASE = hex32('process-runner')
 const spec = (script: string, extra: Partial<JobSpec> = {}): JobSpec => ({
@@ -72,7 +72,7 @@ describe('ProcessRunner (real child processes)', () => {
 
   it('lets a job that traps SIGTERM write its checkpoint within the grace', async () => {
     const job = await run(spec('trap-term.mjs'))
-    await waitFor(() => readFileSync(paths.stdoutLog, 'utf8').includes('ready'))
+    await vi.waitFor(() => { expect(readFileSync(paths.stdoutLog, 'utf8')).toContain('ready') }, { timeout: 5000 })
     const exit = await job.stop(5_000)
     expect(exit).toEqual({ exitCode: 0, signal: null, cause: 'stopped' })
     expect(JSON.parse(readFileSync(join(paths.checkpoints, 'on-term.json'), 'utf8'))).toEqual({ step: 42 })
@@ -81,7 +81,7 @@ describe('ProcessRunner (real child processes)', () => {
   it('SIGKILLs the whole group, grandchild included, after the grace when SIGTERM is ignored', async () => {
     const job = await run(spec('ignore-term.mjs'))
     const pidFile = join(paths.output, 'grandchild.pid')
-    await waitFor(() => existsSync(pidFile) && readFileSync(paths.stdoutLog, 'utf8').includes('ready'))
+    await vi.waitFor(() => { expect(existsSync(pidFile) && readFileSync(paths.stdoutLog, 'utf8').includes('ready')).toBeTruthy() }, { timeout: 5000 })
     const grandchild = Number(readFileSync(pidFile, 'utf8'))
     const grandStart = (await readProcessStat(grandchild))?.startTime ?? -1
     const t0 = Date.now()
@@ -89,7 +89,7 @@ describe('ProcessRunner (real child processes)', () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(350)
     expect(exit.signal).toBe('SIGKILL')
     expect(exit.exitCode).toBeNull()
-    await waitFor(async () => !(await isSameProcessAlive(grandchild, grandStart)), 2000)
+    await vi.waitFor(async () => { expect(await isSameProcessAlive(grandchild, grandStart)).toBeFalsy() }, { timeout: 2000 })
     expect(readFileSync(paths.stdoutLog, 'utf8')).toContain('ignoring SIGTERM')
   })
 
@@ -107,7 +107,7 @@ describe('ProcessRunner (real child processes)', () => {
     const attached = await runner.attach({ leaseId: LEASE, pid: job.pid, pidStartTime: job.pidStartTime, paths })
     expect(attached).not.toBeNull()
     expect(await runner.attach({ leaseId: LEASE, pid: job.pid, pidStartTime: job.pidStartTime - 1, paths })).toBeNull()
-    await waitFor(() => readFileSync(paths.stdoutLog, 'utf8').includes('ready'))
+    await vi.waitFor(() => { expect(readFileSync(paths.stdoutLog, 'utf8')).toContain('ready') }, { timeout: 5000 })
     const exit = await attached?.stop(5_000)
     expect(exit?.exitCode).toBe(0) // read from the wrapper's exit-code file
   })

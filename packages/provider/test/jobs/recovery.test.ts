@@ -1,10 +1,10 @@
 import { appendFileSync, rmSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { openLedger } from '@gpumesh/ledger'
 import {
-  EVENTS_FILE, JobManager, ProcessRunner, closeUsagePeriod, jobPaths, makeJobDirs, recoverLeases, simulatedGpuSampler
+  EVENTS_FILE, JobManager, ProcessRunner, closeUsagePeriod, isSameProcessAlive, jobPaths, makeJobDirs, recoverLeases, simulatedGpuSampler
 } from '../../src/jobs/index.js'
 import { CHAIN_ID, FIXTURES, PROVIDER, PROVIDER_KEY, makeLease, tempDir, testLedger, type TestLedger } from './helpers.js'
 import { cumulativeAmount, marketDomain, systemClock, verifyUsageReport, type JobEvent } from '@gpumesh/protocol'
@@ -72,7 +72,8 @@ describe('recoverLeases (real ledger file, real processes)', () => {
     const first = new JobManager(components, options)
     first.start()
     const job = await first.createJob(leaseId, { command: process.execPath, args: [join(FIXTURES, 'trap-term.mjs')], env: {}, image: null, maxRunTimeSec: 60 }, null)
-    await new Promise((resolve) => setTimeout(resolve, 1300))
+    // Once a usage period is in the ledger (billing every second).
+    await vi.waitFor(() => { expect(t.ledger.usagePeriods(leaseId).length).toBeGreaterThanOrEqual(1) }, { timeout: 10_000 })
     await first.stop({ jobs: 'detach' }) // the daemon "dies"; the job keeps running
     const periodsBefore = t.ledger.usagePeriods(leaseId).length
     expect(periodsBefore).toBeGreaterThanOrEqual(1)
@@ -83,7 +84,8 @@ describe('recoverLeases (real ledger file, real processes)', () => {
     expect(result).toEqual({ reattached: [leaseId], failed: [], completed: [] })
     const resumed = second.get(leaseId)
     expect(resumed?.pid).toBe(job.pid)
-    await new Promise((resolve) => setTimeout(resolve, 1200))
+    // The second daemon meters it on: a period of its own reaches the ledger before the lease ends.
+    await vi.waitFor(() => { expect(t.ledger.usagePeriods(leaseId).length).toBeGreaterThan(periodsBefore) }, { timeout: 10_000 })
     const outcome = await second.terminate(leaseId, 'RENTER_CANCEL')
     expect(outcome).toMatchObject({ state: 'terminated', reason: 'RENTER_CANCEL', exitCode: 0 })
     const periods = t.ledger.usagePeriods(leaseId)
@@ -103,7 +105,8 @@ describe('recoverLeases (real ledger file, real processes)', () => {
     }, null)
     const before: JobEvent[] = []
     job.subscribe(0, (e) => { before.push(e) })
-    await new Promise((resolve) => setTimeout(resolve, 1300))
+    // Once the first usage report is in the event log (its period is in the ledger before it).
+    await vi.waitFor(() => { expect(before.some((e) => e.kind === 'usage')).toBe(true) }, { timeout: 10_000 })
     await first.stop({ jobs: 'detach' }) // the daemon "dies"; the job keeps running
     // It died after writing a period to the ledger and before its event, mid-way through writing another event.
     const lease = t.ledger.getLease(leaseId)
@@ -159,11 +162,14 @@ describe('recoverLeases (real ledger file, real processes)', () => {
     const first = new JobManager(components, options)
     first.start()
     const job = await first.createJob(leaseId, { command: process.execPath, args: [join(FIXTURES, 'sleep.mjs')], env: {}, image: null, maxRunTimeSec: 60 }, null)
-    await new Promise((resolve) => setTimeout(resolve, 1300))
+    // Once a usage report is among the stored events.
+    await vi.waitFor(() => { expect(job.events.history().some((e) => e.kind === 'usage')).toBe(true) }, { timeout: 10_000 })
     const before = job.events.history()
     await first.stop({ jobs: 'detach' })
+    const { jobPid, jobPidStartTime } = t.ledger.getLease(leaseId) ?? {}
+    if (jobPid == null || jobPidStartTime == null) throw new Error('no job pid in the ledger')
     process.kill(-job.pid, 'SIGKILL') // the job dies with the daemon
-    await new Promise((resolve) => setTimeout(resolve, 200))
+    await vi.waitFor(async () => { expect(await isSameProcessAlive(jobPid, jobPidStartTime)).toBe(false) }, { timeout: 5_000 })
     const second = new JobManager(components, options)
     const result = await recoverLeases(t.ledger, runner, { jobs: second, paymentKey: PROVIDER_KEY })
     expect(result.failed.map((f) => f.leaseId)).toEqual([leaseId])
