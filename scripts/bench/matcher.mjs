@@ -154,6 +154,7 @@ const RENTER_KEY = '0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f
 const CHAIN_ID = 31337n
 const LOCAL = { listen: ['/ip4/127.0.0.1/tcp/0'], loopback: true }
 const UNLIMITED = { points: 1_000_000, durationMs: 1_000 }
+const OFF_CHAIN = '0x0000000000000000000000000000000000000000' // the escrow field of off-chain settlement
 
 function p50 (values) {
   const sorted = [...values].sort((a, b) => a - b)
@@ -192,7 +193,8 @@ async function service () {
         leaseId: hex32(++leases), orderId: order.orderId, provider: payment, providerPeerId: providerPeer,
         renter: order.renter, renterPeerId: order.renterPeerId, token: order.token, chainId: order.chainId,
         pricePerGpuHour, gpus: ['GPU-0'], gpuClass, durationSec: order.durationSec, billingIntervalSec: 300,
-        paymentGraceSec: 60, startDeadline: now + 120_000, jobHash: order.jobHash, providerAddresses: [], acceptedAt: now
+        paymentGraceSec: 60, startDeadline: now + 120_000, jobHash: order.jobHash, providerAddresses: [], acceptedAt: now,
+        escrow: OFF_CHAIN
       }
       return encodeLeaseDecision({ type: 'lease-decision', accepted: true, terms, signature: signLeaseTerms(terms, PROVIDER_KEY, domain) })
     }, { rateLimit: UNLIMITED })
@@ -208,7 +210,7 @@ async function service () {
       fleet: null, addresses: provider.getMultiaddrs().map(String),
       gpus: [{ class: 'H100-SXM-80GB', vendor: 'nvidia', memoryMiB: 81_559, computeCapability: '9.0', countFree: 8, countTotal: 8, pricePerGpuHour: 2_000_000n, simulated: false }],
       host: { cpuModel: null, cpuCores: null, memoryMiB: null, diskFreeMiB: null, os: null },
-      token: TOKEN, chainId: CHAIN_ID, region: null, minLeaseSec: 60, maxLeaseSec: 86_400, billingIntervalSec: 300,
+      token: TOKEN, chainId: CHAIN_ID, escrow: OFF_CHAIN, region: null, minLeaseSec: 60, maxLeaseSec: 86_400, billingIntervalSec: 300,
       paymentGraceSec: 60, sequence: 1, issuedAt: now, expiresAt: now + 3_600_000
     }
     await publish(provider, OFFERS_TOPIC, encodeOffer({ ...body, signature: signOffer(body, PROVIDER_KEY, domain) }))
@@ -219,7 +221,7 @@ async function service () {
     const orders = Array.from({ length: SERVICE_WARMUP + SERVICE_SAMPLES }, (_, i) => {
       const order = {
         type: 'order', orderId: hex32(i + 1), renter: renterAddress, renterPeerId: renter.peerId.toString(),
-        requirements: { gpuCount: 1, classes: [], minMemoryMiB: 0, minComputeCapability: null, region: null, operators: [], allowSimulated: false },
+        requirements: { gpuCount: 1, classes: [], minMemoryMiB: 0, minComputeCapability: null, region: null, operators: [], escrow: null, allowSimulated: false },
         maxPricePerGpuHour: 3_000_000n, durationSec: 3600, token: TOKEN, chainId: CHAIN_ID, jobHash: hex32(7), expiresAt: now + 3_600_000
       }
       return encodeOrder({ ...order, signature: signOrder(order, RENTER_KEY, domain) })

@@ -57,7 +57,7 @@ function order (renter, renterPeerId) {
     orderId: bytesToHex(randomBytes(32)),
     renter: renter.address,
     renterPeerId,
-    requirements: { gpuCount: 1, classes: [CLASS], minMemoryMiB: 0, minComputeCapability: null, region: null, operators: [], allowSimulated: true },
+    requirements: { gpuCount: 1, classes: [CLASS], minMemoryMiB: 0, minComputeCapability: null, region: null, operators: [], escrow: null, allowSimulated: true },
     maxPricePerGpuHour: 10_000_000n,
     durationSec: 3600,
     token: '0x0000000000000000000000000000000000000000',
