@@ -18,6 +18,7 @@ const NOW = 1_700_000_000_000
 const SECONDS_PER_METHOD = 1.5
 const TOKEN = '0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913'
 const UNIT = 1_000_000n // 6-decimal token
+const OFF_CHAIN = '0x0000000000000000000000000000000000000000' // the escrow field of off-chain settlement
 
 /** mulberry32: small, fast, deterministic. */
 function rng (seed) {
@@ -80,6 +81,7 @@ function makeBook () {
       gpus,
       token: TOKEN,
       chainId: 8453n,
+      escrow: OFF_CHAIN,
       region: pick(random, REGIONS),
       minLeaseSec: pick(random, [60, 600, 3600]),
       maxLeaseSec: pick(random, [86_400, 604_800]),
@@ -154,7 +156,6 @@ const RENTER_KEY = '0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f
 const CHAIN_ID = 31337n
 const LOCAL = { listen: ['/ip4/127.0.0.1/tcp/0'], loopback: true }
 const UNLIMITED = { points: 1_000_000, durationMs: 1_000 }
-const OFF_CHAIN = '0x0000000000000000000000000000000000000000' // the escrow field of off-chain settlement
 
 function p50 (values) {
   const sorted = [...values].sort((a, b) => a - b)
