@@ -3,7 +3,8 @@
 // The book and the orders are generated from a fixed seed, so every run measures the same work.
 // Then the service on loopback: a renter's order through a matcher to an in-process provider that
 // answers with signed terms (order_to_lease_p50_ms), beside the floor of two plain request/response
-// hops measured in the same run, renter→matcher plus matcher→provider, each on a new stream.
+// hops measured in the same run, renter→matcher plus matcher→provider, each on a new stream (an order
+// and the two hops in turn, so both see the same load).
 import { createMatcher, OrderBook, ProviderRecords, findCandidates, findCandidatesLinear } from '@gpumesh/matcher'
 import { createNode, handle, publish, request } from '@gpumesh/net'
 import {
@@ -227,18 +228,16 @@ async function service () {
       }
       return encodeOrder({ ...order, signature: signOrder(order, RENTER_KEY, domain) })
     })
+    // One order, then the two plain hops, in turn: both see the same load on a shared machine.
+    const payload = new Uint8Array(64).fill(7)
     const orderToLease = []
+    const twoHops = []
     for (let i = 0; i < orders.length; i++) {
       const start = performance.now()
       const result = decodeOrderResult(await request(renter, matcher.node.peerId, ORDER_PROTOCOL, orders[i]))
       const elapsed = performance.now() - start
       if (result.status !== 'leased') throw new Error(`bench order ${i} was not leased: ${JSON.stringify(result.explanation?.message)}`)
       if (i >= SERVICE_WARMUP) orderToLease.push(elapsed)
-    }
-
-    const payload = new Uint8Array(64).fill(7)
-    const twoHops = []
-    for (let i = 0; i < SERVICE_WARMUP + SERVICE_SAMPLES; i++) {
       const a = performance.now()
       await request(renter, matcher.node.peerId, ECHO, payload)
       const b = performance.now()
