@@ -3,7 +3,8 @@
 // The book and the orders are generated from a fixed seed, so every run measures the same work.
 // Then the service on loopback: a renter's order through a matcher to an in-process provider that
 // answers with signed terms (order_to_lease_p50_ms), beside the floor of two plain request/response
-// hops measured in the same run, renter→matcher plus matcher→provider, each on a new stream.
+// hops measured in the same run, renter→matcher plus matcher→provider, each on a new stream (an order
+// and the two hops in turn, so both see the same load).
 import { createMatcher, OrderBook, ProviderRecords, findCandidates, findCandidatesLinear } from '@gpumesh/matcher'
 import { createNode, handle, publish, request } from '@gpumesh/net'
 import {
@@ -18,6 +19,7 @@ const NOW = 1_700_000_000_000
 const SECONDS_PER_METHOD = 1.5
 const TOKEN = '0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913'
 const UNIT = 1_000_000n // 6-decimal token
+const OFF_CHAIN = '0x0000000000000000000000000000000000000000' // the escrow field of off-chain settlement
 
 /** mulberry32: small, fast, deterministic. */
 function rng (seed) {
@@ -80,6 +82,7 @@ function makeBook () {
       gpus,
       token: TOKEN,
       chainId: 8453n,
+      escrow: OFF_CHAIN,
       region: pick(random, REGIONS),
       minLeaseSec: pick(random, [60, 600, 3600]),
       maxLeaseSec: pick(random, [86_400, 604_800]),
@@ -192,7 +195,8 @@ async function service () {
         leaseId: hex32(++leases), orderId: order.orderId, provider: payment, providerPeerId: providerPeer,
         renter: order.renter, renterPeerId: order.renterPeerId, token: order.token, chainId: order.chainId,
         pricePerGpuHour, gpus: ['GPU-0'], gpuClass, durationSec: order.durationSec, billingIntervalSec: 300,
-        paymentGraceSec: 60, startDeadline: now + 120_000, jobHash: order.jobHash, providerAddresses: [], acceptedAt: now
+        paymentGraceSec: 60, startDeadline: now + 120_000, jobHash: order.jobHash, providerAddresses: [], acceptedAt: now,
+        escrow: OFF_CHAIN
       }
       return encodeLeaseDecision({ type: 'lease-decision', accepted: true, terms, signature: signLeaseTerms(terms, PROVIDER_KEY, domain) })
     }, { rateLimit: UNLIMITED })
@@ -208,7 +212,7 @@ async function service () {
       fleet: null, addresses: provider.getMultiaddrs().map(String),
       gpus: [{ class: 'H100-SXM-80GB', vendor: 'nvidia', memoryMiB: 81_559, computeCapability: '9.0', countFree: 8, countTotal: 8, pricePerGpuHour: 2_000_000n, simulated: false }],
       host: { cpuModel: null, cpuCores: null, memoryMiB: null, diskFreeMiB: null, os: null },
-      token: TOKEN, chainId: CHAIN_ID, region: null, minLeaseSec: 60, maxLeaseSec: 86_400, billingIntervalSec: 300,
+      token: TOKEN, chainId: CHAIN_ID, escrow: OFF_CHAIN, region: null, minLeaseSec: 60, maxLeaseSec: 86_400, billingIntervalSec: 300,
       paymentGraceSec: 60, sequence: 1, issuedAt: now, expiresAt: now + 3_600_000
     }
     await publish(provider, OFFERS_TOPIC, encodeOffer({ ...body, signature: signOffer(body, PROVIDER_KEY, domain) }))
@@ -219,23 +223,21 @@ async function service () {
     const orders = Array.from({ length: SERVICE_WARMUP + SERVICE_SAMPLES }, (_, i) => {
       const order = {
         type: 'order', orderId: hex32(i + 1), renter: renterAddress, renterPeerId: renter.peerId.toString(),
-        requirements: { gpuCount: 1, classes: [], minMemoryMiB: 0, minComputeCapability: null, region: null, operators: [], allowSimulated: false },
+        requirements: { gpuCount: 1, classes: [], minMemoryMiB: 0, minComputeCapability: null, region: null, operators: [], escrow: null, allowSimulated: false },
         maxPricePerGpuHour: 3_000_000n, durationSec: 3600, token: TOKEN, chainId: CHAIN_ID, jobHash: hex32(7), expiresAt: now + 3_600_000
       }
       return encodeOrder({ ...order, signature: signOrder(order, RENTER_KEY, domain) })
     })
+    // One order, then the two plain hops, in turn: both see the same load on a shared machine.
+    const payload = new Uint8Array(64).fill(7)
     const orderToLease = []
+    const twoHops = []
     for (let i = 0; i < orders.length; i++) {
       const start = performance.now()
       const result = decodeOrderResult(await request(renter, matcher.node.peerId, ORDER_PROTOCOL, orders[i]))
       const elapsed = performance.now() - start
       if (result.status !== 'leased') throw new Error(`bench order ${i} was not leased: ${JSON.stringify(result.explanation?.message)}`)
       if (i >= SERVICE_WARMUP) orderToLease.push(elapsed)
-    }
-
-    const payload = new Uint8Array(64).fill(7)
-    const twoHops = []
-    for (let i = 0; i < SERVICE_WARMUP + SERVICE_SAMPLES; i++) {
       const a = performance.now()
       await request(renter, matcher.node.peerId, ECHO, payload)
       const b = performance.now()

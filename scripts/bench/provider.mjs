@@ -2,6 +2,7 @@
 //   lease_accept_p50_ms      a lease proposal to its signed decision over libp2p on an open connection
 //                            (new stream per request, every check, the SQLite transaction, signing)
 //   reqres_rtt_p50_ms        the same request/response path with a trivial handler, same run, for scale
+//                            (a proposal and a trivial request in turn, so both see the same load)
 //   daemon_idle_rss_mb       RSS of a `gpumesh provider start` process with 8 simulated GPUs, idle 30 s
 //   daemon_idle_cpu_percent  its CPU time over those 30 s (utime + stime from /proc/<pid>/stat)
 //   daemon_hostile_rss_growth_mb  the same daemon's RSS after three rounds of 1,200 hostile streams
@@ -57,7 +58,7 @@ function order (renter, renterPeerId) {
     orderId: bytesToHex(randomBytes(32)),
     renter: renter.address,
     renterPeerId,
-    requirements: { gpuCount: 1, classes: [CLASS], minMemoryMiB: 0, minComputeCapability: null, region: null, operators: [], allowSimulated: true },
+    requirements: { gpuCount: 1, classes: [CLASS], minMemoryMiB: 0, minComputeCapability: null, region: null, operators: [], escrow: null, allowSimulated: true },
     maxPricePerGpuHour: 10_000_000n,
     durationSec: 3600,
     token: '0x0000000000000000000000000000000000000000',
@@ -97,7 +98,10 @@ async function leaseAccept () {
     const peerId = client.peerId.toString()
     const target = provider.node.peerId
 
+    // One proposal, then one trivial request, in turn: both see the same load on a shared machine.
+    const payload = new Uint8Array(64).fill(7)
     const accept = []
+    const rtt = []
     for (let i = 0; i < 330; i++) {
       const bytes = encodeLeaseProposal({ type: 'lease-proposal', order: order(renter, peerId), pricePerGpuHour: 2_000_000n, offerSequence: 1, gpuClass: CLASS })
       const start = performance.now()
@@ -107,13 +111,9 @@ async function leaseAccept () {
       if (i >= 30) accept.push(ms)
       // Free the GPU again (outside the timing) so every proposal is an acceptance.
       provider.ledger.transitionLease(decision.terms.leaseId, 'terminated', 'BENCH')
-    }
-    const payload = new Uint8Array(64).fill(7)
-    const rtt = []
-    for (let i = 0; i < 330; i++) {
-      const start = performance.now()
+      const echoStart = performance.now()
       await request(client, echo.peerId, ECHO, payload)
-      if (i >= 30) rtt.push(performance.now() - start)
+      if (i >= 30) rtt.push(performance.now() - echoStart)
     }
     return { lease_accept_p50_ms: figure(accept), reqres_rtt_p50_ms: figure(rtt) }
   } finally {

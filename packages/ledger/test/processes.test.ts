@@ -114,4 +114,83 @@ describe('across processes', () => {
       ledger.close()
     }
   })
+
+  describe('kill -9 while meters queue samples', () => {
+    const LEASES = 50
+    let path: string
+    let leaseIds: string[]
+    beforeEach(() => {
+      path = dir.file('meter-crash.db')
+      const setup = openLedger(path)
+      setup.upsertGpus(simpleGpus(LEASES))
+      leaseIds = Array.from({ length: LEASES }, (_, i) => {
+        const leaseId = hex32(`meter-crash-${i}`)
+        setup.reserveLease(leaseInput(`meter-crash-${i}`, { leaseId, gpuCount: 1, eligibleGpuUuids: [`GPU-${i}`] }))
+        setup.transitionLease(leaseId, 'running', 'job started')
+        return leaseId
+      })
+      setup.close()
+    })
+
+    /** Runs the fixture until it exits or `stopAt` turns are reported written; returns the last one reported. */
+    async function runQueueing (args: string[], stopAt: number): Promise<number> {
+      const child = spawn(process.execPath, [`${fixtures}queue-samples.mjs`, path, leaseIds.join(','), ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+      let lastWritten = -1
+      let buffer = ''
+      let err = ''
+      child.stderr.on('data', (d: Buffer) => { err += d.toString() })
+      const exited = once(child, 'exit')
+      await new Promise<void>((resolve) => {
+        child.stdout.on('data', (d: Buffer) => {
+          buffer += d.toString()
+          const lines = buffer.split('\n')
+          buffer = lines.pop() ?? ''
+          for (const line of lines) lastWritten = Number(line)
+          if (lastWritten >= stopAt) resolve()
+        })
+        child.once('exit', () => { resolve() })
+      })
+      child.kill('SIGKILL')
+      const [, signal] = await exited as [number | null, string | null]
+      expect(err).toBe('')
+      expect(signal).toBe('SIGKILL')
+      return lastWritten
+    }
+
+    /** Samples per turn (offset / 1000) as stored. */
+    function turnsStored (): Map<number, number> {
+      expect(integrity(path)).toBe('ok')
+      const ledger = openLedger(path)
+      try {
+        const turns = new Map<number, number>()
+        for (const leaseId of leaseIds) {
+          for (const sample of ledger.samplesForPeriod(leaseId, 0, Number.MAX_SAFE_INTEGER)) {
+            turns.set(sample.offsetMs / 1000, (turns.get(sample.offsetMs / 1000) ?? 0) + 1)
+          }
+        }
+        return turns
+      } finally {
+        ledger.close()
+      }
+    }
+
+    it('loses only the turn in flight: every turn reported written is there, each turn whole or not at all', async () => {
+      const lastWritten = await runQueueing([], 200)
+      expect(lastWritten).toBeGreaterThanOrEqual(200)
+      const turns = turnsStored()
+      const stored = [...turns.keys()].sort((a, b) => a - b)
+      expect(stored.length).toBeGreaterThanOrEqual(lastWritten + 1)
+      expect(stored).toEqual(stored.map((_, i) => i))
+      for (const count of turns.values()) expect(count).toBe(LEASES)
+    })
+
+    it('a kill in the middle of a turn loses exactly that turn\'s samples, one per lease', async () => {
+      const killTurn = 120
+      const lastWritten = await runQueueing([String(killTurn)], Infinity)
+      expect(lastWritten).toBe(killTurn - 1)
+      const turns = turnsStored()
+      expect([...turns.keys()].sort((a, b) => a - b)).toEqual(Array.from({ length: killTurn }, (_, i) => i))
+      for (const count of turns.values()) expect(count).toBe(LEASES)
+    })
+  })
 })

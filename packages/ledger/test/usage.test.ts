@@ -1,7 +1,8 @@
+import { readFileSync } from 'node:fs'
 import Database from 'better-sqlite3'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { openLedger } from '@gpumesh/ledger'
-import type { Ledger, UsagePeriodInput } from '@gpumesh/ledger'
+import type { Ledger, LedgerLogger, UsagePeriodInput, UsageSample } from '@gpumesh/ledger'
 import { fakeClock, gpuUuid, gpus, leaseInput, tempDir } from './helpers.js'
 import type { FakeClock, TempDir } from './helpers.js'
 
@@ -65,6 +66,87 @@ describe('usage samples', () => {
     const bad = [...batch(3000), { ...batch(3000)[0]!, leaseId: '0xnope' }]
     expect(caught(() => { ledger.appendUsageSamples(bad) })).toMatchObject({ name: 'LedgerError', sqliteCode: 'SQLITE_CONSTRAINT_FOREIGNKEY' })
     expect(ledger.lastSample(id)?.offsetMs).toBe(2000)
+  })
+})
+
+/** Commits in the WAL file so far (frames of the current WAL generation that end a transaction). */
+function walCommits (dbPath: string): number {
+  const wal = readFileSync(`${dbPath}-wal`)
+  const pageSize = wal.readUInt32BE(8)
+  const salt = [wal.readUInt32BE(16), wal.readUInt32BE(20)]
+  let commits = 0
+  for (let at = 32; at + 24 + pageSize <= wal.length; at += 24 + pageSize) {
+    if (wal.readUInt32BE(at + 8) !== salt[0] || wal.readUInt32BE(at + 12) !== salt[1]) break
+    if (wal.readUInt32BE(at + 4) !== 0) commits++
+  }
+  return commits
+}
+
+function storedSamples (dbPath: string): number {
+  const db = new Database(dbPath, { readonly: true })
+  try {
+    return (db.prepare('SELECT count(*) AS n FROM usage_samples').get() as { n: number }).n
+  } finally {
+    db.close()
+  }
+}
+
+async function endOfTurn (): Promise<void> {
+  await new Promise<void>((resolve) => { setImmediate(resolve) })
+}
+
+describe('queued usage samples', () => {
+  const leases = [1, 2, 3].map((n) => leaseInput(n, { gpuCount: 2 }).leaseId)
+  const tick = (leaseId: string, offsetMs: number): UsageSample[] => [0, 1].map((g) => ({
+    leaseId, offsetMs, at: clock.now() + offsetMs, gpuUuid: gpuUuid(g), utilizationPercent: 90, memoryUsedMiB: 1000, powerW: 300
+  }))
+  beforeEach(() => {
+    ledger.reserveLease(leaseInput(2, { gpuCount: 2 }))
+    ledger.reserveLease(leaseInput(3, { gpuCount: 2 }))
+    for (const leaseId of leases) ledger.transitionLease(leaseId, 'running', 'job started')
+  })
+
+  it('every lease sampling in one turn shares one transaction, written when the turn ends', async () => {
+    const before = walCommits(path)
+    for (const leaseId of leases) ledger.queueUsageSamples(tick(leaseId, 0))
+    expect(storedSamples(path)).toBe(0)
+    expect(walCommits(path)).toBe(before)
+    await endOfTurn()
+    expect(storedSamples(path)).toBe(6)
+    expect(walCommits(path)).toBe(before + 1)
+    // The same samples appended one lease at a time: one transaction each.
+    for (const leaseId of leases) ledger.appendUsageSamples(tick(leaseId, 1000))
+    expect(walCommits(path)).toBe(before + 1 + leases.length)
+    expect(ledger.samplesForPeriod(leases[2]!, 0, 2000).map((x) => x.offsetMs)).toEqual([0, 0, 1000, 1000])
+  })
+
+  it('reads, period appends and close write the queue first', () => {
+    ledger.queueUsageSamples(tick(leases[0]!, 0))
+    expect(ledger.lastSample(leases[0]!)?.offsetMs).toBe(0)
+    ledger.queueUsageSamples(tick(leases[0]!, 1000))
+    expect(ledger.samplesForPeriod(leases[0]!, 0, 2000)).toHaveLength(4)
+    ledger.queueUsageSamples(tick(leases[0]!, 2000))
+    ledger.appendUsagePeriod({ ...period(0, 0, 3000, 5n, 5n), leaseId: leases[0]! })
+    expect(storedSamples(path)).toBe(6)
+    ledger.queueUsageSamples(tick(leases[1]!, 0))
+    ledger.close()
+    expect(storedSamples(path)).toBe(8)
+    expect(caught(() => { ledger.queueUsageSamples(tick(leases[1]!, 1000)) })).toMatchObject({ name: 'LedgerClosedError' })
+  })
+
+  it('one lease\'s bad sample costs no other lease its samples; it is logged and dropped', async () => {
+    ledger.close()
+    const warnings: Array<{ obj: object, msg?: string }> = []
+    const logger: LedgerLogger = { debug: () => {}, info: () => {}, warn: (obj, msg) => { warnings.push({ obj, ...(msg === undefined ? {} : { msg }) }) }, error: () => {} }
+    ledger = openLedger(path, { clock, logger })
+    ledger.queueUsageSamples(tick(leases[0]!, 0))
+    ledger.queueUsageSamples([{ ...tick(leases[1]!, 0)[0]!, leaseId: '0xnope' }])
+    ledger.queueUsageSamples(tick(leases[2]!, 0))
+    await endOfTurn()
+    expect(ledger.samplesForPeriod(leases[0]!, 0, 1000)).toHaveLength(2)
+    expect(ledger.samplesForPeriod(leases[2]!, 0, 1000)).toHaveLength(2)
+    expect(storedSamples(path)).toBe(4)
+    expect(warnings).toEqual([{ obj: expect.objectContaining({ leaseId: '0xnope', count: 1 }), msg: 'usage samples not written' }])
   })
 })
 

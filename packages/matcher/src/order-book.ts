@@ -3,9 +3,11 @@
  *
  * Index: for every GPU class, the offered GPU kinds of that class ("entries", one per element of
  * `offer.gpus`) in an array sorted by (price, peer id, position in the offer). Upserts and removals keep
- * the arrays sorted incrementally (binary search, then one splice), so a match never sorts. A walk over
- * several classes merges their arrays by price with a small heap (`PriceCursor`), so the matcher sees
- * entries cheapest first and can stop as soon as it has enough. Each class also counts its entries by
+ * the arrays sorted incrementally (binary search, then one splice), so a match never sorts. Matching
+ * walks the classes a price at a time (`summaries()` gives them in name order); listing merges them by
+ * price with a small heap (`PriceCursor`); either way entries come cheapest first and a walk can stop as
+ * soon as it has enough. Entries carry copies of the fields matching checks (and a number beside the
+ * bigint price), so rejecting one reads one object and no bigint. Each class also counts its entries by
  * memory size and compute capability (`ClassSummary`), so a walk can leave out a whole class in which
  * no GPU could meet an order's minimums instead of stepping through all of it.
  *
@@ -19,6 +21,12 @@ export type UpsertResult = 'added' | 'replaced' | 'stale'
 /** One offered GPU kind of one offer, as held in its class's price-sorted array. */
 export interface BookEntry {
   readonly price: bigint
+  /**
+   * `Number(price)`: exact up to 2^53, and never out of order (a smaller number is a smaller price,
+   * equal prices have equal numbers), so walks compare numbers and fall back to bigints only for
+   * prices above 2^53 that round alike (see `comparePrices`).
+   */
+  readonly priceNumber: number
   readonly peerId: string
   readonly gpuClass: string
   /** Position in `offer.gpus`. */
@@ -27,6 +35,19 @@ export interface BookEntry {
   /** `gpu.computeCapability` parsed, or null when absent or unreadable. */
   readonly computeCapability: readonly number[] | null
   readonly record: BookRecord
+  // Copies of the fields matching checks most often (of `gpu`, `record` and its offer), held on the
+  // entry itself so that a walk rejecting an entry reads one object, not four.
+  readonly countFree: number
+  readonly simulated: boolean
+  readonly memoryMiB: number
+  readonly region: string | null
+  readonly expiresAt: number
+  readonly minLeaseSec: number
+  readonly maxLeaseSec: number
+  /** `record.token`. */
+  readonly token: string
+  /** `record.chainIdNumber`. */
+  readonly chainIdNumber: number
 }
 
 /** An offer with what the matcher derives from it once, at insertion. */
@@ -34,6 +55,10 @@ export interface BookRecord {
   readonly offer: Offer
   /** `offer.token` in lower case. */
   readonly token: string
+  /** `Number(offer.chainId)`; compared before the bigint, which is needed only above 2^53. */
+  readonly chainIdNumber: number
+  /** `offer.escrow` in lower case. */
+  readonly escrow: string
   /** `offer.fleet.operator` in lower case, or null without a fleet. */
   readonly operator: string | null
   readonly entries: readonly BookEntry[]
@@ -94,9 +119,17 @@ function compareStrings (a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0
 }
 
+/** By price alone; bigint arithmetic only where both prices are above 2^53 and round to one number. */
+export function comparePrices (a: BookEntry, b: BookEntry): number {
+  if (a.priceNumber !== b.priceNumber) return a.priceNumber < b.priceNumber ? -1 : 1
+  if (a.priceNumber <= Number.MAX_SAFE_INTEGER || a.price === b.price) return 0
+  return a.price < b.price ? -1 : 1
+}
+
 /** Order inside one class: price, then peer id, then position in the offer. */
 function compareInClass (a: BookEntry, b: BookEntry): number {
-  if (a.price !== b.price) return a.price < b.price ? -1 : 1
+  const byPrice = comparePrices(a, b)
+  if (byPrice !== 0) return byPrice
   if (a.peerId !== b.peerId) return a.peerId < b.peerId ? -1 : 1
   return a.gpuIndex - b.gpuIndex
 }
@@ -106,7 +139,8 @@ function compareInClass (a: BookEntry, b: BookEntry): number {
  * The first entry of a provider a walk meets is therefore that provider's cheapest (ties: class name).
  */
 export function compareEntries (a: BookEntry, b: BookEntry): number {
-  if (a.price !== b.price) return a.price < b.price ? -1 : 1
+  const byPrice = comparePrices(a, b)
+  if (byPrice !== 0) return byPrice
   if (a.peerId !== b.peerId) return a.peerId < b.peerId ? -1 : 1
   if (a.gpuClass !== b.gpuClass) return compareStrings(a.gpuClass, b.gpuClass)
   return a.gpuIndex - b.gpuIndex
@@ -264,6 +298,8 @@ export class ClassSummary {
 export class OrderBook {
   private readonly byPeer = new Map<string, BookRecord>()
   private readonly byClass = new Map<string, ClassSummary>()
+  /** Every summary in class-name order; dropped whenever a class appears or disappears. */
+  private sortedSummaries: ClassSummary[] | null = null
 
   /** Number of offers (providers) in the book. */
   get size (): number {
@@ -287,6 +323,7 @@ export class OrderBook {
       if (summary == null) {
         summary = new ClassSummary(entry.gpuClass)
         this.byClass.set(entry.gpuClass, summary)
+        this.sortedSummaries = null
       }
       summary.add(entry)
     }
@@ -333,6 +370,27 @@ export class OrderBook {
   /** GPU classes with at least one entry. */
   classes (): string[] {
     return [...this.byClass.keys()]
+  }
+
+  /**
+   * The summaries of the given classes (all when omitted; unknown classes left out, duplicates once),
+   * in class-name order, leaving out those for which `include` returns false. A walk that takes the
+   * classes in this order at each price meets a provider's entries in `compareEntries` order.
+   */
+  summaries (classes?: readonly string[], include?: (summary: ClassSummary) => boolean): ClassSummary[] {
+    let summaries: ClassSummary[]
+    if (classes == null) {
+      this.sortedSummaries ??= [...this.byClass.values()].sort((a, b) => compareStrings(a.gpuClass, b.gpuClass))
+      summaries = this.sortedSummaries
+    } else {
+      summaries = []
+      for (const gpuClass of classes) {
+        const summary = this.byClass.get(gpuClass)
+        if (summary != null && !summaries.includes(summary)) summaries.push(summary)
+      }
+      if (summaries.length > 1) summaries.sort((a, b) => compareStrings(a.gpuClass, b.gpuClass))
+    }
+    return include == null ? summaries : summaries.filter(include)
   }
 
   /**
@@ -392,18 +450,30 @@ export class OrderBook {
     const record: BookRecord = {
       offer,
       token: offer.token.toLowerCase(),
+      chainIdNumber: Number(offer.chainId),
+      escrow: offer.escrow.toLowerCase(),
       operator: offer.fleet == null ? null : offer.fleet.operator.toLowerCase(),
       entries
     }
     offer.gpus.forEach((gpu, gpuIndex) => {
       entries.push({
         price: gpu.pricePerGpuHour,
+        priceNumber: Number(gpu.pricePerGpuHour),
         peerId: offer.peerId,
         gpuClass: gpu.class,
         gpuIndex,
         gpu,
         computeCapability: parseComputeCapability(gpu.computeCapability),
-        record
+        record,
+        countFree: gpu.countFree,
+        simulated: gpu.simulated,
+        memoryMiB: gpu.memoryMiB,
+        region: offer.region,
+        expiresAt: offer.expiresAt,
+        minLeaseSec: offer.minLeaseSec,
+        maxLeaseSec: offer.maxLeaseSec,
+        token: record.token,
+        chainIdNumber: record.chainIdNumber
       })
     })
     return record
@@ -414,7 +484,10 @@ export class OrderBook {
       const summary = this.byClass.get(entry.gpuClass)
       if (summary == null) continue
       summary.delete(entry)
-      if (summary.size === 0) this.byClass.delete(entry.gpuClass)
+      if (summary.size === 0) {
+        this.byClass.delete(entry.gpuClass)
+        this.sortedSummaries = null
+      }
     }
   }
 }

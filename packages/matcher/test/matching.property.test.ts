@@ -112,17 +112,22 @@ describe('matching index agrees with the specification', () => {
       fc.integer({ min: 0, max: 6 }),
       fc.array(fc.tuple(fc.nat(23), fc.constantFrom('accepted', 'completed', 'rejected', 'failed', 'timeout')), { maxLength: 40 }),
       fc.array(fc.tuple(fc.nat(23), fc.integer({ min: 1, max: 3 })), { maxLength: 12 }),
-      (ops, orders, limit, outcomes, latencies) => {
+      // Prices above 2^53 that round to one double: the index must then compare the bigints.
+      fc.constantFrom(0n, 0n, 2n ** 60n),
+      (ops, generatedOrders, limit, outcomes, latencies, priceBase) => {
+        const priced = (x: Offer): Offer => ({ ...x, gpus: x.gpus.map((g) => ({ ...g, pricePerGpuHour: g.pricePerGpuHour + priceBase })) })
+        const orders = generatedOrders.map((o) => ({ ...o, maxPricePerGpuHour: o.maxPricePerGpuHour + priceBase }))
         const book = new OrderBook()
         const model = new Map<string, Offer>()
         for (const op of ops) {
           if (op.kind === 'upsert') {
-            const held = model.get(op.offer.peerId)
-            const expected = (held != null && op.offer.sequence <= held.sequence) || op.offer.expiresAt <= NOW - 10
+            const upserted = priced(op.offer)
+            const held = model.get(upserted.peerId)
+            const expected = (held != null && upserted.sequence <= held.sequence) || upserted.expiresAt <= NOW - 10
               ? 'stale'
               : held == null ? 'added' : 'replaced'
-            expect(book.upsert(op.offer, NOW - 10)).toBe(expected)
-            if (expected !== 'stale') model.set(op.offer.peerId, op.offer)
+            expect(book.upsert(upserted, NOW - 10)).toBe(expected)
+            if (expected !== 'stale') model.set(upserted.peerId, upserted)
           } else if (op.kind === 'remove') {
             const peerId = `peer-${String(op.index).padStart(2, '0')}`
             expect(book.remove(peerId)).toBe(model.delete(peerId))

@@ -29,10 +29,30 @@ export const positiveIntSchema = z.int().positive()
 /** Unix milliseconds. */
 export const timeSchema = uintSchema
 
+/**
+ * Checksummed forms of the addresses seen lately. `getAddress` hashes (keccak-256) on every call, and
+ * the same few addresses (renter, provider, token, escrow) come in message after message, each decoded,
+ * encoded and hashed for signing. Bounded; an address with a bad checksum throws and is not kept.
+ */
+const checksummed = new Map<string, Address>()
+const CHECKSUMMED_CACHE_SIZE = 4096
+
+function checksumAddress (value: string): Address {
+  const hit = checksummed.get(value)
+  if (hit !== undefined) return hit
+  const address = getAddress(value) as Address
+  if (checksummed.size >= CHECKSUMMED_CACHE_SIZE) {
+    const oldest = checksummed.keys().next()
+    if (oldest.done !== true) checksummed.delete(oldest.value)
+  }
+  checksummed.set(value, address)
+  return address
+}
+
 export const addressSchema = z.string().regex(ADDRESS, 'expected a 0x-prefixed 20-byte address')
   .transform((value, ctx): Address => {
     try {
-      return getAddress(value) as Address
+      return checksumAddress(value)
     } catch {
       ctx.addIssue({ code: 'custom', message: 'bad address checksum', input: value })
       return z.NEVER

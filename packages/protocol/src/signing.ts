@@ -55,16 +55,32 @@ export function paymentKeyAddress (key: PaymentKey): Address {
   return publicKeyToAddress(publicKey)
 }
 
-/** Signs a 32-byte digest (low s, v = 27 | 28) and attaches the compressed public key. */
-export function signDigest (digest: Uint8Array, key: PaymentKey): PaymentSignature {
+interface SigningKey { secret: Uint8Array, publicKey: PaymentSignature['publicKey'] }
+/** Keys this process signs with (a provider has one or two): deriving the public key costs a scalar multiplication, as much as the signature. */
+const signingKeys = new Map<string, SigningKey>()
+const SIGNING_KEY_CACHE_SIZE = 16
+
+function signingKey (key: PaymentKey): SigningKey {
+  const hex = typeof key === 'string' ? key : 'signingKey' in key ? key.signingKey.privateKey : key.privateKey
+  const hit = signingKeys.get(hex)
+  if (hit !== undefined) return hit
   const secret = privateKeyBytes(key)
   const publicKey = secp.pointFromScalar(secret, true)
   if (publicKey == null) throw new ProtocolError('INVALID_FIELD', 'not a secp256k1 private key', { field: 'key' })
+  const entry = { secret, publicKey: bytesToHex(publicKey) }
+  if (signingKeys.size >= SIGNING_KEY_CACHE_SIZE) signingKeys.clear()
+  signingKeys.set(hex, entry)
+  return entry
+}
+
+/** Signs a 32-byte digest (low s, v = 27 | 28) and attaches the compressed public key. */
+export function signDigest (digest: Uint8Array, key: PaymentKey): PaymentSignature {
+  const { secret, publicKey } = signingKey(key)
   const { signature, recoveryId } = secp.signRecoverable(digest, secret)
   const bytes = new Uint8Array(65)
   bytes.set(signature)
   bytes[64] = 27 + recoveryId
-  return { publicKey: bytesToHex(publicKey), signature: bytesToHex(bytes) }
+  return { publicKey, signature: bytesToHex(bytes) }
 }
 
 interface KnownKey { bytes: Uint8Array, address: Address, addressLower: string }

@@ -55,6 +55,8 @@ export interface LeaseHandlerStats {
 interface Evaluated {
   proposal: LeaseProposal
   chosen: string[]
+  /** Whether a chosen GPU is simulated (for the log line). */
+  simulated: boolean
   now: number
 }
 
@@ -202,16 +204,17 @@ export class LeaseHandler {
       if (active >= this.#config.leases.maxConcurrent) {
         return decided(this.#reject({ code: 'TOO_MANY_LEASES', message: `${active} leases active, leases.maxConcurrent is ${this.#config.leases.maxConcurrent}` }, proposal, orderId, proposerPeerId))
       }
-      return { proposal, chosen: free.slice(0, count).map((g) => g.uuid), now }
+      const chosen = free.slice(0, count)
+      return { proposal, chosen: chosen.map((g) => g.uuid), simulated: chosen.some((g) => g.simulated), now }
     } catch (err) {
       return decided(this.#internal(err, proposal, orderId, proposerPeerId))
     }
   }
 
   #acceptOrReject (evaluated: Evaluated, proposerPeerId: string): LeaseDecision {
-    const { proposal, chosen, now } = evaluated
+    const { proposal, chosen, simulated, now } = evaluated
     try {
-      return this.#accept(proposal, chosen, proposerPeerId, now)
+      return this.#accept(proposal, chosen, simulated, proposerPeerId, now)
     } catch (err) {
       return this.#internal(err, proposal, proposal.order.orderId, proposerPeerId)
     }
@@ -226,7 +229,7 @@ export class LeaseHandler {
   }
 
   /** Reserves exactly `chosen` in one transaction with the signed terms; throws ReplayError/NoCapacityError. */
-  #accept (proposal: LeaseProposal, chosen: string[], proposerPeerId: string, now: number): LeaseDecision {
+  #accept (proposal: LeaseProposal, chosen: string[], simulated: boolean, proposerPeerId: string, now: number): LeaseDecision {
     const { order } = proposal
     const config = this.#config
     const terms: LeaseTerms = {
@@ -280,7 +283,7 @@ export class LeaseHandler {
     this.#log.info({
       leaseId: terms.leaseId, orderId: order.orderId, renter: order.renter, matcher: matcherPeerId, gpus: reserved,
       class: terms.gpuClass, price: terms.pricePerGpuHour.toString(), startDeadline: terms.startDeadline,
-      simulated: this.#c.inventory.gpus().some((g) => reserved.includes(g.uuid) && g.simulated)
+      simulated
     }, 'lease accepted')
     return { type: 'lease-decision', accepted: true, terms, signature }
   }

@@ -130,7 +130,8 @@ const MAX_SAMPLE_INTERVAL_MS = 5_000
  * Meters one running lease. Billed time is the provider's monotonic clock since the job started,
  * bounded by the lease duration; each billing interval closes one period on the interval grid
  * (k × interval), the last one (`closeFinal`) at the job's end. Samples go to the ledger as they are
- * taken, periods when they close, so a kill -9 loses at most the sample in flight.
+ * taken (queued: one transaction for every lease sampling in the same turn), periods when they close,
+ * so a kill -9 loses at most the sample in flight.
  *
  * Payment: each report that raises the amount owed opens a deadline (report time + payment grace); a
  * voucher covering it (`paid`) clears it; a deadline that passes calls `onUnpaid`.
@@ -236,7 +237,7 @@ export class LeaseMeter {
       try {
         const readings = await this.#c.sampleGpus(this.#lease.gpus)
         if (this.#closed) return
-        this.#c.ledger.appendUsageSamples(readings.map((r) => ({
+        this.#c.ledger.queueUsageSamples(readings.map((r) => ({
           leaseId: this.#lease.leaseId, offsetMs: offset, at, gpuUuid: r.uuid,
           utilizationPercent: r.utilizationPercent, memoryUsedMiB: r.memoryUsedMiB, powerW: r.powerDrawW
         })))
