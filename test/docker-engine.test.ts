@@ -24,7 +24,7 @@ import { attachJob, submitJob } from '@gpumesh/renter'
 import { containerName } from '@gpumesh/provider'
 import { StandInProber, simulatedGpu, startClient, startProvider, tempDir, type TestProvider } from './provider-helpers.js'
 import { clientOptions, leaseFrom } from './jobs-helpers.js'
-import { runCli, spawnDaemon, type ProviderJson } from './cli-helpers.js'
+import { daemonConfig, initDaemonDir, killChildren, runCli, spawnDaemon, type ProviderJson, type SpawnedDaemon } from './cli-helpers.js'
 import { TEST_IMAGE, containerExists, removeContainers, testEngine } from '../packages/provider/test/jobs/docker-helpers.js'
 
 const PASSWORD = 'correct horse battery staple'
@@ -249,25 +249,11 @@ describe(`kill -9 of the daemon while its job runs in a container (${engine.labe
   const leases: string[] = []
   const env = { ...process.env, PATH, GPUMESH_PASSWORD: PASSWORD, GPUMESH_HOME: '' }
 
-  const start = async (previousPid: number | null): Promise<{ child: ChildProcess, info: ProviderJson }> => {
-    const { child, info } = await spawnDaemon(dataDir, { env, children, previousPid })
-    return { child, info: info as ProviderJson }
-  }
+  const start = async (previousPid: number | null): Promise<SpawnedDaemon & { info: ProviderJson }> =>
+    await spawnDaemon(dataDir, { env, children, previousPid })
 
   beforeAll(async () => {
-    ;({ dir: dataDir, remove } = await tempDir())
-    const init = await runCli(['init', '--data-dir', dataDir], { env })
-    expect(init.code, init.stderr).toBe(0)
-    await writeFile(join(dataDir, 'config.yaml'), [
-      'probe:',
-      '  simulate: [{ model: H100-SXM-80GB, count: 1 }]',
-      'network:',
-      '  listen: [/ip4/127.0.0.1/tcp/0]',
-      '  mdns: false',
-      'api:',
-      '  port: 0',
-      'pricing:',
-      '  perGpuHour: { H100-SXM-80GB: "2.00" }',
+    ;({ dir: dataDir, remove } = await initDaemonDir(daemonConfig(1, [
       'billing:',
       '  intervalSec: 1',
       // Room for the restart: the renter attaches only once the new daemon listens.
@@ -276,14 +262,13 @@ describe(`kill -9 of the daemon while its job runs in a container (${engine.labe
       '  kind: docker',
       '  stopGraceSec: 2',
       '  docker:',
-      `    binary: ${JSON.stringify(engine.binary)}`,
-      ''
-    ].join('\n'))
+      `    binary: ${JSON.stringify(engine.binary)}`
+    ]), { env }))
     client = await startClient()
   })
 
   afterAll(async () => {
-    for (const child of children) if (child.exitCode == null && child.signalCode == null) child.kill('SIGKILL')
+    killChildren(children)
     await client?.stop()
     removeContainers(engine.binary, leases.map(containerName))
     await remove?.()
