@@ -3,9 +3,10 @@
  */
 import { expect, vi } from 'vitest'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { readFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { tempDir } from './provider-helpers.js'
 
 export const CLI = fileURLToPath(new URL('../packages/cli/bin/gpumesh.js', import.meta.url))
 
@@ -88,18 +89,21 @@ export interface SpawnedDaemon {
   output: () => string
 }
 
+export interface DaemonOptions {
+  env: NodeJS.ProcessEnv
+  children: ChildProcess[]
+  previousPid?: number | null
+  args?: string[]
+}
+
 /**
  * `gpumesh provider start --data-dir DIR` as a child process; resolves once a daemon other than
  * `previousPid` has written provider.json and said it runs, or once the child exited (then `info` is
  * null, unless `mustStart`, which throws with its output). The child is pushed to `children` for cleanup.
  */
-export async function spawnDaemon (dataDir: string, options: {
-  env: NodeJS.ProcessEnv
-  children: ChildProcess[]
-  previousPid?: number | null
-  args?: string[]
-  mustStart?: boolean
-}): Promise<SpawnedDaemon> {
+export async function spawnDaemon (dataDir: string, options: DaemonOptions & { mustStart?: true }): Promise<SpawnedDaemon & { info: ProviderJson }>
+export async function spawnDaemon (dataDir: string, options: DaemonOptions & { mustStart: false }): Promise<SpawnedDaemon>
+export async function spawnDaemon (dataDir: string, options: DaemonOptions & { mustStart?: boolean }): Promise<SpawnedDaemon> {
   const { child, output } = spawnCli(['provider', 'start', '--data-dir', dataDir, '--log-level', 'warn', ...(options.args ?? [])], { env: options.env, children: options.children })
   const file = join(dataDir, 'provider.json')
   const read = async (): Promise<ProviderJson | null> => {
@@ -120,4 +124,41 @@ export async function spawnDaemon (dataDir: string, options: {
     return { child, info: null, output }
   }
   return { child, info, output }
+}
+
+/**
+ * The config.yaml of a scenario daemon: `gpus` simulated H100-SXM-80GB at 2.00 a GPU-hour, listening on
+ * 127.0.0.1 only (no mDNS), its API on port 0; the `more` lines (billing, runner, ...) follow.
+ */
+export function daemonConfig (gpus: number, more: string[] = []): string {
+  return [
+    'probe:',
+    `  simulate: [{ model: H100-SXM-80GB, count: ${gpus} }]`,
+    'network:',
+    '  listen: [/ip4/127.0.0.1/tcp/0]',
+    '  mdns: false',
+    'api:',
+    '  port: 0',
+    'pricing:',
+    '  perGpuHour: { H100-SXM-80GB: "2.00" }',
+    ...more,
+    ''
+  ].join('\n')
+}
+
+/**
+ * A data dir for a scenario daemon: a new temp dir, `gpumesh init` on it (which must succeed), then
+ * `config` as its config.yaml. `remove` deletes it.
+ */
+export async function initDaemonDir (config: string, options: CliOptions = {}): Promise<{ dir: string, remove: () => Promise<void> }> {
+  const { dir, remove } = await tempDir()
+  const init = await runCli(['init', '--data-dir', dir], options)
+  expect(init.code, init.stderr).toBe(0)
+  await writeFile(join(dir, 'config.yaml'), config)
+  return { dir, remove }
+}
+
+/** SIGKILLs every child still running: the scenario suites' cleanup. */
+export function killChildren (children: ChildProcess[]): void {
+  for (const child of children) if (child.exitCode == null && child.signalCode == null) child.kill('SIGKILL')
 }

@@ -14,17 +14,17 @@ import { spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createHash } from 'node:crypto'
-import { Wallet } from 'ethers'
+import { Wallet, type BaseWallet } from 'ethers'
 import { create, list } from 'tar'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { openLedger } from '@gpumesh/ledger'
 import type { GpumeshNode } from '@gpumesh/net'
-import type { Bytes32, JobEvent, JobSpec } from '@gpumesh/protocol'
+import type { Bytes32, JobEvent, JobSpec, LeaseTerms } from '@gpumesh/protocol'
 import { attachJob, submitJob } from '@gpumesh/renter'
 import { containerName } from '@gpumesh/provider'
 import { StandInProber, simulatedGpu, startClient, startProvider, tempDir, type TestProvider } from './provider-helpers.js'
 import { clientOptions, leaseFrom } from './jobs-helpers.js'
-import { runCli, spawnDaemon, type ProviderJson } from './cli-helpers.js'
+import { daemonConfig, initDaemonDir, killChildren, runCli, spawnDaemon, type ProviderJson, type SpawnedDaemon } from './cli-helpers.js'
 import { TEST_IMAGE, containerExists, removeContainers, testEngine } from '../packages/provider/test/jobs/docker-helpers.js'
 
 const PASSWORD = 'correct horse battery staple'
@@ -52,6 +52,18 @@ async function jobBundle (dir: string): Promise<{ bytes: Buffer, sha256: Bytes32
   for await (const chunk of create({ gzip: true, cwd: dir, portable: true }, ['job.sh']) as AsyncIterable<Buffer>) chunks.push(chunk)
   const bytes = Buffer.concat(chunks)
   return { bytes, sha256: `0x${createHash('sha256').update(bytes).digest('hex')}` }
+}
+
+/**
+ * A new renter's lease on the daemon at `addresses` for the job bundle made in `dir`; its id goes to
+ * `leases`, whose containers the suite removes.
+ */
+async function leaseForJob (client: GpumeshNode, addresses: string[], dir: string, leases: string[]): Promise<{ wallet: BaseWallet, bundle: { bytes: Buffer, sha256: Bytes32 }, terms: LeaseTerms }> {
+  const wallet = Wallet.createRandom()
+  const bundle = await jobBundle(dir)
+  const terms = await leaseFrom(client, addresses, wallet, bundle.sha256)
+  leases.push(terms.leaseId)
+  return { wallet, bundle, terms }
 }
 
 const jobSpec = (steps: number, stepSec: number, image: string = TEST_IMAGE): JobSpec =>
@@ -94,10 +106,7 @@ describe(`the docker runner runs jobs in containers (${engine.label})`, () => {
   })
 
   it('runs the job in a container from its start: logs stream, output comes back, the image is recorded by id', async () => {
-    const wallet = Wallet.createRandom()
-    const bundle = await jobBundle(join(scratch.dir, 'run'))
-    const terms = await leaseFrom(client, daemon.provider.addresses(), wallet, bundle.sha256)
-    leases.push(terms.leaseId)
+    const { wallet, bundle, terms } = await leaseForJob(client, daemon.provider.addresses(), join(scratch.dir, 'run'), leases)
     const events: JobEvent[] = []
     let startedAt: number | null = null
     const outcome = submitJob({
@@ -143,10 +152,7 @@ describe(`the docker runner runs jobs in containers (${engine.label})`, () => {
   }, 60_000)
 
   it('stops a job with SIGTERM and gives it the grace to checkpoint', async () => {
-    const wallet = Wallet.createRandom()
-    const bundle = await jobBundle(join(scratch.dir, 'stop'))
-    const terms = await leaseFrom(client, daemon.provider.addresses(), wallet, bundle.sha256)
-    leases.push(terms.leaseId)
+    const { wallet, bundle, terms } = await leaseForJob(client, daemon.provider.addresses(), join(scratch.dir, 'stop'), leases)
     const events: JobEvent[] = []
     const outcome = submitJob({
       ...clientOptions(client, wallet, terms),
@@ -165,10 +171,7 @@ describe(`the docker runner runs jobs in containers (${engine.label})`, () => {
   }, 60_000)
 
   it('refuses a job whose image is missing IMAGE_UNAVAILABLE, unbilled', async () => {
-    const wallet = Wallet.createRandom()
-    const bundle = await jobBundle(join(scratch.dir, 'missing'))
-    const terms = await leaseFrom(client, daemon.provider.addresses(), wallet, bundle.sha256)
-    leases.push(terms.leaseId)
+    const { wallet, bundle, terms } = await leaseForJob(client, daemon.provider.addresses(), join(scratch.dir, 'missing'), leases)
     await expect(submitJob({ ...clientOptions(client, wallet, terms), spec: jobSpec(1, 0.1, 'gpumesh-test/absent:1'), bundle: bundle.bytes, bundleSize: bundle.bytes.length }))
       .rejects.toMatchObject({ name: 'JobClientError', code: 'IMAGE_UNAVAILABLE', message: expect.stringContaining('gpumesh-test/absent:1 is not on this provider') })
     const ledger = daemon.provider.ledger
@@ -225,10 +228,7 @@ describe(`a GPU runtime the engine lacks (${engine.label})`, () => {
     const daemon = await startProvider({ prober: nvidiaProber(), config, env: { PATH: `${bin}:${PATH}` } })
     daemons.push(daemon)
     expect(daemon.provider.status().runner.problems).toEqual([])
-    const wallet = Wallet.createRandom()
-    const bundle = await jobBundle(join(scratch.dir, 'broken'))
-    const terms = await leaseFrom(client, daemon.provider.addresses(), wallet, bundle.sha256)
-    leases.push(terms.leaseId)
+    const { wallet, bundle, terms } = await leaseForJob(client, daemon.provider.addresses(), join(scratch.dir, 'broken'), leases)
     await expect(submitJob({ ...clientOptions(client, wallet, terms), spec: jobSpec(1, 0.1), bundle: bundle.bytes, bundleSize: bundle.bytes.length }))
       .rejects.toMatchObject({ code: 'SPAWN_FAILED', message: expect.stringMatching(/docker run failed before the container started \(exit 125\): .*could not select device driver/) })
     const ledger = daemon.provider.ledger
@@ -249,25 +249,11 @@ describe(`kill -9 of the daemon while its job runs in a container (${engine.labe
   const leases: string[] = []
   const env = { ...process.env, PATH, GPUMESH_PASSWORD: PASSWORD, GPUMESH_HOME: '' }
 
-  const start = async (previousPid: number | null): Promise<{ child: ChildProcess, info: ProviderJson }> => {
-    const { child, info } = await spawnDaemon(dataDir, { env, children, previousPid })
-    return { child, info: info as ProviderJson }
-  }
+  const start = async (previousPid: number | null): Promise<SpawnedDaemon & { info: ProviderJson }> =>
+    await spawnDaemon(dataDir, { env, children, previousPid })
 
   beforeAll(async () => {
-    ;({ dir: dataDir, remove } = await tempDir())
-    const init = await runCli(['init', '--data-dir', dataDir], { env })
-    expect(init.code, init.stderr).toBe(0)
-    await writeFile(join(dataDir, 'config.yaml'), [
-      'probe:',
-      '  simulate: [{ model: H100-SXM-80GB, count: 1 }]',
-      'network:',
-      '  listen: [/ip4/127.0.0.1/tcp/0]',
-      '  mdns: false',
-      'api:',
-      '  port: 0',
-      'pricing:',
-      '  perGpuHour: { H100-SXM-80GB: "2.00" }',
+    ;({ dir: dataDir, remove } = await initDaemonDir(daemonConfig(1, [
       'billing:',
       '  intervalSec: 1',
       // Room for the restart: the renter attaches only once the new daemon listens.
@@ -276,14 +262,13 @@ describe(`kill -9 of the daemon while its job runs in a container (${engine.labe
       '  kind: docker',
       '  stopGraceSec: 2',
       '  docker:',
-      `    binary: ${JSON.stringify(engine.binary)}`,
-      ''
-    ].join('\n'))
+      `    binary: ${JSON.stringify(engine.binary)}`
+    ]), { env }))
     client = await startClient()
   })
 
   afterAll(async () => {
-    for (const child of children) if (child.exitCode == null && child.signalCode == null) child.kill('SIGKILL')
+    killChildren(children)
     await client?.stop()
     removeContainers(engine.binary, leases.map(containerName))
     await remove?.()
@@ -291,10 +276,7 @@ describe(`kill -9 of the daemon while its job runs in a container (${engine.labe
 
   it('re-attaches to the container after a restart: the job completes, every line once, the container removed', async () => {
     const first = await start(null)
-    const wallet = Wallet.createRandom()
-    const bundle = await jobBundle(join(dataDir, 'bundle'))
-    const terms = await leaseFrom(client, first.info.addresses, wallet, bundle.sha256)
-    leases.push(terms.leaseId)
+    const { wallet, bundle, terms } = await leaseForJob(client, first.info.addresses, join(dataDir, 'bundle'), leases)
     const seen: JobEvent[] = []
     const job = submitJob({
       ...clientOptions(client, wallet, terms),

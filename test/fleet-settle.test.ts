@@ -8,14 +8,13 @@
  */
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { randomBytes } from 'node:crypto'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { Wallet, encryptKeystoreJson } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { generatePeerKey, peerKeyToBytes } from '@gpumesh/net'
 import { jsonReplacer, marketDomain, paymentKeyAddress, signFleetMembership, type Address, type Bytes32 } from '@gpumesh/protocol'
 import { settleOnchain } from '@gpumesh/settlement'
-import { addressOf, fund, startChain, voucher, type Chain } from '../packages/settlement/test/helpers.js'
+import { addressOf, fund, runningLease, startChain, voucher, type Chain } from '../packages/settlement/test/helpers.js'
 import { runCli } from './cli-helpers.js'
 import { startProvider, tempDir, type TestProvider } from './provider-helpers.js'
 
@@ -74,15 +73,8 @@ describe('fleet settle: one batch into the operator\'s payout address, exactly o
   const leaseWithVouchers = (member: { key: string, daemon: TestProvider }, amounts: bigint[]): Bytes32 => {
     const ledger = member.daemon.provider.ledger
     const provider = paymentKeyAddress(member.key)
-    const gpu = member.daemon.provider.inventory.gpus().find((g) => g.state === 'free')?.uuid ?? ''
-    const id = `0x${randomBytes(32).toString('hex')}` as Bytes32
-    ledger.reserveLease({
-      leaseId: id, orderId: `0x${randomBytes(32).toString('hex')}`, orderExpiresAt: Date.now() + 3_600_000, renter: addressOf(renterKey), renterPeerId: 'renter',
-      matcherPeerId: null, provider, token: c.token, chainId: c.chain.chainId, pricePerGpuHour: 1_000_000n, gpuClass: 'H100-SXM-80GB', gpuCount: 1,
-      durationSec: 3600, billingIntervalSec: 60, paymentGraceSec: 30, startDeadline: Date.now() + 60_000, jobHash: `0x${randomBytes(32).toString('hex')}`,
-      eligibleGpuUuids: [gpu], escrow: c.escrow
-    })
-    ledger.transitionLease(id, 'running', 'job started')
+    const gpu = { uuid: member.daemon.provider.inventory.gpus().find((g) => g.state === 'free')?.uuid ?? '', class: 'H100-SXM-80GB' }
+    const id = runningLease(ledger, c, { renterKey, provider, pricePerGpuHour: 1_000_000n, gpu })
     amounts.forEach((cumulativeAmount, i) => {
       const v = voucher({ leaseId: id, provider, renterKey, token: c.token, cumulativeAmount, sequence: BigInt(i + 1), domain: c.domain })
       ledger.recordVoucher({ leaseId: id, sequence: v.sequence, cumulativeAmount, signature: v.signature.signature, body: JSON.stringify(v, jsonReplacer) })

@@ -16,8 +16,8 @@ import { openLedger } from '@gpumesh/ledger'
 import type { GpumeshNode } from '@gpumesh/net'
 import type { JobEvent } from '@gpumesh/protocol'
 import { attachJob, submitJob } from '@gpumesh/renter'
-import { startClient, tempDir } from './provider-helpers.js'
-import { runCli, spawnCli, spawnDaemon, type ProviderJson } from './cli-helpers.js'
+import { startClient } from './provider-helpers.js'
+import { daemonConfig, initDaemonDir, killChildren, runCli, spawnCli, spawnDaemon, type ProviderJson, type SpawnedDaemon } from './cli-helpers.js'
 import { clientOptions, leaseFrom, trainSpec, trainingBundle } from './jobs-helpers.js'
 
 const PASSWORD = 'correct horse battery staple'
@@ -32,25 +32,11 @@ describe('kill -9 of the daemon during a job', () => {
   const children: ChildProcess[] = []
   const env = { ...process.env, GPUMESH_PASSWORD: PASSWORD, GPUMESH_HOME: '' }
 
-  const start = async (previousPid: number | null, extra: string[] = []): Promise<{ child: ChildProcess, info: ProviderJson }> => {
-    const { child, info } = await spawnDaemon(dataDir, { env, children, previousPid, args: extra })
-    return { child, info: info as ProviderJson }
-  }
+  const start = async (previousPid: number | null, extra: string[] = []): Promise<SpawnedDaemon & { info: ProviderJson }> =>
+    await spawnDaemon(dataDir, { env, children, previousPid, args: extra })
 
   beforeAll(async () => {
-    ;({ dir: dataDir, remove } = await tempDir())
-    const init = await runCli(['init', '--data-dir', dataDir], { env })
-    expect(init.code, init.stderr).toBe(0)
-    await writeFile(join(dataDir, 'config.yaml'), [
-      'probe:',
-      '  simulate: [{ model: H100-SXM-80GB, count: 2 }]',
-      'network:',
-      '  listen: [/ip4/127.0.0.1/tcp/0]',
-      '  mdns: false',
-      'api:',
-      '  port: 0',
-      'pricing:',
-      '  perGpuHour: { H100-SXM-80GB: "2.00" }',
+    ;({ dir: dataDir, remove } = await initDaemonDir(daemonConfig(2, [
       'billing:',
       '  intervalSec: 1',
       // Room for the restart: the renter attaches only once the new daemon listens.
@@ -58,14 +44,13 @@ describe('kill -9 of the daemon during a job', () => {
       'runner:',
       '  kind: process',
       '  stopGraceSec: 2',
-      '  process: { sameUser: true }',
-      ''
-    ].join('\n'))
+      '  process: { sameUser: true }'
+    ]), { env }))
     client = await startClient()
   })
 
   afterAll(async () => {
-    for (const child of children) if (child.exitCode == null && child.signalCode == null) child.kill('SIGKILL')
+    killChildren(children)
     await client?.stop()
     await remove?.()
   })

@@ -20,7 +20,7 @@ import type { JobEvent } from '@gpumesh/protocol'
 import { downloadArtifacts, submitJob } from '@gpumesh/renter'
 import { startClient, tempDir } from './provider-helpers.js'
 import { clientOptions, leaseFrom, trainingBundle } from './jobs-helpers.js'
-import { runCli, spawnDaemon, type ProviderJson } from './cli-helpers.js'
+import { daemonConfig, killChildren, runCli, spawnDaemon, type ProviderJson } from './cli-helpers.js'
 
 const PASSWORD = `pw-${randomBytes(8).toString('hex')}`
 const CANARY = `canary-${randomBytes(8).toString('hex')}`
@@ -40,24 +40,14 @@ describe('a hostile job on the process runner of a real daemon', () => {
   const daemonEnv = { ...baseEnv, GPUMESH_HOME: '', GPUMESH_PASSWORD_FILE: '', GPUMESH_TEST_CANARY: CANARY }
 
   const writeConfig = async (runner: string[]): Promise<void> => {
-    await writeFile(join(dataDir, 'config.yaml'), [
-      'probe:',
-      '  simulate: [{ model: H100-SXM-80GB, count: 1 }]',
-      'network:',
-      '  listen: [/ip4/127.0.0.1/tcp/0]',
-      '  mdns: false',
-      'api:',
-      '  port: 0',
-      'pricing:',
-      '  perGpuHour: { H100-SXM-80GB: "2.00" }',
+    await writeFile(join(dataDir, 'config.yaml'), daemonConfig(1, [
       'billing:',
       '  intervalSec: 1',
       'runner:',
       '  kind: process',
       '  stopGraceSec: 2',
-      ...runner,
-      ''
-    ].join('\n'))
+      ...runner
+    ]))
   }
 
   /** Starts the daemon; resolves with its provider.json once it runs, or with its exit code and output. */
@@ -118,7 +108,7 @@ describe('a hostile job on the process runner of a real daemon', () => {
   })
 
   afterAll(async () => {
-    for (const child of children) if (child.exitCode == null && child.signalCode == null) child.kill('SIGKILL')
+    killChildren(children)
     await client?.stop()
     await removeData?.()
     if (scratch !== undefined) await rm(scratch, { recursive: true, force: true })

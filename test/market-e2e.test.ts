@@ -15,7 +15,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createNode, request, type GpumeshNode } from '@gpumesh/net'
 import { BOOK_PROTOCOL, decodeBookPage, encodeBookQuery } from '@gpumesh/protocol'
-import { runCli, spawnCli, startCli, type CliChild, type CliRun } from './cli-helpers.js'
+import { killChildren, runCli, spawnCli, startCli, type CliChild, type CliRun } from './cli-helpers.js'
 
 const TRAIN = fileURLToPath(new URL('../packages/provider/test/fixtures/jobs/train.mjs', import.meta.url))
 const PASSWORD = 'market e2e password'
@@ -148,7 +148,7 @@ describe('gpumesh market end to end', () => {
   }, 90_000)
 
   afterAll(async () => {
-    for (const child of children) if (child.exitCode == null && child.signalCode == null) child.kill('SIGKILL')
+    killChildren(children)
     await client?.stop()
     if (root !== undefined) await rm(root, { recursive: true, force: true })
   })

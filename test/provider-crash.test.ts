@@ -4,14 +4,14 @@
  */
 import type { ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { stat, writeFile } from 'node:fs/promises'
+import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { request, type GpumeshNode } from '@gpumesh/net'
 import { LEASE_PROTOCOL, decodeLeaseDecision, encodeLeaseProposal, type LeaseDecision } from '@gpumesh/protocol'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { newRenter, proposal, requirements, signedOrder, startClient, tempDir } from './provider-helpers.js'
-import { runCli, spawnDaemon, type CliRun, type ProviderJson } from './cli-helpers.js'
+import { newRenter, proposal, requirements, signedOrder, startClient } from './provider-helpers.js'
+import { daemonConfig, initDaemonDir, killChildren, runCli, spawnDaemon, type CliRun, type ProviderJson } from './cli-helpers.js'
 
 const PASSWORD = 'correct horse battery staple'
 
@@ -26,8 +26,7 @@ describe('provider daemon as a process', () => {
   const gpumesh = async (...args: string[]): Promise<CliRun> => await runCli(args, { env, children })
 
   const start = async (previousPid: number | null): Promise<{ child: ChildProcess, info: ProviderJson }> => {
-    const { child, info: started, output: printed } = await spawnDaemon(dataDir, { env, children, previousPid })
-    const info = started as ProviderJson
+    const { child, info, output: printed } = await spawnDaemon(dataDir, { env, children, previousPid })
     const output = printed()
     expect(output).toContain(info.peerId)
     // The dashboard link: the API's URL with its token.
@@ -42,26 +41,12 @@ describe('provider daemon as a process', () => {
   }
 
   beforeAll(async () => {
-    ;({ dir: dataDir, remove } = await tempDir())
-    const init = await gpumesh('init', '--data-dir', dataDir)
-    expect(init.code, init.stderr).toBe(0)
-    await writeFile(join(dataDir, 'config.yaml'), [
-      'probe:',
-      '  simulate: [{ model: H100-SXM-80GB, count: 4 }]',
-      'network:',
-      '  listen: [/ip4/127.0.0.1/tcp/0]',
-      '  mdns: false',
-      'api:',
-      '  port: 0',
-      'pricing:',
-      '  perGpuHour: { H100-SXM-80GB: "2.00" }',
-      ''
-    ].join('\n'))
+    ;({ dir: dataDir, remove } = await initDaemonDir(daemonConfig(4), { env, children }))
     client = await startClient()
   })
 
   afterAll(async () => {
-    for (const child of children) if (child.exitCode == null && child.signalCode == null) child.kill('SIGKILL')
+    killChildren(children)
     await client?.stop()
     await remove?.()
   })

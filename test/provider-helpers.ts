@@ -3,6 +3,7 @@
  * test controls, configs in temp dirs, renter keys and signed orders and proposals.
  */
 import { expect, vi } from 'vitest'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -15,46 +16,22 @@ import {
   type LeaseProposal, type Order, type OrderRequirements
 } from '@gpumesh/protocol'
 import {
-  createProvider, parseProviderConfig, type ConfigLayer, type GpuInfo, type InventoryProber, type Provider,
-  type ProbeResult
+  DEFAULT_GPU_CLASSES_FILE, createProvider, parseGpuClasses, parseProviderConfig, type ConfigLayer, type GpuInfo,
+  type InventoryProber, type Provider, type ProbeResult, type RawGpu
 } from '@gpumesh/provider'
+import { simulatedGpus } from '../packages/provider/src/probe/simulate.js'
 
 export const CLASS = 'H100-SXM-80GB'
 export const PRICE = 2_000_000n // 2.00 in 6-decimal base units
 export const CHAIN_ID = 31337n
 export const ZERO: Address = ZERO_ADDRESS
 
+const GPU_CLASSES = parseGpuClasses(JSON.parse(readFileSync(DEFAULT_GPU_CLASSES_FILE, 'utf8')))
+
+/** GPU `n` of the daemon's own `probe.simulate` H100s (its uuid, index and class readings), healthy and free. */
 export function simulatedGpu (n: number, overrides: Partial<GpuInfo> = {}): GpuInfo {
-  return {
-    uuid: `GPU-sim-${CLASS}-${n}`,
-    index: n,
-    vendor: 'nvidia',
-    name: 'NVIDIA H100 80GB HBM3',
-    source: 'simulation',
-    pciBusId: null,
-    memoryTotalMiB: 81_559,
-    memoryUsedMiB: 0,
-    utilizationPercent: 0,
-    temperatureC: null,
-    powerDrawW: null,
-    powerLimitW: 700,
-    computeCapability: '9.0',
-    driverVersion: null,
-    migEnabled: false,
-    migDevices: [],
-    eccErrors: { corrected: null, uncorrected: null },
-    retiredPagesPending: null,
-    rowRemapPending: null,
-    rowRemapFailure: null,
-    processes: [],
-    class: CLASS,
-    spec: null,
-    healthy: true,
-    busy: false,
-    problems: [],
-    simulated: true,
-    ...overrides
-  }
+  const raw = simulatedGpus([{ model: CLASS, count: n + 1 }], GPU_CLASSES, 0)[n] as RawGpu
+  return { ...raw, class: CLASS, spec: null, healthy: true, busy: false, problems: [], simulated: true, ...overrides }
 }
 
 /** A prober whose GPUs the test edits (`gpus`), answering instantly. */

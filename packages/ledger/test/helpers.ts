@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
+import { openLedger } from '@gpumesh/ledger'
 import type { Bytes32, GpuInput, Ledger, ReserveLeaseInput } from '@gpumesh/ledger'
 
 export interface TempDir {
@@ -25,6 +26,34 @@ export interface FakeClock {
 export function fakeClock (start = 1_700_000_000_000): FakeClock {
   let t = start
   return { now: () => t, set: (v) => { t = v }, advance: (ms) => { t += ms } }
+}
+
+/** What a test's ledger stands on: its temp dir, its file, its clock. */
+export interface TestLedger { dir: TempDir, path: string, clock: FakeClock, ledger: Ledger }
+
+/** A ledger in a new temp dir on a fake clock, with the eight GPUs of `gpus(8)`; `closeTestLedger` ends it. */
+export function openTestLedger (): TestLedger {
+  const dir = tempDir()
+  const clock = fakeClock()
+  const path = dir.file('ledger.db')
+  const ledger = openLedger(path, { clock })
+  ledger.upsertGpus(gpus(8))
+  return { dir, path, clock, ledger }
+}
+
+export function closeTestLedger ({ dir, ledger }: Pick<TestLedger, 'dir' | 'ledger'>): void {
+  ledger.close()
+  dir.remove()
+}
+
+/** What `fn` throws; fails the test when it returns. */
+export function caught (fn: () => unknown): unknown {
+  try {
+    fn()
+  } catch (err) {
+    return err
+  }
+  throw new Error('expected a throw')
 }
 
 export function gpuUuid (i: number): string {

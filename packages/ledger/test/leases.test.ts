@@ -2,7 +2,7 @@ import Database from 'better-sqlite3'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { openLedger } from '@gpumesh/ledger'
 import type { Ledger } from '@gpumesh/ledger'
-import { assertNoDoubleAllocation, fakeClock, gpuUuid, gpus, leaseInput, rawReservations, tempDir } from './helpers.js'
+import { assertNoDoubleAllocation, caught, closeTestLedger, gpuUuid, leaseInput, openTestLedger, rawReservations } from './helpers.js'
 import type { FakeClock, TempDir } from './helpers.js'
 
 let dir: TempDir
@@ -11,25 +11,9 @@ let ledger: Ledger
 let path: string
 
 beforeEach(() => {
-  dir = tempDir()
-  clock = fakeClock()
-  path = dir.file('ledger.db')
-  ledger = openLedger(path, { clock })
-  ledger.upsertGpus(gpus(8))
+  ;({ dir, clock, path, ledger } = openTestLedger())
 })
-afterEach(() => {
-  ledger.close()
-  dir.remove()
-})
-
-function caught (fn: () => unknown): unknown {
-  try {
-    fn()
-  } catch (err) {
-    return err
-  }
-  throw new Error('expected a throw')
-}
+afterEach(() => { closeTestLedger({ dir, ledger }) })
 
 /** A small deterministic PRNG, so a failure can be replayed. */
 function random (seed: number): () => number {

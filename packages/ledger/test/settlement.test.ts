@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { ZERO_ADDRESS } from '@gpumesh/protocol'
 import { openLedger } from '@gpumesh/ledger'
 import type { Address, Ledger } from '@gpumesh/ledger'
-import { fakeClock, gpus, leaseInput, tempDir } from './helpers.js'
+import { closeTestLedger, gpus, leaseInput, openTestLedger } from './helpers.js'
 import type { FakeClock, TempDir } from './helpers.js'
 
 const ESCROW = '0x5555555555555555555555555555555555555555' as Address
@@ -14,15 +14,9 @@ let clock: FakeClock
 let ledger: Ledger
 
 beforeEach(() => {
-  dir = tempDir()
-  clock = fakeClock()
-  ledger = openLedger(dir.file('ledger.db'), { clock })
-  ledger.upsertGpus(gpus(8))
+  ;({ dir, clock, ledger } = openTestLedger())
 })
-afterEach(() => {
-  ledger.close()
-  dir.remove()
-})
+afterEach(() => { closeTestLedger({ dir, ledger }) })
 
 function lease (n: number, escrow: Address = ESCROW, renter?: Address): string {
   const input = leaseInput(n, { escrow, ...(renter === undefined ? {} : { renter }) })

@@ -3,7 +3,7 @@ import Database from 'better-sqlite3'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { openLedger } from '@gpumesh/ledger'
 import type { Ledger, LedgerLogger, UsagePeriodInput, UsageSample } from '@gpumesh/ledger'
-import { fakeClock, gpuUuid, gpus, leaseInput, tempDir } from './helpers.js'
+import { caught, closeTestLedger, gpuUuid, leaseInput, openTestLedger } from './helpers.js'
 import type { FakeClock, TempDir } from './helpers.js'
 
 let dir: TempDir
@@ -13,26 +13,10 @@ let path: string
 const id = leaseInput(1).leaseId
 
 beforeEach(() => {
-  dir = tempDir()
-  clock = fakeClock()
-  path = dir.file('ledger.db')
-  ledger = openLedger(path, { clock })
-  ledger.upsertGpus(gpus(8))
+  ;({ dir, clock, path, ledger } = openTestLedger())
   ledger.reserveLease(leaseInput(1, { gpuCount: 2 }))
 })
-afterEach(() => {
-  ledger.close()
-  dir.remove()
-})
-
-function caught (fn: () => unknown): unknown {
-  try {
-    fn()
-  } catch (err) {
-    return err
-  }
-  throw new Error('expected a throw')
-}
+afterEach(() => { closeTestLedger({ dir, ledger }) })
 
 function period (index: number, start: number, end: number, amount: bigint, cumulative: bigint, final = false): UsagePeriodInput {
   return {

@@ -8,6 +8,7 @@ import {
   signLeaseTerms, signOffer, signOrder, signPeerBinding
 } from '@gpumesh/protocol'
 import type { GpumeshNode } from '@gpumesh/net'
+import { gpu, offer } from './helpers.js'
 import type { Address, Bytes32, LeaseDecision, LeaseProposal, LeaseRejectCode, Offer, OfferBody, OfferedGpus, Order, OrderRequirements } from '@gpumesh/protocol'
 
 export const CHAIN_ID = 31337n
@@ -76,30 +77,17 @@ export class FakeProvider {
 
   offer (gpus: Array<Partial<OfferedGpus>>, overrides: Partial<OfferBody> = {}, ttlMs = 60_000): Offer {
     const now = Date.now()
-    const body: OfferBody = {
-      type: 'offer',
-      peerId: this.peerId,
+    const { signature: _placeholder, ...base } = offer(this.peerId, {
       binding: { peerId: this.peerId, payment: this.payment, proof: signPeerBinding({ peerId: this.peerId, payment: this.payment }, this.key, DOMAIN) },
-      fleet: null,
       addresses: this.node.getMultiaddrs().map(String),
-      gpus: gpus.map((g) => ({
-        class: 'H100', vendor: 'nvidia', memoryMiB: 81_920, computeCapability: '9.0', countFree: 4, countTotal: 8,
-        pricePerGpuHour: 2_000_000n, simulated: false, ...g
-      })),
-      host: { cpuModel: null, cpuCores: null, memoryMiB: null, diskFreeMiB: null, os: null },
+      gpus: gpus.map((g) => gpu({ countFree: 4, ...g })),
       token: TOKEN,
       chainId: CHAIN_ID,
-      escrow: '0x0000000000000000000000000000000000000000',
-      region: 'eu',
-      minLeaseSec: 60,
-      maxLeaseSec: 86_400,
-      billingIntervalSec: 300,
-      paymentGraceSec: 60,
       sequence: ++this.sequence,
       issuedAt: now,
-      expiresAt: now + ttlMs,
-      ...overrides
-    }
+      expiresAt: now + ttlMs
+    })
+    const body: OfferBody = { ...base, ...overrides }
     return { ...body, signature: signOffer(body, this.key, DOMAIN) }
   }
 

@@ -1,19 +1,10 @@
 import { describe, expect, it } from 'vitest'
-import { ProtocolError, decodeBookPage, encodeMessage, toWire, validateBookPage, validateBookQuery } from '@gpumesh/protocol'
+import { decodeBookPage, encodeMessage, toWire, validateBookPage, validateBookQuery } from '@gpumesh/protocol'
 import { PROVIDER_PEER, RENTER_PEER, sampleMarketMessages, sampleOffer } from './samples.js'
+import { codeOf } from './errors.js'
 
 // A book query may ask for the matcher's observations of the listed providers; a page carries them
 // only for providers it lists, once each, with bounded numbers.
-
-function codeOf (fn: () => unknown): [string, string | null] {
-  try {
-    fn()
-  } catch (err) {
-    expect(err).toBeInstanceOf(ProtocolError)
-    return [(err as ProtocolError).code, (err as ProtocolError).field]
-  }
-  throw new Error('expected a ProtocolError')
-}
 
 describe('book records', () => {
   it('round-trips a query that asks for records and a page that carries them', () => {

@@ -1,22 +1,13 @@
 import { describe, expect, it } from 'vitest'
 import {
-  MAX_MESSAGE_BYTES, ProtocolError, decodeMessage, decodeOffer, decodeVoucher, encodeMessage, toWire,
+  MAX_MESSAGE_BYTES, decodeMessage, decodeOffer, decodeVoucher, encodeMessage, toWire,
   validateJobEvent, validateLeaseDecision, validateMessage, validateOffer, validateOrder, validateTerminate,
   validateVoucher
 } from '@gpumesh/protocol'
 import { sampleMessages, sampleOffer, sampleOrder, sampleVoucher, T0 } from './samples.js'
+import { protocolError } from './errors.js'
 
 const utf8 = new TextEncoder()
-
-function protocolError (fn: () => unknown): ProtocolError {
-  try {
-    fn()
-  } catch (err) {
-    expect(err).toBeInstanceOf(ProtocolError)
-    return err as ProtocolError
-  }
-  throw new Error('expected a ProtocolError')
-}
 
 /** Sets a value at a dotted path of a (wire-form) object copy. */
 function withField (message: unknown, path: string, value: unknown): unknown {

@@ -5,16 +5,7 @@ import {
   validateBookQuery, validateOrderResult
 } from '@gpumesh/protocol'
 import { LEASE_ID, RENTER_PEER, sampleMarketMessages } from './samples.js'
-
-function codeOf (fn: () => unknown): [string, string | null] {
-  try {
-    fn()
-  } catch (err) {
-    expect(err).toBeInstanceOf(ProtocolError)
-    return [(err as ProtocolError).code, (err as ProtocolError).field]
-  }
-  throw new Error('expected a ProtocolError')
-}
+import { codeOf } from './errors.js'
 
 describe('order-result, book-query, book-page', () => {
   for (const message of sampleMarketMessages()) {

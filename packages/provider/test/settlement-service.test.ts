@@ -12,7 +12,7 @@ import { openLedger, type Ledger } from '@gpumesh/ledger'
 import { jsonReplacer, type Address, type Bytes32 } from '@gpumesh/protocol'
 import { SETTLEMENT_LOCK_FILE, SettlementBusyError, SettlementService, parseProviderConfig } from '../src/index.js'
 import { lockProcessFile } from '../src/data-dir-lock.js'
-import { addressOf, fund, leaseId as newLeaseId, startChain, voucher, type Chain } from '../../settlement/test/helpers.js'
+import { addressOf, fund, runningLease, startChain, voucher, type Chain } from '../../settlement/test/helpers.js'
 
 const logger = pino({ level: 'silent' })
 
@@ -50,15 +50,7 @@ describe('SettlementService', () => {
 
   /** A running lease of 1 GPU at 3.60/GPU-hour (60 s interval: 60,000 base units) with a voucher and its usage. */
   function lease (cumulative: bigint): Bytes32 {
-    const id = newLeaseId()
-    ledger.upsertGpus([{ uuid: id, index: 0, vendor: 'simulated', name: 'sim', class: 'SIM', memoryMiB: 1, simulated: true, state: 'free', problems: [] }])
-    ledger.reserveLease({
-      leaseId: id, orderId: newLeaseId(), orderExpiresAt: Date.now() + 3_600_000, renter: addressOf(renterKey), renterPeerId: 'renter',
-      matcherPeerId: null, provider, token: c.token, chainId: c.chain.chainId, pricePerGpuHour: 3_600_000n, gpuClass: 'SIM', gpuCount: 1,
-      durationSec: 3600, billingIntervalSec: 60, paymentGraceSec: 30, startDeadline: Date.now() + 60_000, jobHash: newLeaseId(),
-      eligibleGpuUuids: [id], escrow: c.escrow
-    })
-    ledger.transitionLease(id, 'running', 'JOB_STARTED')
+    const id = runningLease(ledger, c, { renterKey, provider, pricePerGpuHour: 3_600_000n })
     const v = voucher({ leaseId: id, provider, renterKey, token: c.token, cumulativeAmount: cumulative, domain: c.domain })
     ledger.recordVoucher({ leaseId: id, sequence: 1n, cumulativeAmount: cumulative, signature: v.signature.signature, body: JSON.stringify(v, jsonReplacer) })
     return id

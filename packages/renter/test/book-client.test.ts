@@ -3,9 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { HandlerError, createNode, handle, type GpumeshNode } from '@gpumesh/net'
 import {
   BOOK_PROTOCOL, encodeBookPage, marketDomain, paymentKeyAddress, signOffer, signPeerBinding,
-  type Address, type BookFilters, type Offer, type OfferBody
+  type Address, type BookFilters, type Offer
 } from '@gpumesh/protocol'
 import { readBook, type BookReadError } from '@gpumesh/renter'
+import { offerBody, rejection } from './helpers.js'
 
 // Reading a book from stand-in matchers on real libp2p nodes: signatures checked, records kept only for
 // verified offers, an older matcher that refuses `includeRecords` read again without them, and every
@@ -17,26 +18,14 @@ const DOMAIN = marketDomain(31337n)
 function signedOffer (peerId: string, key: string, price: bigint): Offer {
   const payment = paymentKeyAddress(key)
   const now = Date.now()
-  const body: OfferBody = {
-    type: 'offer',
-    peerId,
+  const body = offerBody(peerId, {
     binding: { peerId, payment, proof: signPeerBinding({ peerId, payment }, key, DOMAIN) },
-    fleet: null,
-    addresses: [],
     gpus: [{ class: 'H100-SXM-80GB', vendor: 'nvidia', memoryMiB: 81_559, computeCapability: '9.0', countFree: 2, countTotal: 2, pricePerGpuHour: price, simulated: false }],
-    host: { cpuModel: null, cpuCores: null, memoryMiB: null, diskFreeMiB: null, os: null },
     token: '0x0000000000000000000000000000000000000000' as Address,
     chainId: 31337n,
-    escrow: '0x0000000000000000000000000000000000000000' as Address,
-    region: null,
-    minLeaseSec: 60,
-    maxLeaseSec: 86_400,
-    billingIntervalSec: 60,
-    paymentGraceSec: 60,
-    sequence: 1,
     issuedAt: now,
     expiresAt: now + 600_000
-  }
+  })
   return { ...body, signature: signOffer(body, key, DOMAIN) }
 }
 
@@ -75,15 +64,7 @@ describe('readBook', () => {
   })
 
   const addr = (n: GpumeshNode): string[] => n.getMultiaddrs().map(String)
-  const fails = async (p: Promise<unknown>): Promise<BookReadError> => {
-    try {
-      await p
-    } catch (err) {
-      expect((err as Error).name).toBe('BookReadError')
-      return err as BookReadError
-    }
-    throw new Error('expected a BookReadError')
-  }
+  const fails = async (p: Promise<unknown>): Promise<BookReadError> => await rejection(p, 'BookReadError')
 
   it('keeps verified offers, counts forged ones, and keeps records only of verified providers', async () => {
     const read = await readBook({ node: renter, matcher: addr(current), filters: ANY, includeRecords: true })

@@ -8,6 +8,7 @@ import {
 } from '@gpumesh/protocol'
 import type { OrderError } from '../src/errors.js'
 import { describeLeaseRejection, describeMatcherRefusal, placeOrder, proposeToProvider, signJobOrder } from '../src/order-client.js'
+import { rejection } from './helpers.js'
 
 const CHAIN = 31337n
 const renterWallet = Wallet.createRandom()
@@ -73,15 +74,7 @@ describe('order client', () => {
     await Promise.all([renter, matcher, provider].map(async (n) => await n?.stop()))
   })
 
-  const fails = async (p: Promise<unknown>): Promise<OrderError> => {
-    try {
-      await p
-    } catch (err) {
-      expect((err as Error).name).toBe('OrderError')
-      return err as OrderError
-    }
-    throw new Error('expected an OrderError')
-  }
+  const fails = async (p: Promise<unknown>): Promise<OrderError> => await rejection(p, 'OrderError')
 
   it('maps every matcher and provider code to a sentence', () => {
     for (const code of ['MALFORMED', 'INVALID_FIELD', 'TOO_LARGE', 'BAD_SIGNATURE', 'EXPIRED', 'NOT_RENTER', 'DUPLICATE_ORDER', 'BUSY', 'STOPPING', 'RATE_LIMITED', 'TIMEOUT']) {

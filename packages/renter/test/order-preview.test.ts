@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { parseJobFile, previewOrder } from '@gpumesh/renter'
 import type { Address, Offer, OfferedGpus } from '@gpumesh/protocol'
+import { offerBody } from './helpers.js'
 
 // The dry run's money: the most at the first candidate's price and at the cap, both capped by the budget.
 // (Which offers fit is held to the matcher's own scan in test/order-preview.property.test.ts.)
@@ -12,24 +13,14 @@ const NO_SIGNATURE = { publicKey: `0x02${'00'.repeat(32)}`, signature: `0x${'00'
 const gpu = (o: Partial<OfferedGpus> = {}): OfferedGpus =>
   ({ class: 'H100', vendor: 'nvidia', memoryMiB: 81_920, computeCapability: '9.0', countFree: 8, countTotal: 8, pricePerGpuHour: 2_000_000n, simulated: false, ...o })
 const offer = (peerId: string, o: Partial<Offer>): Offer => ({
-  type: 'offer',
-  peerId,
-  binding: { peerId, payment: TOKEN as Address, proof: NO_SIGNATURE },
-  fleet: null,
-  addresses: [],
-  gpus: [gpu()],
-  host: { cpuModel: null, cpuCores: null, memoryMiB: null, diskFreeMiB: null, os: null },
-  token: TOKEN as Address,
-  chainId: 1n,
-  escrow: '0x0000000000000000000000000000000000000000' as Address,
-  region: null,
-  minLeaseSec: 60,
-  maxLeaseSec: 86_400,
-  billingIntervalSec: 60,
-  paymentGraceSec: 60,
-  sequence: 1,
-  issuedAt: 0,
-  expiresAt: 2_000_000,
+  ...offerBody(peerId, {
+    binding: { peerId, payment: TOKEN as Address, proof: NO_SIGNATURE },
+    gpus: [gpu()],
+    token: TOKEN as Address,
+    chainId: 1n,
+    issuedAt: 0,
+    expiresAt: 2_000_000
+  }),
   signature: NO_SIGNATURE,
   ...o
 })

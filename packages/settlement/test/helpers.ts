@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { JsonRpcProvider, NonceManager, Wallet } from 'ethers'
 import { paymentKeyAddress, signVoucher } from '@gpumesh/protocol'
 import type { Address, Bytes32, Eip712Domain, Voucher } from '@gpumesh/protocol'
+import type { Ledger } from '@gpumesh/ledger'
 import { EscrowClient, deployEscrow, deployTestToken, mintTestToken, startDevChain } from '../src/index.js'
 import type { DevChain } from '../src/index.js'
 
@@ -56,6 +57,25 @@ export async function startChain (): Promise<Chain> {
 
 export const leaseId = (): Bytes32 => `0x${randomBytes(32).toString('hex')}` as Bytes32
 export const addressOf = (key: string): Address => paymentKeyAddress(key)
+
+/**
+ * A running on-chain lease in `ledger` between `provider` and the renter of `renterKey`: one GPU at
+ * `pricePerGpuHour`, billed every 60 s, on the chain's escrow. The GPU is `gpu`, one the ledger holds,
+ * or else a simulated one of its own (its uuid the lease id, class SIM).
+ */
+export function runningLease (ledger: Ledger, c: Chain, terms: { renterKey: string, provider: Address, pricePerGpuHour: bigint, gpu?: { uuid: string, class: string } }): Bytes32 {
+  const id = leaseId()
+  const gpu = terms.gpu ?? { uuid: id, class: 'SIM' }
+  if (terms.gpu === undefined) ledger.upsertGpus([{ uuid: id, index: 0, vendor: 'simulated', name: 'sim', class: 'SIM', memoryMiB: 1, simulated: true, state: 'free', problems: [] }])
+  ledger.reserveLease({
+    leaseId: id, orderId: leaseId(), orderExpiresAt: Date.now() + 3_600_000, renter: addressOf(terms.renterKey), renterPeerId: 'renter',
+    matcherPeerId: null, provider: terms.provider, token: c.token, chainId: c.chain.chainId, pricePerGpuHour: terms.pricePerGpuHour,
+    gpuClass: gpu.class, gpuCount: 1, durationSec: 3600, billingIntervalSec: 60, paymentGraceSec: 30, startDeadline: Date.now() + 60_000,
+    jobHash: leaseId(), eligibleGpuUuids: [gpu.uuid], escrow: c.escrow
+  })
+  ledger.transitionLease(id, 'running', 'JOB_STARTED')
+  return id
+}
 
 export function voucher (fields: {
   leaseId: Bytes32

@@ -13,7 +13,7 @@ import { jsonReplacer } from '@gpumesh/protocol'
 import type { Address, Bytes32, Voucher } from '@gpumesh/protocol'
 import { EscrowClient, settleOnchain, unredeemedAmount } from '../src/index.js'
 import type { SettleProgress, SettleReport } from '../src/index.js'
-import { addressOf, fund, leaseId as newLeaseId, startChain, voucher as signedVoucher } from './helpers.js'
+import { addressOf, fund, runningLease, startChain, voucher as signedVoucher } from './helpers.js'
 import type { Chain } from './helpers.js'
 
 let c: Chain
@@ -39,7 +39,6 @@ afterAll(async () => {
 let dir: string
 let ledgerPath: string
 let ledger: Ledger
-let gpuCounter = 0
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'gpumesh-settle-'))
@@ -53,17 +52,7 @@ afterEach(() => {
 
 /** A running on-chain lease in the ledger, between the provider and a renter. */
 function lease (renterKey: string): Bytes32 {
-  const id = newLeaseId()
-  const gpu = `GPU-${gpuCounter++}`
-  ledger.upsertGpus([{ uuid: gpu, index: gpuCounter, vendor: 'simulated', name: 'sim', class: 'SIM', memoryMiB: 1, simulated: true, state: 'free', problems: [] }])
-  ledger.reserveLease({
-    leaseId: id, orderId: newLeaseId(), orderExpiresAt: Date.now() + 3_600_000, renter: addressOf(renterKey), renterPeerId: 'renter',
-    matcherPeerId: null, provider, token: c.token, chainId: c.chain.chainId, pricePerGpuHour: 1_000_000n, gpuClass: 'SIM', gpuCount: 1,
-    durationSec: 3600, billingIntervalSec: 60, paymentGraceSec: 30, startDeadline: Date.now() + 60_000, jobHash: newLeaseId(),
-    eligibleGpuUuids: [gpu], escrow: c.escrow
-  })
-  ledger.transitionLease(id, 'running', 'job started')
-  return id
+  return runningLease(ledger, c, { renterKey, provider, pricePerGpuHour: 1_000_000n })
 }
 
 /** The renter signs a voucher for the lease and the provider stores it, as the job session does. */

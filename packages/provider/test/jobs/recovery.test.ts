@@ -4,10 +4,13 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { openLedger } from '@gpumesh/ledger'
 import {
-  EVENTS_FILE, JobManager, ProcessRunner, closeUsagePeriod, isSameProcessAlive, jobPaths, makeJobDirs, recoverLeases, simulatedGpuSampler
+  EVENTS_FILE, JobManager, ProcessRunner, closeUsagePeriod, isSameProcessAlive, jobPaths, makeJobDirs, recoverLeases, simulatedGpuSampler,
+  type Job
 } from '../../src/jobs/index.js'
 import { CHAIN_ID, FIXTURES, PROVIDER, PROVIDER_KEY, makeLease, tempDir, testLedger, type TestLedger } from './helpers.js'
-import { cumulativeAmount, marketDomain, systemClock, verifyUsageReport, type JobEvent } from '@gpumesh/protocol'
+import { cumulativeAmount, marketDomain, systemClock, verifyUsageReport, type Bytes32, type JobEvent } from '@gpumesh/protocol'
+
+type ManagerOptions = Partial<ConstructorParameters<typeof JobManager>[1]>
 
 describe('recoverLeases (real ledger file, real processes)', () => {
   let t: TestLedger
@@ -16,6 +19,23 @@ describe('recoverLeases (real ledger file, real processes)', () => {
 
   beforeEach(() => { t = testLedger(); jobsDir = tempDir() })
   afterEach(() => { t.cleanup(); rmSync(jobsDir, { recursive: true, force: true }) })
+
+  /**
+   * A lease billed every second and its job (`fixture` from the job fixtures, with `env`) started by a
+   * daemon's job manager, `first`; `daemon()` makes the next daemon's manager on the same ledger and jobs
+   * dir, with `more` options.
+   */
+  const startJob = async (fixture: string, env: Record<string, string> = {}): Promise<{ leaseId: Bytes32, daemon: (more?: ManagerOptions) => JobManager, first: JobManager, job: Job }> => {
+    const leaseId = makeLease(t.ledger, { billingIntervalSec: 1, paymentGraceSec: 60 })
+    const daemon = (more: ManagerOptions = {}): JobManager => new JobManager(
+      { ledger: t.ledger, runner, clock: systemClock, sampleGpus: simulatedGpuSampler(), paymentKey: PROVIDER_KEY },
+      { jobsDir, stopGraceMs: 500, maxBundleBytes: 1 << 20, artifactRetentionSec: 60, logPollMs: 50, sampleIntervalMs: 200, ...more }
+    )
+    const first = daemon()
+    first.start()
+    const job = await first.createJob(leaseId, { command: process.execPath, args: [join(FIXTURES, fixture)], env, image: null, maxRunTimeSec: 60 }, null)
+    return { leaseId, daemon, first, job }
+  }
 
   it('closes a lease whose job died as failed, billed up to the last sample only, once', async () => {
     const leaseId = makeLease(t.ledger, { running: true, gpuCount: 2, pricePerGpuHour: 3_600_000n })
@@ -66,19 +86,14 @@ describe('recoverLeases (real ledger file, real processes)', () => {
   })
 
   it('re-attaches to a job that outlived the daemon and meters it on', async () => {
-    const leaseId = makeLease(t.ledger, { billingIntervalSec: 1, paymentGraceSec: 60 })
-    const components = { ledger: t.ledger, runner, clock: systemClock, sampleGpus: simulatedGpuSampler(), paymentKey: PROVIDER_KEY }
-    const options = { jobsDir, stopGraceMs: 500, maxBundleBytes: 1 << 20, artifactRetentionSec: 60, logPollMs: 50, sampleIntervalMs: 200 }
-    const first = new JobManager(components, options)
-    first.start()
-    const job = await first.createJob(leaseId, { command: process.execPath, args: [join(FIXTURES, 'trap-term.mjs')], env: {}, image: null, maxRunTimeSec: 60 }, null)
+    const { leaseId, daemon, first, job } = await startJob('trap-term.mjs')
     // Once a usage period is in the ledger (billing every second).
     await vi.waitFor(() => { expect(t.ledger.usagePeriods(leaseId).length).toBeGreaterThanOrEqual(1) }, { timeout: 10_000 })
     await first.stop({ jobs: 'detach' }) // the daemon "dies"; the job keeps running
     const periodsBefore = t.ledger.usagePeriods(leaseId).length
     expect(periodsBefore).toBeGreaterThanOrEqual(1)
 
-    const second = new JobManager(components, options)
+    const second = daemon()
     second.start()
     const result = await recoverLeases(t.ledger, runner, { jobs: second, paymentKey: PROVIDER_KEY })
     expect(result).toEqual({ reattached: [leaseId], failed: [], completed: [] })
@@ -95,14 +110,7 @@ describe('recoverLeases (real ledger file, real processes)', () => {
   })
 
   it('a re-attached job keeps its event log: same sequences, no log line lost or repeated, missing periods sent first', async () => {
-    const leaseId = makeLease(t.ledger, { billingIntervalSec: 1, paymentGraceSec: 60 })
-    const components = { ledger: t.ledger, runner, clock: systemClock, sampleGpus: simulatedGpuSampler(), paymentKey: PROVIDER_KEY }
-    const options = { jobsDir, stopGraceMs: 500, maxBundleBytes: 1 << 20, artifactRetentionSec: 60, logPollMs: 50, sampleIntervalMs: 200 }
-    const first = new JobManager(components, options)
-    first.start()
-    const job = await first.createJob(leaseId, {
-      command: process.execPath, args: [join(FIXTURES, 'train.mjs')], env: { TRAIN_STEPS: '25', TRAIN_STEP_MS: '100' }, image: null, maxRunTimeSec: 60
-    }, null)
+    const { leaseId, daemon, first, job } = await startJob('train.mjs', { TRAIN_STEPS: '25', TRAIN_STEP_MS: '100' })
     const before: JobEvent[] = []
     job.subscribe(0, (e) => { before.push(e) })
     // Once the first usage report is in the event log (its period is in the ledger before it).
@@ -117,7 +125,7 @@ describe('recoverLeases (real ledger file, real processes)', () => {
     })
     appendFileSync(join(jobPaths(jobsDir, leaseId).root, EVENTS_FILE), '{"type":"job-event","leaseId":"0x')
 
-    const second = new JobManager(components, { ...options, maxEventHistory: 5 })
+    const second = daemon({ maxEventHistory: 5 })
     second.start()
     expect(await recoverLeases(t.ledger, runner, { jobs: second, paymentKey: PROVIDER_KEY })).toEqual({ reattached: [leaseId], failed: [], completed: [] })
     const resumed = second.get(leaseId)
@@ -148,7 +156,7 @@ describe('recoverLeases (real ledger file, real processes)', () => {
     await second.stop()
 
     // A third daemon, after the end: a renter attaching replays the same log from the file.
-    const third = new JobManager(components, options)
+    const third = daemon()
     const ended = await third.endedEvents(leaseId)
     const replayed: JobEvent[] = []
     for await (const e of ended?.read(0) ?? []) replayed.push(e)
@@ -156,12 +164,7 @@ describe('recoverLeases (real ledger file, real processes)', () => {
   })
 
   it('a lease closed JOB_LOST replays its stored events, then the final period and the ending from the ledger', async () => {
-    const leaseId = makeLease(t.ledger, { billingIntervalSec: 1, paymentGraceSec: 60 })
-    const components = { ledger: t.ledger, runner, clock: systemClock, sampleGpus: simulatedGpuSampler(), paymentKey: PROVIDER_KEY }
-    const options = { jobsDir, stopGraceMs: 500, maxBundleBytes: 1 << 20, artifactRetentionSec: 60, logPollMs: 50, sampleIntervalMs: 200 }
-    const first = new JobManager(components, options)
-    first.start()
-    const job = await first.createJob(leaseId, { command: process.execPath, args: [join(FIXTURES, 'sleep.mjs')], env: {}, image: null, maxRunTimeSec: 60 }, null)
+    const { leaseId, daemon, first, job } = await startJob('sleep.mjs')
     // Once a usage report is among the stored events.
     await vi.waitFor(() => { expect(job.events.history().some((e) => e.kind === 'usage')).toBe(true) }, { timeout: 10_000 })
     const before = job.events.history()
@@ -170,7 +173,7 @@ describe('recoverLeases (real ledger file, real processes)', () => {
     if (jobPid == null || jobPidStartTime == null) throw new Error('no job pid in the ledger')
     process.kill(-job.pid, 'SIGKILL') // the job dies with the daemon
     await vi.waitFor(async () => { expect(await isSameProcessAlive(jobPid, jobPidStartTime)).toBe(false) }, { timeout: 5_000 })
-    const second = new JobManager(components, options)
+    const second = daemon()
     const result = await recoverLeases(t.ledger, runner, { jobs: second, paymentKey: PROVIDER_KEY })
     expect(result.failed.map((f) => f.leaseId)).toEqual([leaseId])
     const log = await second.endedEvents(leaseId)
@@ -182,7 +185,7 @@ describe('recoverLeases (real ledger file, real processes)', () => {
     expect(replayed.filter((e) => e.kind === 'usage').map((e) => e.report?.report.periodIndex)).toEqual(periods.map((p) => p.periodIndex))
     expect(replayed.at(-1)).toMatchObject({ kind: 'exit', state: 'failed' })
     // Asked again (another renter, another attach): the same log, nothing appended twice.
-    const again = await new JobManager(components, options).endedEvents(leaseId)
+    const again = await daemon().endedEvents(leaseId)
     expect(again?.lastSequence).toBe(replayed.length)
   })
 })
