@@ -2,8 +2,8 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createNode, type GpumeshNode } from '@gpumesh/net'
 import { formatAmount, marketDomain, settlementDomain, type JobEvent } from '@gpumesh/protocol'
-import { ArchiveError, JobClientError, JobFileError, JobRunError, LeaseRecordError, LeaseStore, OrderError, applyOutcome, attachJob, attachStartedAt, recordFollower } from '@gpumesh/renter'
-import type { JobFollowResult, LocalLeaseRecord } from '@gpumesh/renter'
+import { ArchiveError, JobClientError, JobFileError, JobRunError, LeaseRecordError, LeaseStore, OrderError, applyOutcome, attachJob, attachStartedAt, readBook, recordFollower } from '@gpumesh/renter'
+import type { BookRead, JobFollowResult, LocalLeaseRecord } from '@gpumesh/renter'
 import { CliError, EXIT } from '../errors.js'
 import { loadIdentity, type Identity } from '../identity.js'
 import { obtainPassword } from '../prompt.js'
@@ -102,6 +102,27 @@ export async function localMatcher (dataDir: string): Promise<string[] | null> {
     // none here
   }
   return null
+}
+
+/**
+ * Reads a matcher's whole book (no filter but whether simulated offers count) with a node of its own;
+ * a failure is a CliError with the reader's code.
+ */
+export async function readWholeBook (ctx: CommandContext, matcher: string[], o: { includeSimulated: boolean, includeRecords?: boolean }): Promise<BookRead> {
+  const node = await createNode({ listen: [], connectionMonitor: { enabled: false } })
+  try {
+    return await readBook({
+      node,
+      matcher,
+      filters: { gpuClass: null, minGpus: null, minMemoryMiB: null, maxPricePerGpuHour: null, region: null, operator: null, includeSimulated: o.includeSimulated },
+      includeRecords: o.includeRecords ?? false,
+      signal: ctx.signal
+    })
+  } catch (err) {
+    throw new CliError((err as { code?: string }).code ?? 'MATCHER_UNREACHABLE', (err as Error).message, { cause: err })
+  } finally {
+    await node.stop()
+  }
 }
 
 /** Errors of the renter SDK as CliErrors whose message is the sentence to print. */
