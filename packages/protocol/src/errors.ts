@@ -15,6 +15,20 @@ export type ProtocolErrorCode =
   /** Past its `expiresAt` at the time given for validation. */
   | 'EXPIRED'
 
+/**
+ * The base of gpumesh's error classes: `code` says why (match on it, never on the message), `name` is
+ * the class's static `name` (so a subclass declares its name once), and the cause is kept.
+ */
+export class CodedError<Code extends string> extends Error {
+  readonly code: Code
+
+  constructor (code: Code, message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.name = new.target.name
+    this.code = code
+  }
+}
+
 export interface ProtocolErrorOptions {
   cause?: unknown
   /** Path of the offending field, e.g. `requirements.gpuCount`; null when it is the whole message. */
