@@ -35,14 +35,12 @@ export interface ProtocolErrorOptions {
   field?: string | null
 }
 
-export class ProtocolError extends Error {
+export class ProtocolError extends CodedError<ProtocolErrorCode> {
   override name = 'ProtocolError'
-  readonly code: ProtocolErrorCode
   readonly field: string | null
 
   constructor (code: ProtocolErrorCode, message: string, options: ProtocolErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause })
-    this.code = code
+    super(code, message, options.cause === undefined ? undefined : { cause: options.cause })
     this.field = options.field ?? null
   }
 }
