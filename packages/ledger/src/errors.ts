@@ -3,6 +3,8 @@
  * `retryable` says whether running the same call again may succeed (only a busy database).
  */
 
+import { CodedError } from '@gpumesh/protocol'
+
 export type LedgerErrorCode =
   | 'LEDGER_ERROR'
   | 'BUSY'
@@ -23,15 +25,13 @@ export interface LedgerErrorOptions {
 }
 
 /** Any ledger failure. Thrown as is for SQLite errors that have no more specific class. */
-export class LedgerError extends Error {
+export class LedgerError extends CodedError<LedgerErrorCode> {
   override name = 'LedgerError'
-  readonly code: LedgerErrorCode
   readonly retryable: boolean
   readonly sqliteCode: string | null
 
   constructor (message: string, options: LedgerErrorOptions = {}, code: LedgerErrorCode = 'LEDGER_ERROR', retryable = false) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause })
-    this.code = code
+    super(code, message, options.cause === undefined ? undefined : { cause: options.cause })
     this.retryable = retryable
     this.sqliteCode = options.sqliteCode ?? null
   }

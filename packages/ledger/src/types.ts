@@ -70,26 +70,14 @@ export interface OfferRecord {
   gpusFree: number
 }
 
-export interface ReserveLeaseInput {
-  leaseId: Bytes32
-  orderId: Bytes32
+/** A lease's fixed terms as `reserveLease` takes them and `LeaseRecord` keeps them. */
+export type LeaseFixedFields = Pick<LeaseRecord,
+  'leaseId' | 'orderId' | 'renter' | 'renterPeerId' | 'matcherPeerId' | 'provider' | 'token' | 'chainId' | 'pricePerGpuHour' |
+  'gpuClass' | 'gpuCount' | 'durationSec' | 'billingIntervalSec' | 'paymentGraceSec' | 'startDeadline' | 'jobHash'>
+
+export interface ReserveLeaseInput extends LeaseFixedFields {
   /** The order's own expiry: until then its id is remembered for replay detection. */
   orderExpiresAt: number
-  renter: Address
-  renterPeerId: string
-  /** Null when the renter proposed directly. */
-  matcherPeerId: string | null
-  provider: Address
-  token: Address
-  chainId: bigint
-  pricePerGpuHour: bigint
-  gpuClass: string
-  gpuCount: number
-  durationSec: number
-  billingIntervalSec: number
-  paymentGraceSec: number
-  startDeadline: number
-  jobHash: Bytes32
   /** GPUs that fit the lease, most preferred first; the first `gpuCount` free ones are taken. */
   eligibleGpuUuids: readonly string[]
   /** Signed lease terms (JSON text), when already known; else set later with `setLeaseTerms`. */
@@ -105,6 +93,7 @@ export interface LeaseRecord {
   orderId: Bytes32
   renter: Address
   renterPeerId: string
+  /** Null when the renter proposed directly. */
   matcherPeerId: string | null
   provider: Address
   token: Address

@@ -3,6 +3,8 @@
  * client sees `RequestError { code: 'REMOTE_ERROR', remoteCode }`), and the matcher's own error class.
  */
 
+import { CodedError } from '@gpumesh/protocol'
+
 /** Why an order or a book query was refused. Match on these, never on message text. */
 export const MATCHER_REQUEST_ERROR_CODES = [
   /** Not UTF-8 JSON of the expected type (protocol `MALFORMED`). */
@@ -29,13 +31,6 @@ export type MatcherRequestErrorCode = typeof MATCHER_REQUEST_ERROR_CODES[number]
 export type MatcherErrorCode = 'NOT_STARTED' | 'START_FAILED'
 
 /** Misuse of the matcher service itself (not a peer's fault). */
-export class MatcherError extends Error {
+export class MatcherError extends CodedError<MatcherErrorCode> {
   static override name = 'MatcherError'
-  override name = 'MatcherError'
-  readonly code: MatcherErrorCode
-
-  constructor (code: MatcherErrorCode, message: string, options: { cause?: unknown } = {}) {
-    super(message, { cause: options.cause })
-    this.code = code
-  }
 }

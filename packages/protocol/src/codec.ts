@@ -158,6 +158,24 @@ export function encodeMessage (message: Message): Uint8Array {
 }
 
 /**
+ * The first step of decoding any message: at most `cap` bytes (checked before parsing), UTF-8 JSON, an
+ * object. Throws ProtocolError (TOO_LARGE, MALFORMED).
+ */
+export function parseJsonObject (bytes: Uint8Array, cap: number): object {
+  if (bytes.byteLength > cap) throw new ProtocolError('TOO_LARGE', `message of ${bytes.byteLength} bytes exceeds ${cap}`)
+  let input: unknown
+  try {
+    input = JSON.parse(utf8Decoder.decode(bytes))
+  } catch (err) {
+    throw new ProtocolError('MALFORMED', 'not UTF-8 JSON', { cause: err })
+  }
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw new ProtocolError('MALFORMED', 'a message is a JSON object')
+  }
+  return input
+}
+
+/**
  * Decodes and validates one message. The size cap (of the expected types, or the largest of all) is
  * checked before parsing, the cap of the actual type after. Throws only ProtocolError.
  */
@@ -170,16 +188,7 @@ export function decodeMessage<T extends MessageType = MessageType> (
   let cap = 0
   for (const type of types) cap = Math.max(cap, MAX_MESSAGE_BYTES[type] ?? 0)
   if (expectedTypes === undefined) cap = MAX_ANY_MESSAGE_BYTES
-  if (bytes.byteLength > cap) throw new ProtocolError('TOO_LARGE', `message of ${bytes.byteLength} bytes exceeds ${cap}`)
-  let input: unknown
-  try {
-    input = JSON.parse(utf8Decoder.decode(bytes))
-  } catch (err) {
-    throw new ProtocolError('MALFORMED', 'not UTF-8 JSON', { cause: err })
-  }
-  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
-    throw new ProtocolError('MALFORMED', 'a message is a JSON object')
-  }
+  const input = parseJsonObject(bytes, cap)
   const type = (input as { type?: unknown }).type
   if (!isMessageType(type) || !types.includes(type)) {
     throw new ProtocolError('MALFORMED', `unexpected message type ${JSON.stringify(type) ?? 'undefined'}`, { field: 'type' })

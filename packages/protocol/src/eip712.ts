@@ -8,8 +8,9 @@ import { EIP712_DOMAIN_NAME, EIP712_DOMAIN_VERSION } from './constants.js'
 import { canonicalJson, parseWith, toWire } from './codec.js'
 import { ProtocolError } from './errors.js'
 import { offerBodySchema, orderRequirementsSchema } from './schemas.js'
+import type { FleetRequest, FleetRevocation } from './fleet.js'
 import type {
-  Address, Bytes32, Eip712Domain, FleetMembership, Hex, JobAuth, LeaseTerms, OfferBody, Order, OrderRequirements,
+  Bytes32, Eip712Domain, FleetMembership, Hex, JobAuth, LeaseTerms, OfferBody, Order, OrderRequirements,
   PeerBinding, Terminate, UsageReport, Voucher
 } from './messages.js'
 
@@ -20,20 +21,9 @@ export type FleetMembershipFields = Pick<FleetMembership, 'operator' | 'member' 
 export type OrderFields = Omit<Order, 'type' | 'signature' | 'chainId'>
 export type JobAuthFields = Pick<JobAuth, 'leaseId' | 'peerId'>
 export type TerminateFields = Pick<Terminate, 'leaseId' | 'reason' | 'at'>
-export interface FleetRevocationFields {
-  operator: Address
-  peerId: string
-  revokedAt: number
-}
-export interface FleetRequestFields {
-  kind: string
-  operator: Address
-  asker: string
-  member: string
-  nonce: Bytes32
-  issuedAt: number
-  expiresAt: number
-}
+export type FleetRevocationFields = Pick<FleetRevocation, 'operator' | 'peerId' | 'revokedAt'>
+/** `kind` is any string to the hash; `signFleetRequest` takes only the known kinds. */
+export type FleetRequestFields = Omit<FleetRequest, 'type' | 'kind' | 'proof'> & { kind: string }
 export interface OfferCommitmentFields {
   peerId: string
   sequence: number

@@ -15,20 +15,32 @@ export type ProtocolErrorCode =
   /** Past its `expiresAt` at the time given for validation. */
   | 'EXPIRED'
 
+/**
+ * The base of gpumesh's error classes: `code` says why (match on it, never on the message), `name` is
+ * the class's static `name` (so a subclass declares its name once), and the cause is kept.
+ */
+export class CodedError<Code extends string> extends Error {
+  readonly code: Code
+
+  constructor (code: Code, message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.name = new.target.name
+    this.code = code
+  }
+}
+
 export interface ProtocolErrorOptions {
   cause?: unknown
   /** Path of the offending field, e.g. `requirements.gpuCount`; null when it is the whole message. */
   field?: string | null
 }
 
-export class ProtocolError extends Error {
+export class ProtocolError extends CodedError<ProtocolErrorCode> {
   override name = 'ProtocolError'
-  readonly code: ProtocolErrorCode
   readonly field: string | null
 
   constructor (code: ProtocolErrorCode, message: string, options: ProtocolErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause })
-    this.code = code
+    super(code, message, options.cause === undefined ? undefined : { cause: options.cause })
     this.field = options.field ?? null
   }
 }

@@ -11,7 +11,7 @@
  */
 import { z } from 'zod'
 import { LIMITS } from './constants.js'
-import { jsonReplacer, parseWith } from './codec.js'
+import { jsonReplacer, parseJsonObject, parseWith } from './codec.js'
 import { fleetRequestDigest, fleetRevocationDigest, marketDomain, type FleetRequestFields, type FleetRevocationFields } from './eip712.js'
 import { ProtocolError } from './errors.js'
 import { addressSchema, bytes32Schema, paymentSignatureSchema, peerIdSchema, timeSchema, uintSchema, amountSchema, positiveAmountSchema, voucherSchema } from './schemas.js'
@@ -167,7 +167,6 @@ export const fleetVouchersSchema: z.ZodType<FleetVouchers> = z.strictObject({
   vouchers: z.array(voucherSchema).max(MAX_FLEET_VOUCHERS)
 })
 
-const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 const utf8Encoder = new TextEncoder()
 
 function encodeCapped (value: { type: string }, schema: z.ZodType<unknown>, cap: number): Uint8Array {
@@ -179,15 +178,7 @@ function encodeCapped (value: { type: string }, schema: z.ZodType<unknown>, cap:
 }
 
 function decodeCapped<T> (bytes: Uint8Array, schema: z.ZodType<T>, cap: number): T {
-  if (bytes.byteLength > cap) throw new ProtocolError('TOO_LARGE', `message of ${bytes.byteLength} bytes exceeds ${cap}`)
-  let input: unknown
-  try {
-    input = JSON.parse(utf8Decoder.decode(bytes))
-  } catch (err) {
-    throw new ProtocolError('MALFORMED', 'not UTF-8 JSON', { cause: err })
-  }
-  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new ProtocolError('MALFORMED', 'a message is a JSON object')
-  return parseWith(schema, input)
+  return parseWith(schema, parseJsonObject(bytes, cap))
 }
 
 export const encodeFleetRevocation = (m: FleetRevocation): Uint8Array => encodeCapped(m, fleetRevocationSchema, FLEET_MAX_BYTES.revocation)

@@ -1,4 +1,4 @@
-import { jsonReplacer } from '@gpumesh/protocol'
+import { CodedError, jsonReplacer } from '@gpumesh/protocol'
 import { ListenError } from '@gpumesh/net'
 
 /** One bad configuration key: where it is, what it held and what it should hold. */
@@ -33,15 +33,8 @@ export class ConfigError extends Error {
 }
 
 /** The daemon cannot start for a reason the operator can fix; the message says what and how. */
-export class ProviderStartError extends Error {
+export class ProviderStartError extends CodedError<'DATA_DIR_IN_USE' | 'API_LISTEN_FAILED' | 'BAD_FLEET_MEMBERSHIP' | 'PROCESS_RUNNER_UNSAFE' | 'DATA_DIR_UNUSABLE'> {
   static override readonly name = 'ProviderStartError'
-  override readonly name = 'ProviderStartError'
-  readonly code: 'DATA_DIR_IN_USE' | 'API_LISTEN_FAILED' | 'BAD_FLEET_MEMBERSHIP' | 'PROCESS_RUNNER_UNSAFE' | 'DATA_DIR_UNUSABLE'
-
-  constructor (code: ProviderStartError['code'], message: string, options?: ErrorOptions) {
-    super(message, options)
-    this.code = code
-  }
 }
 
 /** Errors whose message is a sentence for the operator (no stack needed): bad config, busy ports, a taken data directory. */

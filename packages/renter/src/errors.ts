@@ -1,4 +1,4 @@
-import type { LeaseRejectCode, NoMatchExplanation } from '@gpumesh/protocol'
+import { CodedError, type LeaseRejectCode, type NoMatchExplanation } from '@gpumesh/protocol'
 
 /**
  * Errors of the renter SDK. Match them by `name` and `code`, never by message text; each message is a
@@ -31,15 +31,12 @@ export type ArchiveErrorCode = 'OUTSIDE_JOB_DIR' | 'NOT_FOUND' | 'UNSUPPORTED_EN
  * The job bundle could not be built, or the artifacts could not be unpacked (both tar.gz archives on
  * the renter's disk; the provider's `BundleError` is its refusal of an uploaded bundle).
  */
-export class ArchiveError extends Error {
+export class ArchiveError extends CodedError<ArchiveErrorCode> {
   static override readonly name = 'ArchiveError'
-  override readonly name = 'ArchiveError'
-  readonly code: ArchiveErrorCode
   readonly path: string | null
 
   constructor (code: ArchiveErrorCode, message: string, path: string | null = null, options?: ErrorOptions) {
-    super(message, options)
-    this.code = code
+    super(code, message, options)
     this.path = path
   }
 }
@@ -60,10 +57,8 @@ export type OrderErrorCode =
   | 'ABORTED'
 
 /** Getting a lease failed. */
-export class OrderError extends Error {
+export class OrderError extends CodedError<OrderErrorCode> {
   static override readonly name = 'OrderError'
-  override readonly name = 'OrderError'
-  readonly code: OrderErrorCode
   readonly explanation: NoMatchExplanation | null
   /** The matcher's reason code when it refused the request (`MATCHER_REFUSED`), or a net code. */
   readonly remoteCode: string | null
@@ -74,8 +69,7 @@ export class OrderError extends Error {
   constructor (code: OrderErrorCode, message: string, options: ErrorOptions & {
     explanation?: NoMatchExplanation, remoteCode?: string, rejectCode?: LeaseRejectCode, retryable?: boolean
   } = {}) {
-    super(message, { cause: options.cause })
-    this.code = code
+    super(code, message, { cause: options.cause })
     this.explanation = options.explanation ?? null
     this.remoteCode = options.remoteCode ?? null
     this.rejectCode = options.rejectCode ?? null
@@ -92,10 +86,8 @@ export type JobRunErrorCode =
   | 'ARTIFACTS_FAILED'
 
 /** Running a leased job failed after the lease was granted. */
-export class JobRunError extends Error {
+export class JobRunError extends CodedError<JobRunErrorCode> {
   static override readonly name = 'JobRunError'
-  override readonly name = 'JobRunError'
-  readonly code: JobRunErrorCode
   /** Base units the renter signed vouchers for. */
   readonly paid: bigint
   /** The note of the job's last `checkpoint` event, or null. */
@@ -103,8 +95,7 @@ export class JobRunError extends Error {
   readonly leaseId: string
 
   constructor (code: JobRunErrorCode, message: string, fields: { leaseId: string, paid: bigint, lastCheckpoint: string | null }, options?: ErrorOptions) {
-    super(message, options)
-    this.code = code
+    super(code, message, options)
     this.leaseId = fields.leaseId
     this.paid = fields.paid
     this.lastCheckpoint = fields.lastCheckpoint
@@ -112,15 +103,8 @@ export class JobRunError extends Error {
 }
 
 /** A local lease record is missing or unreadable. */
-export class LeaseRecordError extends Error {
+export class LeaseRecordError extends CodedError<'NOT_FOUND' | 'AMBIGUOUS' | 'CORRUPT'> {
   static override readonly name = 'LeaseRecordError'
-  override readonly name = 'LeaseRecordError'
-  readonly code: 'NOT_FOUND' | 'AMBIGUOUS' | 'CORRUPT'
-
-  constructor (code: 'NOT_FOUND' | 'AMBIGUOUS' | 'CORRUPT', message: string, options?: ErrorOptions) {
-    super(message, options)
-    this.code = code
-  }
 }
 
 export type BookReadErrorCode =
@@ -132,13 +116,6 @@ export type BookReadErrorCode =
   | 'BAD_PAGE'
 
 /** Reading a matcher's book failed. */
-export class BookReadError extends Error {
+export class BookReadError extends CodedError<BookReadErrorCode> {
   static override readonly name = 'BookReadError'
-  override readonly name = 'BookReadError'
-  readonly code: BookReadErrorCode
-
-  constructor (code: BookReadErrorCode, message: string, options?: ErrorOptions) {
-    super(message, options)
-    this.code = code
-  }
 }

@@ -5,7 +5,7 @@ import { once } from 'node:events'
 import type { Wallet } from 'ethers'
 import { FrameStreamError, multiaddr, openFrameStream, within, type FrameStream, type GpumeshNode, type Multiaddr } from '@gpumesh/net'
 import {
-  JOB_DATA_FRAME_BYTES, JOB_MAX_FRAME_BYTES, JOB_PROTOCOL, ProtocolError, decodeMessage, encodeArtifactsRequest, encodeJobAttach,
+  CodedError, JOB_DATA_FRAME_BYTES, JOB_MAX_FRAME_BYTES, JOB_PROTOCOL, ProtocolError, decodeMessage, encodeArtifactsRequest, encodeJobAttach,
   encodeJobSubmit, encodeTerminate, encodeVoucher, paymentKeyAddress, signJobAuth, signTerminate, signVoucher, systemClock,
   type Clock, type Eip712Domain, type JobAuth, type JobEvent, type JobReply, type JobSpec, type LeaseTerms, type PaymentKey, type Voucher
 } from '@gpumesh/protocol'
@@ -28,17 +28,14 @@ export const JOB_CLIENT_DEFAULTS = {
 } as const
 
 /** Remote refusal codes (see the protocol README) and local ones: DIAL_FAILED, TIMEOUT, ABORTED, STREAM_RESET, CLOSED, PROTOCOL_ERROR, WRONG_PROVIDER, BUNDLE_SIZE_MISMATCH, ARTIFACTS_CORRUPT, NO_ADDRESS. */
-export class JobClientError extends Error {
+export class JobClientError extends CodedError<string> {
   static override readonly name = 'JobClientError'
-  override readonly name = 'JobClientError'
-  readonly code: string
   /** True when the provider answered with this code (a refusal), false for local and transport failures. */
   readonly remote: boolean
   readonly retryable: boolean
 
   constructor (code: string, message: string, options: ErrorOptions & { remote?: boolean, retryable?: boolean } = {}) {
-    super(message, options)
-    this.code = code
+    super(code, message, options)
     this.remote = options.remote ?? false
     this.retryable = options.retryable ?? false
   }

@@ -3,8 +3,7 @@ import { RequestError, multiaddr, request, type GpumeshNode, type Multiaddr } fr
 import {
   LEASE_PROTOCOL, ORDER_PROTOCOL, bytesToHex, decodeLeaseDecision, decodeOrderResult, encodeLeaseProposal,
   encodeOrder, isProtocolError, marketDomain, paymentKeyAddress, signOrder, verifyLeaseTerms,
-  type Address, type Bytes32, type LeaseRejectCode, type LeaseTerms, type Order, type OrderRequirements,
-  type PaymentKey, type PaymentSignature
+  type LeaseRejectCode, type LeaseTerms, type Order, type PaymentKey, type PaymentSignature
 } from '@gpumesh/protocol'
 import {
   DEFAULT_ORDER_ATTEMPTS, DEFAULT_ORDER_TIMEOUT_MS, DEFAULT_ORDER_TTL_MS, DEFAULT_PROPOSAL_TIMEOUT_MS
@@ -27,15 +26,8 @@ export interface GrantedLease {
   via: 'matcher' | 'provider'
 }
 
-export interface SignJobOrderOptions {
+export interface SignJobOrderOptions extends Pick<Order, 'renterPeerId' | 'requirements' | 'maxPricePerGpuHour' | 'durationSec' | 'token' | 'chainId' | 'jobHash'> {
   key: PaymentKey
-  renterPeerId: string
-  requirements: OrderRequirements
-  maxPricePerGpuHour: bigint
-  durationSec: number
-  token: Address
-  chainId: bigint
-  jobHash: Bytes32
   /** Unix ms; the order expires `ttlMs` later. */
   now: number
   ttlMs?: number

@@ -1,5 +1,5 @@
 import {
-  cumulativeAmount, isProtocolError, verifyUsageReport,
+  CodedError, cumulativeAmount, isProtocolError, verifyUsageReport,
   type Address, type Eip712Domain, type LeaseTerms, type SignedUsageReport
 } from '@gpumesh/protocol'
 
@@ -18,15 +18,8 @@ export type ReportRefusalCode =
   | 'BEYOND_LEASE'
   | 'BUDGET_SPENT'
 
-export class ReportRefusedError extends Error {
+export class ReportRefusedError extends CodedError<ReportRefusalCode> {
   static override readonly name = 'ReportRefusedError'
-  override readonly name = 'ReportRefusedError'
-  readonly code: ReportRefusalCode
-
-  constructor (code: ReportRefusalCode, message: string, options?: ErrorOptions) {
-    super(message, options)
-    this.code = code
-  }
 }
 
 export interface PaymentPolicyOptions {

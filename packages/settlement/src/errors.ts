@@ -4,6 +4,8 @@
  * dropped, the nonce moved under us) or not (a revert, a bad key, a wrong address).
  */
 
+import { CodedError } from '@gpumesh/protocol'
+
 export type ChainErrorCode =
   | 'NETWORK' // the node could not be reached or did not answer in time
   | 'REVERTED' // the transaction or call reverted
@@ -21,15 +23,13 @@ export interface ChainErrorOptions {
   revertReason?: string | null
 }
 
-export class ChainError extends Error {
+export class ChainError extends CodedError<ChainErrorCode> {
   override name = 'ChainError'
-  readonly code: ChainErrorCode
   readonly retryable: boolean
   readonly revertReason: string | null
 
   constructor (message: string, code: ChainErrorCode, retryable: boolean, options: ChainErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause })
-    this.code = code
+    super(code, message, options.cause === undefined ? undefined : { cause: options.cause })
     this.retryable = retryable
     this.revertReason = options.revertReason ?? null
   }

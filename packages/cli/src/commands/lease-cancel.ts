@@ -3,7 +3,7 @@ import { formatAmount, marketDomain } from '@gpumesh/protocol'
 import { cancelJob } from '@gpumesh/renter'
 import { resolveDataDir } from '../data-dir.js'
 import { EXIT } from '../errors.js'
-import { leaseStore, renterCliError, renterIdentity, renterNode } from './lease-common.js'
+import { openLease, renterCliError, withRenterNode } from './lease-common.js'
 import type { Command } from '../context.js'
 
 export const leaseCancelCommand: Command = {
@@ -22,15 +22,10 @@ export const leaseCancelCommand: Command = {
     })
     const dataDir = resolveDataDir(values['data-dir'], ctx)
     try {
-      const store = leaseStore(dataDir)
-      const record = await store.load(positionals[0] ?? '')
-      const identity = await renterIdentity(dataDir, ctx)
-      const node = await renterNode(identity)
-      try {
+      const { store, record, identity } = await openLease(dataDir, positionals[0] ?? '', ctx)
+      await withRenterNode(identity, async (node) => {
         await cancelJob({ node, wallet: identity.wallet, terms: record.terms, marketDomain: marketDomain(record.terms.chainId), signal: ctx.signal, reason: values.reason })
-      } finally {
-        await node.stop()
-      }
+      })
       record.state = 'cancelled'
       record.reason = values.reason
       record.updatedAt = Date.now()

@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createNode, type GpumeshNode } from '@gpumesh/net'
-import { formatAmount } from '@gpumesh/protocol'
-import { ArchiveError, JobClientError, JobFileError, JobRunError, LeaseRecordError, LeaseStore, OrderError, applyOutcome } from '@gpumesh/renter'
-import type { JobFollowResult, LocalLeaseRecord } from '@gpumesh/renter'
+import { formatAmount, marketDomain, settlementDomain, type JobEvent } from '@gpumesh/protocol'
+import { ArchiveError, JobClientError, JobFileError, JobRunError, LeaseRecordError, LeaseStore, OrderError, applyOutcome, attachJob, attachStartedAt, readBook, recordFollower } from '@gpumesh/renter'
+import type { BookRead, JobFollowResult, LocalLeaseRecord } from '@gpumesh/renter'
 import { CliError, EXIT } from '../errors.js'
 import { loadIdentity, type Identity } from '../identity.js'
 import { obtainPassword } from '../prompt.js'
@@ -51,6 +51,48 @@ export async function renterNode (identity: Identity): Promise<GpumeshNode> {
   return await createNode({ privateKey: identity.peerKey, listen: [], connectionMonitor: { enabled: false } })
 }
 
+/** What a command about one recorded lease starts with: the record store, the record and the renter's keys. */
+export async function openLease (dataDir: string, leaseId: string, ctx: CommandContext): Promise<{ store: LeaseStore, record: LocalLeaseRecord, identity: Identity }> {
+  const store = leaseStore(dataDir)
+  const record = await store.load(leaseId)
+  const identity = await renterIdentity(dataDir, ctx)
+  return { store, record, identity }
+}
+
+/** Runs `use` with a renter node (see `renterNode`), which is stopped afterwards whatever happens. */
+export async function withRenterNode<T> (identity: Identity, use: (node: GpumeshNode) => Promise<T>): Promise<T> {
+  const node = await renterNode(identity)
+  try {
+    return await use(node)
+  } finally {
+    await node.stop()
+  }
+}
+
+/**
+ * Attaches to a recorded lease's job as its renter from event `fromSequence`, paying reports as a submit
+ * would; the vouchers signed and the events seen are written into `record` (in memory; the caller saves).
+ */
+export async function attachRecordedLease (node: GpumeshNode, identity: Identity, record: LocalLeaseRecord, o: { signal: AbortSignal, fromSequence: number, onEvent: (e: JobEvent) => void }): Promise<JobFollowResult> {
+  const follow = recordFollower(record)
+  return await attachJob({
+    node,
+    wallet: identity.wallet,
+    terms: record.terms,
+    settlementDomain: settlementDomain(record.terms),
+    marketDomain: marketDomain(record.terms.chainId),
+    budget: record.budget,
+    signal: o.signal,
+    fromSequence: o.fromSequence,
+    startedAt: attachStartedAt(record),
+    onVoucher: follow.onVoucher,
+    onEvent: (e) => {
+      follow.onEvent(e)
+      o.onEvent(e)
+    }
+  })
+}
+
 /** The running matcher's addresses from `<data dir>/matcher.json`, or null. */
 export async function localMatcher (dataDir: string): Promise<string[] | null> {
   try {
@@ -60,6 +102,27 @@ export async function localMatcher (dataDir: string): Promise<string[] | null> {
     // none here
   }
   return null
+}
+
+/**
+ * Reads a matcher's whole book (no filter but whether simulated offers count) with a node of its own;
+ * a failure is a CliError with the reader's code.
+ */
+export async function readWholeBook (ctx: CommandContext, matcher: string[], o: { includeSimulated: boolean, includeRecords?: boolean }): Promise<BookRead> {
+  const node = await createNode({ listen: [], connectionMonitor: { enabled: false } })
+  try {
+    return await readBook({
+      node,
+      matcher,
+      filters: { gpuClass: null, minGpus: null, minMemoryMiB: null, maxPricePerGpuHour: null, region: null, operator: null, includeSimulated: o.includeSimulated },
+      includeRecords: o.includeRecords ?? false,
+      signal: ctx.signal
+    })
+  } catch (err) {
+    throw new CliError((err as { code?: string }).code ?? 'MATCHER_UNREACHABLE', (err as Error).message, { cause: err })
+  } finally {
+    await node.stop()
+  }
 }
 
 /** Errors of the renter SDK as CliErrors whose message is the sentence to print. */

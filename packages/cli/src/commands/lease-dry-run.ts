@@ -1,8 +1,7 @@
-import { createNode } from '@gpumesh/net'
 import { formatAmount, jsonReplacer } from '@gpumesh/protocol'
-import { previewOrder, readBook, type OrderPreview, type PreviewMismatch } from '@gpumesh/renter'
+import { previewOrder, type OrderPreview, type PreviewMismatch } from '@gpumesh/renter'
 import { CliError, EXIT } from '../errors.js'
-import { localMatcher } from './lease-common.js'
+import { localMatcher, readWholeBook } from './lease-common.js'
 import { readLeaseJob } from './lease-job-file.js'
 import type { CommandContext } from '../context.js'
 
@@ -46,20 +45,7 @@ export async function leaseDryRun (ctx: CommandContext, o: DryRunOptions): Promi
   const { job, decimals, budget } = await readLeaseJob(o.jobPath, o.jobArg, o.budget)
   const matcher = o.matcher ?? await localMatcher(o.dataDir)
   if (matcher == null) throw new CliError('NO_MATCHER', `No matcher given and none found in ${o.dataDir}. Pass --matcher /ip4/…/tcp/…/p2p/….`, { exitCode: EXIT.USAGE })
-  const node = await createNode({ listen: [], connectionMonitor: { enabled: false } })
-  let read
-  try {
-    read = await readBook({
-      node,
-      matcher,
-      filters: { gpuClass: null, minGpus: null, minMemoryMiB: null, maxPricePerGpuHour: null, region: null, operator: null, includeSimulated: job.requirements.allowSimulated },
-      signal: ctx.signal
-    })
-  } catch (err) {
-    throw new CliError((err as { code?: string }).code ?? 'MATCHER_UNREACHABLE', (err as Error).message, { cause: err })
-  } finally {
-    await node.stop()
-  }
+  const read = await readWholeBook(ctx, matcher, { includeSimulated: job.requirements.allowSimulated })
   const preview = previewOrder(job, read.offers, Date.now(), budget)
   const amount = (a: bigint): string => formatAmount(a, decimals)
   if (o.json) {

@@ -5,7 +5,7 @@ import { marketDomain } from '@gpumesh/protocol'
 import { downloadArtifacts, extractArtifacts } from '@gpumesh/renter'
 import { resolveDataDir } from '../data-dir.js'
 import { CliError, EXIT } from '../errors.js'
-import { leaseStore, renterCliError, renterIdentity, renterNode } from './lease-common.js'
+import { openLease, renterCliError, withRenterNode } from './lease-common.js'
 import { DEFAULT_OUT_DIR } from './lease-submit.js'
 import type { Command } from '../context.js'
 
@@ -27,19 +27,12 @@ export const leaseFetchCommand: Command = {
     if (positionals.length !== 1) throw new CliError('BAD_OPTION', 'Give one lease id: gpumesh lease fetch 0x1f3a….', { exitCode: EXIT.USAGE })
     const dataDir = resolveDataDir(values['data-dir'], ctx)
     try {
-      const store = leaseStore(dataDir)
-      const record = await store.load(positionals[0] ?? '')
-      const identity = await renterIdentity(dataDir, ctx)
+      const { store, record, identity } = await openLease(dataDir, positionals[0] ?? '', ctx)
       const outDir = resolve(ctx.cwd, values.out ?? DEFAULT_OUT_DIR, record.leaseId)
       await mkdir(outDir, { recursive: true })
       const archive = join(outDir, 'artifacts.tar.gz')
-      const node = await renterNode(identity)
-      let got: { bytes: number, sha256: string }
-      try {
-        got = await downloadArtifacts({ node, wallet: identity.wallet, terms: record.terms, marketDomain: marketDomain(record.terms.chainId), destFile: archive, signal: ctx.signal })
-      } finally {
-        await node.stop()
-      }
+      const got = await withRenterNode(identity, async (node) =>
+        await downloadArtifacts({ node, wallet: identity.wallet, terms: record.terms, marketDomain: marketDomain(record.terms.chainId), destFile: archive, signal: ctx.signal }))
       const unpacked = await extractArtifacts(archive, outDir)
       const current = await store.load(record.leaseId)
       current.artifactsDir = outDir

@@ -1,9 +1,8 @@
 import { parseArgs } from 'node:util'
-import { marketDomain, settlementDomain } from '@gpumesh/protocol'
-import { attachJob, attachStartedAt, recordFollower, type JobFollowResult } from '@gpumesh/renter'
+import type { JobFollowResult } from '@gpumesh/renter'
 import { resolveDataDir } from '../data-dir.js'
 import { EXIT } from '../errors.js'
-import { leaseStore, renterCliError, renterIdentity, renterNode, saveAttachResult } from './lease-common.js'
+import { attachRecordedLease, openLease, renterCliError, renterNode, saveAttachResult } from './lease-common.js'
 import { printEvent } from './lease-submit.js'
 import type { Command } from '../context.js'
 
@@ -27,9 +26,7 @@ export const leaseLogsCommand: Command = {
     })
     const dataDir = resolveDataDir(values['data-dir'], ctx)
     try {
-      const store = leaseStore(dataDir)
-      const record = await store.load(positionals[0] ?? '')
-      const identity = await renterIdentity(dataDir, ctx)
+      const { store, record, identity } = await openLease(dataDir, positionals[0] ?? '', ctx)
       const node = await renterNode(identity)
       const controller = new AbortController()
       const stop = (): void => { controller.abort() }
@@ -42,22 +39,12 @@ export const leaseLogsCommand: Command = {
       }
       touch()
       let ended: JobFollowResult | null = null
-      const follow = recordFollower(record)
       try {
-        const outcome = await attachJob({
-          node,
-          wallet: identity.wallet,
-          terms: record.terms,
-          settlementDomain: settlementDomain(record.terms),
-          marketDomain: marketDomain(record.terms.chainId),
-          budget: record.budget,
+        const outcome = await attachRecordedLease(node, identity, record, {
           signal: controller.signal,
           fromSequence: 0,
-          startedAt: attachStartedAt(record),
-          onVoucher: follow.onVoucher,
           onEvent: (e) => {
             touch()
-            follow.onEvent(e)
             if (values.json) ctx.stdout(JSON.stringify({ sequence: e.sequence, at: e.at, kind: e.kind, stream: e.stream ?? null, text: e.text ?? null }) + '\n')
             else printEvent(e, ctx, false)
           }

@@ -1,11 +1,11 @@
 import { parseArgs } from 'node:util'
-import { ZERO_ADDRESS, formatAmount, jsonReplacer, marketDomain, settlementDomain } from '@gpumesh/protocol'
+import { ZERO_ADDRESS, formatAmount, jsonReplacer } from '@gpumesh/protocol'
 import { EscrowClient } from '@gpumesh/settlement'
-import { FINAL_RECORD_STATES, attachJob, attachStartedAt, recordFollower, type JobFollowResult, type LocalLeaseRecord } from '@gpumesh/renter'
+import { FINAL_RECORD_STATES, type JobFollowResult, type LocalLeaseRecord } from '@gpumesh/renter'
 import { resolveDataDir } from '../data-dir.js'
 import { EXIT } from '../errors.js'
 import { renderTable } from '../table.js'
-import { formatDuration, leaseStore, renterCliError, renterIdentity, renterNode, saveAttachResult } from './lease-common.js'
+import { attachRecordedLease, formatDuration, leaseStore, renterCliError, renterIdentity, renterNode, saveAttachResult } from './lease-common.js'
 import type { Command } from '../context.js'
 
 /** How long `lease status` listens to the provider for a lease that is not over. */
@@ -129,20 +129,11 @@ async function providerView (record: LocalLeaseRecord, waitMs: number, dataDir: 
   const timer = setTimeout(stopAll, Math.max(500, waitMs))
   let events = 0
   let last = ''
-  const follow = recordFollower(record)
   try {
-    const outcome = await attachJob({
-      node,
-      wallet: identity.wallet,
-      terms: record.terms,
-      settlementDomain: settlementDomain(record.terms),
-      marketDomain: marketDomain(record.terms.chainId),
-      budget: record.budget,
+    const outcome = await attachRecordedLease(node, identity, record, {
       signal: controller.signal,
       fromSequence: record.lastSequence,
-      startedAt: attachStartedAt(record),
-      onEvent: (e) => { events++; last = e.kind; follow.onEvent(e) },
-      onVoucher: follow.onVoucher
+      onEvent: (e) => { events++; last = e.kind }
     })
     return { remote: { state: outcome.state, detail: `${outcome.exitCode != null ? `exit code ${outcome.exitCode}, ` : ''}paid ${formatAmount(outcome.paid, record.tokenDecimals)}` }, outcome }
   } catch (err) {

@@ -12,7 +12,7 @@ import {
 import { resolveDataDir } from '../data-dir.js'
 import { CliError, EXIT } from '../errors.js'
 import { formatDuration, leaseStore, localMatcher, progressBar, renterCliError, renterIdentity, renterNode } from './lease-common.js'
-import { leaseDryRun } from './lease-dry-run.js'
+import { leaseDryRun, type DryRunOptions } from './lease-dry-run.js'
 import { readLeaseJob, type LeaseJob } from './lease-job-file.js'
 import type { Command, CommandContext } from '../context.js'
 
@@ -56,16 +56,9 @@ export const leaseSubmitCommand: Command = {
   }
 }
 
-interface SubmitOptions {
-  jobPath: string
-  jobArg: string
-  dataDir: string
-  matcher: string[] | null
-  provider: string[] | null
-  budget: string | null
+interface SubmitOptions extends DryRunOptions {
   out: string | null
   reattachSec: number
-  json: boolean
 }
 
 async function submit (ctx: CommandContext, o: SubmitOptions): Promise<number> {

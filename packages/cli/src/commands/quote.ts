@@ -2,16 +2,15 @@ import { readFile, readdir } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { createNode } from '@gpumesh/net'
 import { ZERO_ADDRESS, formatAmount, type Address } from '@gpumesh/protocol'
 import { loadGpuClasses } from '@gpumesh/provider'
 import {
-  DEFAULT_MFU, buildQuote, chinchillaTokens, newestReferencePriceFile, parseCount, parseReferencePrices, readBook,
+  DEFAULT_MFU, buildQuote, chinchillaTokens, newestReferencePriceFile, parseCount, parseReferencePrices,
   trainingFlops, type ClassQuote, type OfferedCapacity, type Quote, type QuoteMarket, type ReferencePriceFile
 } from '@gpumesh/renter'
 import { resolveDataDir } from '../data-dir.js'
 import { CliError, EXIT } from '../errors.js'
-import { localMatcher } from './lease-common.js'
+import { localMatcher, readWholeBook } from './lease-common.js'
 import { renderTable } from '../table.js'
 import type { Command } from '../context.js'
 
@@ -134,21 +133,7 @@ export const quoteCommand: Command = {
       if (matcher == null) {
         throw new CliError('NO_MATCHER', 'No matcher given and none running here. Pass --matcher /ip4/…/tcp/…/p2p/…, or --offline for reference prices.', { exitCode: EXIT.USAGE })
       }
-      const node = await createNode({ listen: [], connectionMonitor: { enabled: false } })
-      let read
-      try {
-        read = await readBook({
-          node,
-          matcher,
-          filters: { gpuClass: null, minGpus: null, minMemoryMiB: null, maxPricePerGpuHour: null, region: null, operator: null, includeSimulated: values['include-simulated'] },
-          includeRecords: true,
-          signal: ctx.signal
-        })
-      } catch (err) {
-        throw new CliError((err as { code?: string }).code ?? 'MATCHER_UNREACHABLE', (err as Error).message, { cause: err })
-      } finally {
-        await node.stop()
-      }
+      const read = await readWholeBook(ctx, matcher, { includeSimulated: values['include-simulated'], includeRecords: true })
       invalid = read.invalid
       if (!read.recordsServed) recordsMissing = true
       const capacity: OfferedCapacity[] = []

@@ -1,15 +1,9 @@
-import type { JobReplyCode } from '@gpumesh/protocol'
+import { CodedError, type JobReplyCode } from '@gpumesh/protocol'
 import { BundleError, JobError, type JobErrorCode } from '../jobs/index.js'
 
 /** A refusal on the wire: a reply code and a sentence. */
-export class Refusal extends Error {
+export class Refusal extends CodedError<JobReplyCode> {
   static override readonly name = 'JobRefusal'
-  override readonly name = 'JobRefusal'
-  readonly code: JobReplyCode
-  constructor (code: JobReplyCode, message: string, options?: ErrorOptions) {
-    super(message, options)
-    this.code = code
-  }
 }
 
 /** The reply code of each job-side error. */

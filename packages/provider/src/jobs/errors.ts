@@ -2,6 +2,8 @@
  * Errors of the job side. Matched by `name`, detailed by `code`; never by message text.
  */
 
+import { CodedError } from '@gpumesh/protocol'
+
 export const VOUCHER_REFUSAL_CODES = [
   'WRONG_SIGNER',
   'WRONG_LEASE',
@@ -16,16 +18,9 @@ export const VOUCHER_REFUSAL_CODES = [
 export type VoucherRefusalCode = typeof VOUCHER_REFUSAL_CODES[number]
 
 /** A voucher the provider will not accept. Not retryable: the renter must send a different one. */
-export class VoucherRefusedError extends Error {
+export class VoucherRefusedError extends CodedError<VoucherRefusalCode> {
   static override readonly name = 'VoucherRefusedError'
-  override readonly name = 'VoucherRefusedError'
-  readonly code: VoucherRefusalCode
   readonly retryable = false
-
-  constructor (code: VoucherRefusalCode, message: string, options?: ErrorOptions) {
-    super(message, options)
-    this.code = code
-  }
 }
 
 export const BUNDLE_ERROR_CODES = [
@@ -42,15 +37,12 @@ export const BUNDLE_ERROR_CODES = [
 export type BundleErrorCode = typeof BUNDLE_ERROR_CODES[number]
 
 /** A job bundle that cannot be extracted safely. `entry` names the offending archive path. */
-export class BundleError extends Error {
+export class BundleError extends CodedError<BundleErrorCode> {
   static override readonly name = 'BundleError'
-  override readonly name = 'BundleError'
-  readonly code: BundleErrorCode
   readonly entry: string | null
 
   constructor (code: BundleErrorCode, message: string, entry: string | null = null, options?: ErrorOptions) {
-    super(message, options)
-    this.code = code
+    super(code, message, options)
     this.entry = entry
   }
 }
@@ -74,13 +66,6 @@ export const JOB_ERROR_CODES = [
 ] as const
 export type JobErrorCode = typeof JOB_ERROR_CODES[number]
 
-export class JobError extends Error {
+export class JobError extends CodedError<JobErrorCode> {
   static override readonly name = 'JobError'
-  override readonly name = 'JobError'
-  readonly code: JobErrorCode
-
-  constructor (code: JobErrorCode, message: string, options?: ErrorOptions) {
-    super(message, options)
-    this.code = code
-  }
 }

@@ -1,5 +1,5 @@
 import si from 'systeminformation'
-import type { RawGpu } from './types.js'
+import { unmeasuredReadings, type RawGpu } from './types.js'
 
 /**
  * Last resort when no vendor tool exists: GPUs seen on the PCI bus by systeminformation (lspci).
@@ -23,18 +23,7 @@ export async function probePciFallback (): Promise<RawGpu[]> {
         memoryTotalMiB: null,
         memoryUsedMiB: null,
         utilizationPercent: null,
-        temperatureC: null,
-        powerDrawW: null,
-        powerLimitW: null,
-        computeCapability: null,
-        driverVersion: null,
-        migEnabled: null,
-        migDevices: [],
-        eccErrors: { corrected: null, uncorrected: null },
-        retiredPagesPending: null,
-        rowRemapPending: null,
-        rowRemapFailure: null,
-        processes: []
+        ...unmeasuredReadings()
       }
     })
 }

@@ -1,5 +1,5 @@
 import type { GpuClassTable } from './gpu-classes.js'
-import type { RawGpu, SimulatedGpuSpec } from './types.js'
+import { unmeasuredReadings, type RawGpu, type SimulatedGpuSpec } from './types.js'
 
 /**
  * GPUs made up from `probe.simulate` (models as `GpuClassTable.resolveName` reads them), with stable UUIDs `GPU-sim-<class>-<n>` and the class's memory.
@@ -26,18 +26,10 @@ export function simulatedGpus (specs: readonly SimulatedGpuSpec[], classes: GpuC
         memoryTotalMiB: c?.memoryMiB ?? null,
         memoryUsedMiB: c != null ? 0 : null,
         utilizationPercent: 0,
-        temperatureC: null,
-        powerDrawW: null,
+        ...unmeasuredReadings(),
         powerLimitW: c?.tdpW ?? null,
         computeCapability: c?.computeCapability ?? null,
-        driverVersion: null,
-        migEnabled: false,
-        migDevices: [],
-        eccErrors: { corrected: null, uncorrected: null },
-        retiredPagesPending: null,
-        rowRemapPending: null,
-        rowRemapFailure: null,
-        processes: []
+        migEnabled: false
       })
     }
   }

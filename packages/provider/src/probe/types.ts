@@ -72,6 +72,29 @@ export interface RawGpu {
   processesUnreadable?: string | null | undefined
 }
 
+/** What only a vendor tool can read about a GPU. */
+export type ToolReadings = Pick<RawGpu,
+  'temperatureC' | 'powerDrawW' | 'powerLimitW' | 'computeCapability' | 'driverVersion' | 'migEnabled' | 'migDevices' |
+  'eccErrors' | 'retiredPagesPending' | 'rowRemapPending' | 'rowRemapFailure' | 'processes'>
+
+/** The readings of a GPU no vendor tool measured (made up by `probe.simulate`, or seen only on the PCI bus): all unknown. */
+export function unmeasuredReadings (): ToolReadings {
+  return {
+    temperatureC: null,
+    powerDrawW: null,
+    powerLimitW: null,
+    computeCapability: null,
+    driverVersion: null,
+    migEnabled: null,
+    migDevices: [],
+    eccErrors: { corrected: null, uncorrected: null },
+    retiredPagesPending: null,
+    rowRemapPending: null,
+    rowRemapFailure: null,
+    processes: []
+  }
+}
+
 /** One GPU as the provider sees it. Only `healthy && !busy` GPUs may be offered. */
 export interface GpuInfo extends RawGpu {
   /** Model class from config/gpu-classes.json, or `unknown`. */
