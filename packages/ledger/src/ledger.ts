@@ -9,7 +9,7 @@ import {
 import { canTransition, isActiveLeaseState, isEndedLeaseState, isLeaseState } from './lease-state.js'
 import type { LeaseState } from './lease-state.js'
 import { assertKnownVersion, migrate } from './migrations.js'
-import { checkAddress, checkJsonText, moneyToText, optionalMoneyToText, stringifyJson } from './money.js'
+import { checkAddress, checkJsonText, moneyFromText, moneyToText, optionalMoneyToText, stringifyJson } from './money.js'
 import {
   gpuFromRow, leaseEventFromRow, leaseFromRow, offerFromRow, rejectionFromRow, settlementFromRow,
   usagePeriodFromRow, usageSampleFromRow, voucherFromRow
@@ -24,8 +24,8 @@ import type { Statements } from './statements.js'
 import type {
   ActivityCounts, GpuHealthState, GpuInput, GpuRecord, LeaseEventRecord, LeaseJob, LeaseRecord, LedgerLogger,
   LedgerOptions, OfferRecord, RejectionInput, RejectionRecord, ReserveLeaseInput, SettlementInput,
-  SettlementRecord, SettlementState, TransitionExtra, UsagePeriodInput, UsagePeriodRecord, UsageSample,
-  UsageSampleRecord, VoucherInput, VoucherRecord
+  SettlementRecord, SettlementState, TransitionExtra, UsagePeriodInput, UsagePeriodRecord, UsagePeriodWritten,
+  UsageSample, UsageSampleRecord, VoucherInput, VoucherRecord
 } from './types.js'
 import type {
   ChainPaid, ConfirmSettlementInput, EarningsOptions, LeaseSettlementView, RenterExposure, RenterExposureOptions,
@@ -81,7 +81,9 @@ export class Ledger extends EventEmitter<LedgerEvents> {
   #open: Open | null = null
   /** Samples queued by `queueUsageSamples`, one group per call, written at the end of the turn. */
   #queuedSamples: Array<readonly UsageSample[]> = []
-  #sampleFlush: ReturnType<typeof setImmediate> | null = null
+  /** Usage periods queued by `queueUsagePeriod`, written with the samples at the end of the turn. */
+  #queuedPeriods: Array<{ period: UsagePeriodInput, done: UsagePeriodWritten }> = []
+  #usageFlush: ReturnType<typeof setImmediate> | null = null
 
   constructor (path: string, options: LedgerOptions = {}) {
     super()
@@ -135,11 +137,11 @@ export class Ledger extends EventEmitter<LedgerEvents> {
     }
   }
 
-  /** Closes the database, after writing the samples still queued. Closing a closed ledger does nothing. */
+  /** Closes the database, after writing the samples and periods still queued. Closing a closed ledger does nothing. */
   close (): void {
     const open = this.#open
     if (open === null) return
-    this.flushUsageSamples()
+    this.flushUsage()
     this.#open = null
     try {
       open.db.close()
@@ -454,59 +456,128 @@ export class Ledger extends EventEmitter<LedgerEvents> {
   }
 
   #insertSamples (s: Statements, samples: readonly UsageSample[]): void {
-    for (const x of samples) {
-      s.insertSample.run(x.leaseId, x.offsetMs, x.at, x.gpuUuid, x.utilizationPercent, x.memoryUsedMiB, x.powerW)
-    }
+    for (const x of samples) this.#insertSample(s, x)
+  }
+
+  #insertSample (s: Statements, x: UsageSample): void {
+    s.insertSample.run(x.leaseId, x.offsetMs, x.at, x.gpuUuid, x.utilizationPercent, x.memoryUsedMiB, x.powerW)
   }
 
   /**
-   * Queues samples to be written with every other sample queued in this turn of the event loop: one
-   * transaction (no fsync) when the turn ends, however many leases sampled in it, instead of one per
-   * lease. A kill -9 loses at most what was queued in the current turn, that is each lease's current
-   * sample. Reading samples, appending a usage period and `close()` write the queue first, so no
-   * reader misses a sample. The array is kept as given until then.
+   * Queues samples to be written with everything else queued in this turn of the event loop: one
+   * transaction when the turn ends, however many leases sampled in it, instead of one per lease (no
+   * fsync, unless a usage period is queued too). A kill -9 loses at most what was queued in the
+   * current turn, that is each lease's current sample. Reading samples or periods, appending a period
+   * and `close()` write the queue first, so no reader misses a sample. The array is kept as given
+   * until then.
    */
   queueUsageSamples (samples: readonly UsageSample[]): void {
     if (this.#open === null) throw new LedgerClosedError()
     if (samples.length === 0) return
     this.#queuedSamples.push(samples)
-    this.#sampleFlush ??= setImmediate(() => {
-      this.#sampleFlush = null
-      this.flushUsageSamples()
+    this.#scheduleUsageFlush()
+  }
+
+  /**
+   * Queues a closed usage period, to be appended with every sample and period queued in this turn in
+   * one fsync'd transaction when the turn ends: one fsync however many leases close a period in the
+   * turn. Each period is checked as `appendUsagePeriod` checks it, and on its own: a refused period
+   * writes nothing of itself and costs no other its place. `done.written` is called once the
+   * transaction is committed (so a report sent from there is already durable), `done.failed` with the
+   * error otherwise; either is called exactly once, in the order the periods were queued. Until then
+   * the period is not in the ledger: a kill -9 loses it, and its report, which was never sent.
+   */
+  queueUsagePeriod (period: UsagePeriodInput, done: UsagePeriodWritten): void {
+    if (this.#open === null) throw new LedgerClosedError()
+    this.#queuedPeriods.push({ period, done })
+    this.#scheduleUsageFlush()
+  }
+
+  #scheduleUsageFlush (): void {
+    this.#usageFlush ??= setImmediate(() => {
+      this.#usageFlush = null
+      this.flushUsage()
     })
   }
 
   /**
-   * Writes the queued samples now, in one transaction. Never throws: where that transaction fails,
-   * each call's samples are written on their own, so one lease's bad sample loses no other lease's;
-   * what still fails is logged and dropped (a lost sample loses detail, never billed time).
+   * Writes the queued samples and periods now, in one transaction (fsync'd when it holds a period),
+   * then tells each period's caller. Never throws: a bad sample or a refused period writes nothing of
+   * itself and costs no other its place; should the whole transaction fail, each part is written on
+   * its own. Samples that still fail are logged and dropped (a lost sample loses detail, never billed
+   * time); a period that fails goes to its `done.failed`.
    */
-  flushUsageSamples (): void {
-    if (this.#sampleFlush !== null) clearImmediate(this.#sampleFlush)
-    this.#sampleFlush = null
+  flushUsage (): void {
+    if (this.#usageFlush !== null) clearImmediate(this.#usageFlush)
+    this.#usageFlush = null
     const groups = this.#queuedSamples
-    if (groups.length === 0) return
+    const periods = this.#queuedPeriods
+    if (groups.length === 0 && periods.length === 0) return
     this.#queuedSamples = []
+    this.#queuedPeriods = []
+    let results: Array<UsagePeriodRecord | LedgerError>
     try {
-      this.#run('append usage samples', ({ s, relaxed }) => {
-        relaxed(() => {
-          for (const samples of groups) this.#insertSamples(s, samples)
+      results = this.#run('write queued usage', ({ db, s, durable, relaxed }) => {
+        // A statement that fails writes nothing and leaves the transaction open, so each sample and
+        // each period is tried on its own; an error that ends the transaction itself (SQLite rolls
+        // back on a full disk or I/O error) is rethrown, and everything is written again below.
+        const onItsOwn = <T>(write: () => T): T | LedgerError => {
+          try {
+            return write()
+          } catch (err) {
+            if (!db.inTransaction) throw err
+            return toLedgerError(err, 'write queued usage')
+          }
+        }
+        return (periods.length === 0 ? relaxed : durable)(() => {
+          for (const samples of groups) {
+            let lost = 0
+            let error: LedgerError | undefined
+            for (const x of samples) {
+              const result = onItsOwn(() => { this.#insertSample(s, x) })
+              if (result instanceof LedgerError) { lost++; error ??= result }
+            }
+            if (lost > 0) this.#samplesLost(samples[0]?.leaseId, lost, error)
+          }
+          // A period is checked by reads, then written by one INSERT.
+          return periods.map(({ period }) => onItsOwn(() => this.#insertPeriod(s, period)))
         })
       })
     } catch {
+      // The shared transaction failed as a whole (a full disk, a busy database): nothing of it is written.
       for (const samples of groups) {
         try {
           this.appendUsageSamples(samples)
         } catch (err) {
-          this.#logger.warn({ err, leaseId: samples[0]?.leaseId, count: samples.length }, 'usage samples not written')
+          this.#samplesLost(samples[0]?.leaseId, samples.length, err)
         }
       }
+      results = periods.map(({ period }) => {
+        try {
+          return this.#run('append usage period', ({ s, durable }) => durable(() => this.#insertPeriod(s, period)))
+        } catch (err) {
+          return toLedgerError(err, 'append usage period')
+        }
+      })
     }
+    periods.forEach(({ period, done }, i) => {
+      const result = results[i]!
+      try {
+        if (result instanceof LedgerError) done.failed(result)
+        else done.written(result)
+      } catch (err) {
+        this.#logger.warn({ err, leaseId: period.leaseId, periodIndex: period.periodIndex }, 'usage period callback threw')
+      }
+    })
+  }
+
+  #samplesLost (leaseId: string | undefined, count: number, err: unknown): void {
+    this.#logger.warn({ err, leaseId, count }, 'usage samples not written')
   }
 
   /** The sample with the highest offset, or null. */
   lastSample (leaseId: string): UsageSampleRecord | null {
-    this.flushUsageSamples()
+    this.flushUsage()
     return this.#run('read last sample', ({ s }) => {
       const row = s.lastSample.get(leaseId) as UsageSampleRow | undefined
       return row === undefined ? null : usageSampleFromRow(row)
@@ -515,7 +586,7 @@ export class Ledger extends EventEmitter<LedgerEvents> {
 
   /** Samples with `fromOffsetMs <= offsetMs < toOffsetMs`, by offset. */
   samplesForPeriod (leaseId: string, fromOffsetMs: number, toOffsetMs: number): UsageSampleRecord[] {
-    this.flushUsageSamples()
+    this.flushUsage()
     return this.#run('read samples', ({ s }) =>
       (s.samplesForPeriod.all(leaseId, fromOffsetMs, toOffsetMs) as UsageSampleRow[]).map(usageSampleFromRow))
   }
@@ -526,53 +597,55 @@ export class Ledger extends EventEmitter<LedgerEvents> {
    * final period. Throws UsagePeriodOrderError otherwise, having written nothing.
    */
   appendUsagePeriod (period: UsagePeriodInput): UsagePeriodRecord {
-    this.flushUsageSamples()
-    return this.#run('append usage period', ({ s, durable }) => {
-      const texts = {
-        gpuMs: moneyToText(period.gpuMs, 'gpuMs'),
-        amount: moneyToText(period.amount, 'amount'),
-        cumulative: moneyToText(period.cumulativeAmount, 'cumulativeAmount'),
-        energy: optionalMoneyToText(period.energyMj, 'energyMj')
-      }
-      checkJsonText(period.report, 'report')
-      const id = period.leaseId
-      return durable(() => {
-        const lease = s.leaseState.get(id) as { state: LeaseState } | undefined
-        if (lease === undefined) throw new NotFoundError('lease', id)
-        if (!METERED_STATES.includes(lease.state)) {
-          throw new UsagePeriodOrderError(id, 'LEASE_NOT_METERED', `a ${lease.state} lease has no usage`)
-        }
-        const lastRow = s.lastPeriod.get(id) as UsagePeriodRow | undefined
-        const last = lastRow === undefined ? null : usagePeriodFromRow(lastRow)
-        if (last?.final === true) throw new UsagePeriodOrderError(id, 'AFTER_FINAL', `period ${last.periodIndex} was final`)
-        const index = last === null ? 0 : last.periodIndex + 1
-        const start = last === null ? 0 : last.endOffsetMs
-        const cumulative = (last === null ? 0n : last.cumulativeAmount) + period.amount
-        if (period.periodIndex !== index) {
-          throw new UsagePeriodOrderError(id, 'INDEX_GAP', `expected period ${index}, got ${period.periodIndex}`)
-        }
-        if (period.startOffsetMs !== start) {
-          throw new UsagePeriodOrderError(id, 'NOT_CONTIGUOUS', `period ${index} must start at ${start}, not ${period.startOffsetMs}`)
-        }
-        if (!(period.endOffsetMs > period.startOffsetMs)) {
-          throw new UsagePeriodOrderError(id, 'EMPTY_PERIOD', `period ${index} ends at ${period.endOffsetMs}, not after its start`)
-        }
-        if (period.cumulativeAmount !== cumulative) {
-          throw new UsagePeriodOrderError(id, 'CUMULATIVE_MISMATCH', `cumulative amount must be ${cumulative}, not ${period.cumulativeAmount}`)
-        }
-        const now = this.#clock.now()
-        s.insertPeriod.run(id, index, start, period.endOffsetMs, texts.gpuMs, texts.amount, texts.cumulative,
-          period.avgUtilizationBp, period.peakMemoryMiB, texts.energy, period.final ? 1 : 0, period.report, now)
-        return { ...period, createdAt: now }
-      })
-    })
+    this.flushUsage()
+    return this.#run('append usage period', ({ s, durable }) => durable(() => this.#insertPeriod(s, period)))
+  }
+
+  /** Checks and inserts one period; call inside a transaction. */
+  #insertPeriod (s: Statements, period: UsagePeriodInput): UsagePeriodRecord {
+    const texts = {
+      gpuMs: moneyToText(period.gpuMs, 'gpuMs'),
+      amount: moneyToText(period.amount, 'amount'),
+      cumulative: moneyToText(period.cumulativeAmount, 'cumulativeAmount'),
+      energy: optionalMoneyToText(period.energyMj, 'energyMj')
+    }
+    checkJsonText(period.report, 'report')
+    const id = period.leaseId
+    const lease = s.leaseState.get(id) as { state: LeaseState } | undefined
+    if (lease === undefined) throw new NotFoundError('lease', id)
+    if (!METERED_STATES.includes(lease.state)) {
+      throw new UsagePeriodOrderError(id, 'LEASE_NOT_METERED', `a ${lease.state} lease has no usage`)
+    }
+    const last = s.lastPeriodEnd.get(id) as Pick<UsagePeriodRow, 'period_index' | 'end_offset_ms' | 'cumulative_amount' | 'final'> | undefined
+    if (last?.final === 1) throw new UsagePeriodOrderError(id, 'AFTER_FINAL', `period ${last.period_index} was final`)
+    const index = last === undefined ? 0 : last.period_index + 1
+    const start = last === undefined ? 0 : last.end_offset_ms
+    const cumulative = (last === undefined ? 0n : moneyFromText(last.cumulative_amount, 'cumulative_amount')) + period.amount
+    if (period.periodIndex !== index) {
+      throw new UsagePeriodOrderError(id, 'INDEX_GAP', `expected period ${index}, got ${period.periodIndex}`)
+    }
+    if (period.startOffsetMs !== start) {
+      throw new UsagePeriodOrderError(id, 'NOT_CONTIGUOUS', `period ${index} must start at ${start}, not ${period.startOffsetMs}`)
+    }
+    if (!(period.endOffsetMs > period.startOffsetMs)) {
+      throw new UsagePeriodOrderError(id, 'EMPTY_PERIOD', `period ${index} ends at ${period.endOffsetMs}, not after its start`)
+    }
+    if (period.cumulativeAmount !== cumulative) {
+      throw new UsagePeriodOrderError(id, 'CUMULATIVE_MISMATCH', `cumulative amount must be ${cumulative}, not ${period.cumulativeAmount}`)
+    }
+    const now = this.#clock.now()
+    s.insertPeriod.run(id, index, start, period.endOffsetMs, texts.gpuMs, texts.amount, texts.cumulative,
+      period.avgUtilizationBp, period.peakMemoryMiB, texts.energy, period.final ? 1 : 0, period.report, now)
+    return { ...period, createdAt: now }
   }
 
   usagePeriods (leaseId: string): UsagePeriodRecord[] {
+    this.flushUsage()
     return this.#run('read usage periods', ({ s }) => (s.periods.all(leaseId) as UsagePeriodRow[]).map(usagePeriodFromRow))
   }
 
   lastUsagePeriod (leaseId: string): UsagePeriodRecord | null {
+    this.flushUsage()
     return this.#run('read last usage period', ({ s }) => {
       const row = s.lastPeriod.get(leaseId) as UsagePeriodRow | undefined
       return row === undefined ? null : usagePeriodFromRow(row)

@@ -80,6 +80,9 @@ const SQL = {
       cumulative_amount, avg_utilization_bp, peak_memory_mib, energy_mj, final, report, created_at)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   lastPeriod: 'SELECT * FROM usage_periods WHERE lease_id = ? ORDER BY period_index DESC LIMIT 1',
+  /** What appending the next period is checked against (not the report text). */
+  lastPeriodEnd: `SELECT period_index, end_offset_ms, cumulative_amount, final FROM usage_periods WHERE lease_id = ?
+    ORDER BY period_index DESC LIMIT 1`,
   periods: 'SELECT * FROM usage_periods WHERE lease_id = ? ORDER BY period_index',
 
   insertVoucher: `INSERT INTO vouchers (lease_id, sequence, cumulative_amount, signature, body, received_at)

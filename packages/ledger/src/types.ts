@@ -1,5 +1,6 @@
 import type { Clock } from '@gpumesh/protocol'
 import type { LeaseState } from './lease-state.js'
+import type { LedgerError } from './errors.js'
 
 /**
  * The ledger's own record types. They mirror the wire messages of `@gpumesh/protocol` without importing
@@ -209,6 +210,14 @@ export interface UsagePeriodInput {
 
 export interface UsagePeriodRecord extends UsagePeriodInput {
   createdAt: number
+}
+
+/** What `queueUsagePeriod` calls, exactly once, when its period's transaction is over. */
+export interface UsagePeriodWritten {
+  /** The period is committed (fsync'd). */
+  written: (record: UsagePeriodRecord) => void
+  /** The period was refused or could not be written; nothing of it is in the ledger. */
+  failed: (err: LedgerError) => void
 }
 
 export interface VoucherInput {

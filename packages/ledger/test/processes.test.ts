@@ -184,6 +184,41 @@ describe('across processes', () => {
       for (const count of turns.values()) expect(count).toBe(LEASES)
     })
 
+    /** Usage periods per lease as stored: each lease's indexes must be 0, 1, 2, … */
+    function periodsStored (): number[] {
+      const ledger = openLedger(path)
+      try {
+        return leaseIds.map((leaseId) => {
+          const periods = ledger.usagePeriods(leaseId)
+          expect(periods.map((p) => p.periodIndex)).toEqual(periods.map((_, i) => i))
+          expect(periods.at(-1)?.cumulativeAmount ?? 0n).toBe(7n * BigInt(periods.length))
+          return periods.length
+        })
+      } finally {
+        ledger.close()
+      }
+    }
+
+    it('with usage periods queued beside the samples: a kill loses only the turn in flight, whole', async () => {
+      const lastWritten = await runQueueing(['-', 'periods'], 150)
+      expect(lastWritten).toBeGreaterThanOrEqual(150)
+      const turns = turnsStored()
+      const periods = periodsStored()
+      // Every lease has the same periods (a turn is whole or absent), at least every turn reported written.
+      expect(new Set(periods).size).toBe(1)
+      expect(periods[0]).toBeGreaterThanOrEqual(lastWritten + 1)
+      expect(turns.size).toBe(periods[0])
+      for (const count of turns.values()) expect(count).toBe(LEASES)
+    })
+
+    it('a kill in the middle of a turn with periods queued loses exactly that turn', async () => {
+      const killTurn = 90
+      const lastWritten = await runQueueing([String(killTurn), 'periods'], Infinity)
+      expect(lastWritten).toBe(killTurn - 1)
+      expect(periodsStored()).toEqual(leaseIds.map(() => killTurn))
+      expect([...turnsStored().keys()].sort((a, b) => a - b)).toEqual(Array.from({ length: killTurn }, (_, i) => i))
+    })
+
     it('a kill in the middle of a turn loses exactly that turn\'s samples, one per lease', async () => {
       const killTurn = 120
       const lastWritten = await runQueueing([String(killTurn)], Infinity)

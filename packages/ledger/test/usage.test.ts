@@ -134,6 +134,127 @@ describe('queued usage samples', () => {
   })
 })
 
+describe('queued usage periods', () => {
+  const leases = [1, 2, 3].map((n) => leaseInput(n, { gpuCount: 2 }).leaseId)
+  const sample = (leaseId: string, offsetMs: number): UsageSample => ({
+    leaseId, offsetMs, at: clock.now() + offsetMs, gpuUuid: gpuUuid(0), utilizationPercent: 90, memoryUsedMiB: 1000, powerW: 300
+  })
+  /** Queues a period and records what it is told, in order. */
+  function queue (input: UsagePeriodInput, told: string[]): void {
+    ledger.queueUsagePeriod(input, {
+      written: (record) => { told.push(`${record.leaseId.slice(-1)}/${record.periodIndex} written`) },
+      failed: (err) => { told.push(`${input.leaseId.slice(-1)}/${input.periodIndex} ${err.name}${'reason' in err ? ` ${String(err.reason)}` : ''}`) }
+    })
+  }
+  const first = (leaseId: string): UsagePeriodInput => ({ ...period(0, 0, 1000, 5n, 5n), leaseId })
+  beforeEach(() => {
+    ledger.reserveLease(leaseInput(2, { gpuCount: 2 }))
+    ledger.reserveLease(leaseInput(3, { gpuCount: 2 }))
+    for (const leaseId of leases) ledger.transitionLease(leaseId, 'running', 'job started')
+  })
+
+  it('every period and sample queued in one turn is one fsync\'d commit; each caller hears after it, in order', async () => {
+    const before = walCommits(path)
+    const told: string[] = []
+    for (const leaseId of leases) {
+      ledger.queueUsageSamples([sample(leaseId, 0)])
+      queue(first(leaseId), told)
+    }
+    expect(ledger.isOpen).toBe(true)
+    expect(told).toEqual([])
+    expect(walCommits(path)).toBe(before)
+    await endOfTurn()
+    expect(walCommits(path)).toBe(before + 1)
+    expect(told).toEqual(leases.map((l) => `${l.slice(-1)}/0 written`))
+    expect(storedSamples(path)).toBe(3)
+    for (const leaseId of leases) expect(ledger.lastUsagePeriod(leaseId)).toMatchObject({ periodIndex: 0, endOffsetMs: 1000, cumulativeAmount: 5n })
+  })
+
+  it('a refused period writes nothing of itself and costs no other period or sample its place', async () => {
+    const told: string[] = []
+    queue(first(leases[0]!), told)
+    queue({ ...period(1, 0, 1000, 5n, 5n), leaseId: leases[1]! }, told) // index 1 before 0
+    queue({ ...first(leases[2]!), cumulativeAmount: 6n }, told)
+    queue({ ...first(leases[1]!), leaseId: '0xnope' }, told)
+    ledger.queueUsageSamples([sample(leases[1]!, 0)])
+    queue({ ...period(1, 1000, 2000, 5n, 10n), leaseId: leases[0]! }, told) // follows one queued before it
+    await endOfTurn()
+    expect(told).toEqual([
+      `${leases[0]!.slice(-1)}/0 written`,
+      `${leases[1]!.slice(-1)}/1 UsagePeriodOrderError INDEX_GAP`,
+      `${leases[2]!.slice(-1)}/0 UsagePeriodOrderError CUMULATIVE_MISMATCH`,
+      'e/0 NotFoundError',
+      `${leases[0]!.slice(-1)}/1 written`
+    ])
+    expect(ledger.usagePeriods(leases[0]!).map((p) => p.endOffsetMs)).toEqual([1000, 2000])
+    expect(ledger.usagePeriods(leases[1]!)).toEqual([])
+    expect(ledger.usagePeriods(leases[2]!)).toEqual([])
+    expect(storedSamples(path)).toBe(1)
+  })
+
+  it('reads, a period appended at once and close write the queue first', () => {
+    const told: string[] = []
+    queue(first(leases[0]!), told)
+    expect(ledger.lastUsagePeriod(leases[0]!)?.periodIndex).toBe(0)
+    expect(told).toEqual([`${leases[0]!.slice(-1)}/0 written`])
+    queue({ ...period(1, 1000, 2000, 5n, 10n), leaseId: leases[0]! }, told)
+    expect(ledger.usagePeriods(leases[0]!)).toHaveLength(2)
+    queue({ ...period(2, 2000, 3000, 5n, 15n), leaseId: leases[0]! }, told)
+    // The final period, appended at once, follows the one still queued.
+    ledger.appendUsagePeriod({ ...period(3, 3000, 3500, 2n, 17n, true), leaseId: leases[0]! })
+    expect(told).toHaveLength(3)
+    queue(first(leases[1]!), told)
+    ledger.close()
+    expect(told).toHaveLength(4)
+    const reopened = openLedger(path, { clock })
+    try {
+      expect(reopened.usagePeriods(leases[0]!).map((p) => p.periodIndex)).toEqual([0, 1, 2, 3])
+      expect(reopened.lastUsagePeriod(leases[1]!)?.periodIndex).toBe(0)
+    } finally {
+      reopened.close()
+    }
+    expect(caught(() => { queue(first(leases[2]!), told) })).toMatchObject({ name: 'LedgerClosedError' })
+  })
+
+  it('a caller that throws is logged and the others still hear', async () => {
+    ledger.close()
+    const warnings: string[] = []
+    const logger: LedgerLogger = { debug: () => {}, info: () => {}, warn: (_obj, msg) => { warnings.push(msg ?? '') }, error: () => {} }
+    ledger = openLedger(path, { clock, logger })
+    const told: string[] = []
+    ledger.queueUsagePeriod(first(leases[0]!), { written: () => { throw new Error('boom') }, failed: () => {} })
+    queue(first(leases[1]!), told)
+    await endOfTurn()
+    expect(told).toEqual([`${leases[1]!.slice(-1)}/0 written`])
+    expect(warnings).toEqual(['usage period callback threw'])
+    expect(ledger.lastUsagePeriod(leases[0]!)?.periodIndex).toBe(0)
+  })
+
+  it('when the whole transaction fails (the database is locked), each period is refused on its own and nothing is written', async () => {
+    ledger.close()
+    ledger = openLedger(path, { clock, busyTimeoutMs: 20 })
+    const other = new Database(path)
+    const told: string[] = []
+    try {
+      other.prepare('BEGIN IMMEDIATE').run()
+      queue(first(leases[0]!), told)
+      queue(first(leases[1]!), told)
+      ledger.queueUsageSamples([sample(leases[2]!, 0)])
+      await endOfTurn()
+    } finally {
+      other.prepare('ROLLBACK').run()
+      other.close()
+    }
+    expect(told).toEqual(leases.slice(0, 2).map((l) => `${l.slice(-1)}/0 LedgerBusyError`))
+    expect(ledger.usagePeriods(leases[0]!)).toEqual([])
+    expect(storedSamples(path)).toBe(0)
+    // Nothing is left queued: the next turn writes only what it queues.
+    queue(first(leases[0]!), told)
+    await endOfTurn()
+    expect(told.at(-1)).toBe(`${leases[0]!.slice(-1)}/0 written`)
+  })
+})
+
 describe('usage periods', () => {
   it('are refused before the job runs', () => {
     expect(caught(() => ledger.appendUsagePeriod(period(0, 0, 60_000, 10n, 10n)))).toMatchObject({

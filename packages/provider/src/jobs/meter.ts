@@ -1,6 +1,6 @@
 import { cumulativeAmount, jsonReplacer, marketDomain, signUsageReport } from '@gpumesh/protocol'
 import type { Bytes32, PaymentKey, SignedUsageReport, UsageReport } from '@gpumesh/protocol'
-import type { LeaseRecord, Ledger, UsageSample } from '@gpumesh/ledger'
+import type { LeaseRecord, Ledger, UsagePeriodInput, UsageSample } from '@gpumesh/ledger'
 import { RepeatingTask } from '@gpumesh/net'
 import type { Clock } from '@gpumesh/protocol'
 import { silentLogger, type JobsLogger, type SampleGpus } from './types.js'
@@ -19,22 +19,35 @@ export interface ReportSigning {
   paymentKey: PaymentKey
 }
 
+/** Which usage period to close: its place in the lease and what earlier periods billed. */
+export interface PeriodBounds {
+  index: number
+  startOffsetMs: number
+  endOffsetMs: number
+  final: boolean
+  previousCumulative: bigint
+}
+
 /**
  * Closes the usage period [startOffsetMs, endOffsetMs) of a lease: aggregates its samples from the
- * ledger, prices it by the one billing rule (the cumulative amount of all GPU time up to its end,
- * less what earlier periods billed, so rounding never accumulates), signs the report and appends the
- * period to the ledger in one durable write. Periods tile the lease: the ledger refuses any other.
+ * ledger, prices and signs it (`signUsagePeriod`) and appends the period to the ledger in one durable
+ * write. Periods tile the lease: the ledger refuses any other.
  */
-export function closeUsagePeriod (
-  ledger: Ledger,
-  lease: MeteredLease,
-  signing: ReportSigning,
-  period: { index: number, startOffsetMs: number, endOffsetMs: number, final: boolean, previousCumulative: bigint }
-): SignedUsageReport {
+export function closeUsagePeriod (ledger: Ledger, lease: MeteredLease, signing: ReportSigning, period: PeriodBounds): SignedUsageReport {
+  const samples = ledger.samplesForPeriod(lease.leaseId, period.startOffsetMs, period.endOffsetMs)
+  const { signed, row } = signUsagePeriod(lease, signing, period, aggregateSamples(samples, period.endOffsetMs - period.startOffsetMs))
+  ledger.appendUsagePeriod(row)
+  return signed
+}
+
+/**
+ * Prices a usage period by the one billing rule (the cumulative amount of all GPU time up to its end,
+ * less what earlier periods billed, so rounding never accumulates) and signs its report. Returns the
+ * report and the ledger row that records it; writes nothing.
+ */
+function signUsagePeriod (lease: MeteredLease, signing: ReportSigning, period: PeriodBounds, stats: PeriodStats): { signed: SignedUsageReport, row: UsagePeriodInput } {
   const gpuCount = BigInt(lease.gpus.length)
-  const lengthMs = period.endOffsetMs - period.startOffsetMs
   const cumulative = cumulativeAmount(lease.pricePerGpuHour, BigInt(period.endOffsetMs) * gpuCount)
-  const stats = aggregateSamples(ledger.samplesForPeriod(lease.leaseId, period.startOffsetMs, period.endOffsetMs), lengthMs)
   const report: UsageReport = {
     leaseId: lease.leaseId as Bytes32,
     provider: lease.provider,
@@ -43,7 +56,7 @@ export function closeUsagePeriod (
     periodIndex: period.index,
     startOffsetMs: period.startOffsetMs,
     endOffsetMs: period.endOffsetMs,
-    gpuMilliseconds: BigInt(lengthMs) * gpuCount,
+    gpuMilliseconds: BigInt(period.endOffsetMs - period.startOffsetMs) * gpuCount,
     amount: cumulative - period.previousCumulative,
     cumulativeAmount: cumulative,
     avgUtilizationBp: stats.avgUtilizationBp,
@@ -51,9 +64,8 @@ export function closeUsagePeriod (
     energyMilliJoules: stats.energyMilliJoules,
     final: period.final
   }
-  const signature = signUsageReport(report, signing.paymentKey, marketDomain(lease.chainId))
-  const signed: SignedUsageReport = { report, signature }
-  ledger.appendUsagePeriod({
+  const signed: SignedUsageReport = { report, signature: signUsageReport(report, signing.paymentKey, marketDomain(lease.chainId)) }
+  const row: UsagePeriodInput = {
     leaseId: lease.leaseId,
     periodIndex: report.periodIndex,
     startOffsetMs: report.startOffsetMs,
@@ -66,9 +78,12 @@ export function closeUsagePeriod (
     energyMj: report.energyMilliJoules,
     final: report.final,
     report: JSON.stringify(signed, jsonReplacer)
-  })
-  return signed
+  }
+  return { signed, row }
 }
+
+/** What a period's statistics are made of: a sample's readings, and where in the lease it was taken. */
+export type PeriodSample = Pick<UsageSample, 'offsetMs' | 'gpuUuid' | 'utilizationPercent' | 'memoryUsedMiB' | 'powerW'>
 
 export interface PeriodStats {
   avgUtilizationBp: number | null
@@ -80,7 +95,7 @@ export interface PeriodStats {
  * Mean utilisation (percent × 100) over all samples; peak memory of any GPU; energy as each GPU's mean
  * power × the period's length, summed (W × ms = mJ). Null where no sample says.
  */
-export function aggregateSamples (samples: ReadonlyArray<Pick<UsageSample, 'gpuUuid' | 'utilizationPercent' | 'memoryUsedMiB' | 'powerW'>>, lengthMs: number): PeriodStats {
+export function aggregateSamples (samples: readonly PeriodSample[], lengthMs: number): PeriodStats {
   let utilSum = 0
   let utilCount = 0
   let peak: number | null = null
@@ -129,9 +144,14 @@ const MAX_SAMPLE_INTERVAL_MS = 5_000
 /**
  * Meters one running lease. Billed time is the provider's monotonic clock since the job started,
  * bounded by the lease duration; each billing interval closes one period on the interval grid
- * (k × interval), the last one (`closeFinal`) at the job's end. Samples go to the ledger as they are
- * taken (queued: one transaction for every lease sampling in the same turn), periods when they close,
- * so a kill -9 loses at most the sample in flight.
+ * (k × interval), the last one (`closeFinal`) at the job's end.
+ *
+ * Samples go to the ledger as they are taken (queued: one transaction for every lease sampling in the
+ * same turn) and are kept here until their period closes, so a period is priced from memory. A period
+ * that closes on a tick is queued too (`queueUsagePeriod`: one fsync for every period closing in the
+ * turn); its report goes out (`onReport`) once the ledger has it. A kill -9 therefore loses at most
+ * the sample in flight and a period whose report was never sent; the restarted meter closes that span
+ * again. The final period is written at once, after those still queued.
  *
  * Payment: each report that raises the amount owed opens a deadline (report time + payment grace); a
  * voucher covering it (`paid`) clears it; a deadline that passes calls `onUnpaid`.
@@ -150,6 +170,8 @@ export class LeaseMeter {
   #lastEnd = 0
   #nextIndex = 0
   #cumulative = 0n
+  /** Samples taken at or after `#lastEnd`: the open period's. */
+  #samples: PeriodSample[] = []
   #paid = 0n
   #closed = false
   #unpaidFired = false
@@ -168,16 +190,10 @@ export class LeaseMeter {
     this.#sampleMs = options.sampleIntervalMs ?? this.#intervalMs / Math.ceil(this.#intervalMs / MAX_SAMPLE_INTERVAL_MS)
   }
 
-  /** Begins metering now (offset 0, or `resumeOffsetMs`). Picks up periods and vouchers already in the ledger. */
+  /** Begins metering now (offset 0, or `resumeOffsetMs`). Picks up periods, samples and vouchers already in the ledger. */
   start (): void {
     if (this.#task !== null || this.#closed) return
-    const last = this.#c.ledger.lastUsagePeriod(this.#lease.leaseId)
-    if (last !== null) {
-      this.#lastEnd = last.endOffsetMs
-      this.#nextIndex = last.periodIndex + 1
-      this.#cumulative = last.cumulativeAmount
-      this.#closed = last.final
-    }
+    this.#readPeriods()
     this.#paid = this.#c.ledger.latestVoucher(this.#lease.leaseId)?.cumulativeAmount ?? 0n
     if (this.#closed) return
     this.#base = this.#c.clock.monotonicNow() - Math.max(this.#o.resumeOffsetMs ?? 0, this.#lastEnd)
@@ -217,16 +233,22 @@ export class LeaseMeter {
 
   /**
    * Closes the last period at the job's end (bounded by the lease duration), marked final, and stops.
-   * Returns its report, or null when there is nothing left to bill (already final, or the job ended
-   * exactly on a period boundary — the previous report then stands as the last).
+   * Periods still queued are written (and reported) first. Returns the final report, or null when
+   * there is nothing left to bill (already final, or the job ended exactly on a period boundary — the
+   * previous report then stands as the last). Throws when the ledger refuses the final period.
    */
   closeFinal (): SignedUsageReport | null {
     if (this.#closed) return null
     const end = Math.min(Math.floor(this.offsetMs()), this.#durationMs)
     this.stop()
     this.#closed = true
+    this.#c.ledger.flushUsage()
     if (end <= this.#lastEnd) return null
-    return this.#close(end, true)
+    const { signed, row } = this.#sign(end, true)
+    this.#c.ledger.appendUsagePeriod(row)
+    this.#advance(signed)
+    this.#o.onReport(signed)
+    return signed
   }
 
   async #tick (): Promise<void> {
@@ -237,10 +259,12 @@ export class LeaseMeter {
       try {
         const readings = await this.#c.sampleGpus(this.#lease.gpus)
         if (this.#closed) return
-        this.#c.ledger.queueUsageSamples(readings.map((r) => ({
+        const samples = readings.map((r) => ({
           leaseId: this.#lease.leaseId, offsetMs: offset, at, gpuUuid: r.uuid,
           utilizationPercent: r.utilizationPercent, memoryUsedMiB: r.memoryUsedMiB, powerW: r.powerDrawW
-        })))
+        }))
+        this.#c.ledger.queueUsageSamples(samples)
+        this.#samples.push(...samples)
       } catch (err) {
         // A failed reading loses detail, never billed time: the period still closes.
         if (this.#closed) return
@@ -253,26 +277,68 @@ export class LeaseMeter {
     // millisecond grid) would otherwise leave that period open until the next sample.
     const bounded = Math.min(Math.max(offset, Math.floor(this.offsetMs())), this.#durationMs)
     const gridEnd = Math.floor(bounded / this.#intervalMs) * this.#intervalMs
-    if (gridEnd > this.#lastEnd && gridEnd < this.#durationMs) this.#close(gridEnd, false)
+    if (gridEnd > this.#lastEnd && gridEnd < this.#durationMs) this.#closePeriod(gridEnd)
     if (offset >= this.#durationMs && !this.#durationFired) {
       this.#durationFired = true
       this.#o.onDurationReached?.()
     }
   }
 
-  #close (end: number, final: boolean): SignedUsageReport {
-    const signed = closeUsagePeriod(this.#c.ledger, this.#lease, this.#o, {
-      index: this.#nextIndex, startOffsetMs: this.#lastEnd, endOffsetMs: end, final, previousCumulative: this.#cumulative
+  /** Closes a regular period up to `end`: queued to the ledger, reported once it is written. */
+  #closePeriod (end: number): void {
+    const { signed, row } = this.#sign(end, false)
+    this.#advance(signed)
+    const closedAt = this.offsetMs()
+    this.#c.ledger.queueUsagePeriod(row, {
+      written: () => { this.#reported(signed, closedAt) },
+      failed: (err) => {
+        // Nothing of it was written: start again from what the ledger holds; the next tick closes the span again.
+        this.#logger.warn({ err, leaseId: this.#lease.leaseId, periodIndex: row.periodIndex }, 'usage period not written')
+        this.#readPeriods()
+      }
     })
-    this.#nextIndex++
-    this.#lastEnd = end
-    this.#cumulative = signed.report.cumulativeAmount
-    if (!final && this.#cumulative > this.#paid) {
-      this.#deadlines.push({ cumulative: this.#cumulative, at: this.offsetMs() + this.#graceMs })
-      this.#armDeadline()
+  }
+
+  /** Signs the period from the last end to `end`, priced from the samples taken in it. */
+  #sign (end: number, final: boolean): ReturnType<typeof signUsagePeriod> {
+    const inPeriod = this.#samples.filter((x) => x.offsetMs < end)
+    const stats = aggregateSamples(inPeriod, end - this.#lastEnd)
+    return signUsagePeriod(this.#lease, this.#o, {
+      index: this.#nextIndex, startOffsetMs: this.#lastEnd, endOffsetMs: end, final, previousCumulative: this.#cumulative
+    }, stats)
+  }
+
+  #advance (signed: SignedUsageReport): void {
+    const { report } = signed
+    this.#nextIndex = report.periodIndex + 1
+    this.#lastEnd = report.endOffsetMs
+    this.#cumulative = report.cumulativeAmount
+    this.#samples = this.#samples.filter((x) => x.offsetMs >= report.endOffsetMs)
+  }
+
+  /**
+   * The period closed at `closedAt` is in the ledger: its report goes out, and the payment deadline
+   * it opens runs from its close.
+   */
+  #reported (signed: SignedUsageReport, closedAt: number): void {
+    const cumulative = signed.report.cumulativeAmount
+    // A stopped meter (its job detached) opens no deadline: whoever meters the lease next does.
+    if (this.#task !== null && !this.#closed && cumulative > this.#paid) {
+      this.#deadlines.push({ cumulative, at: closedAt + this.#graceMs })
+      // Deadlines come in order: one already armed is for an earlier one, which stays first.
+      if (this.#deadlineTimer === null) this.#armDeadline()
     }
     this.#o.onReport(signed)
-    return signed
+  }
+
+  /** Where the lease's periods stand in the ledger, and the samples of the one still open. */
+  #readPeriods (): void {
+    const last = this.#c.ledger.lastUsagePeriod(this.#lease.leaseId)
+    this.#lastEnd = last?.endOffsetMs ?? 0
+    this.#nextIndex = last === null ? 0 : last.periodIndex + 1
+    this.#cumulative = last?.cumulativeAmount ?? 0n
+    if (last?.final === true) this.#closed = true
+    this.#samples = this.#c.ledger.samplesForPeriod(this.#lease.leaseId, this.#lastEnd, Number.MAX_SAFE_INTEGER)
   }
 
   #armDeadline (): void {

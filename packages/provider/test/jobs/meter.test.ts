@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { ZERO_ADDRESS, cumulativeAmount, verifyUsageReport, signVoucher, type Clock, type SignedUsageReport, type Voucher } from '@gpumesh/protocol'
+import { openLedger } from '@gpumesh/ledger'
 import { LeaseMeter, simulatedGpuSampler } from '../../src/jobs/index.js'
 import { CHAIN_ID, PROVIDER, PROVIDER_KEY, RENTER, RENTER_KEY, TOKEN, makeLease, testLedger, type TestLedger } from './helpers.js'
 import { acceptVoucher } from '../../src/jobs/voucher.js'
@@ -104,9 +105,70 @@ describe('LeaseMeter (fake timers, injected clock)', () => {
     })
     m.start()
     await vi.advanceTimersByTimeAsync(10_000)
+    // The period that closed at 10 s is written, and its report sent, when that turn ends.
+    await vi.advanceTimersToNextTimerAsync()
     expect(unpaid).toBe(false)
     expect(t.ledger.vouchers(leaseId)).toHaveLength(10)
     m.stop()
+  })
+
+  it('sends a report only once its period is committed; meters ticking in one turn share the commit', async () => {
+    const leaseIds = ['a', 'b'].map((name) => makeLease(t.ledger, { name, running: true, gpuCount: 1, billingIntervalSec: 1, paymentGraceSec: 100 }))
+    // A second connection to the file sees what is committed, not what this one has queued.
+    const committed = openLedger(t.ledger.path)
+    const seen: Array<{ leaseId: string, index: number, inFile: boolean }> = []
+    try {
+      const meters = leaseIds.map((leaseId) => {
+        const lease = t.ledger.getLease(leaseId)
+        if (lease === null) throw new Error('no lease')
+        return new LeaseMeter({ ledger: t.ledger, clock, sampleGpus: simulatedGpuSampler() }, lease, {
+          paymentKey: PROVIDER_KEY,
+          onReport: (r) => { seen.push({ leaseId, index: r.report.periodIndex, inFile: committed.lastUsagePeriod(leaseId)?.periodIndex === r.report.periodIndex }) },
+          onUnpaid: () => {}
+        })
+      })
+      for (const m of meters) m.start()
+      await vi.advanceTimersByTimeAsync(1_000)
+      expect(seen).toEqual([]) // closed and signed, not yet written
+      await vi.advanceTimersToNextTimerAsync()
+      expect(seen).toEqual(leaseIds.map((leaseId) => ({ leaseId, index: 0, inFile: true })))
+      for (const m of meters) m.stop()
+    } finally {
+      committed.close()
+    }
+  })
+
+  it('a period the ledger refuses is not reported; the meter goes on from what the ledger holds', async () => {
+    const leaseId = makeLease(t.ledger, { running: true, gpuCount: 1, billingIntervalSec: 1, paymentGraceSec: 100 })
+    const warnings: string[] = []
+    const lease = t.ledger.getLease(leaseId)
+    if (lease === null) throw new Error('no lease')
+    const reports: SignedUsageReport[] = []
+    const m = new LeaseMeter({
+      ledger: t.ledger, clock, sampleGpus: simulatedGpuSampler(),
+      logger: { debug: () => {}, info: () => {}, warn: (_obj, msg) => { warnings.push(msg ?? '') }, error: () => {} }
+    }, lease, { paymentKey: PROVIDER_KEY, onReport: (r) => { reports.push(r) }, onUnpaid: () => {} })
+    m.start()
+    await vi.advanceTimersByTimeAsync(1_000) // period 0 is queued
+    // Another writer appends period 0 first, through its own connection to the file.
+    const other = openLedger(t.ledger.path)
+    try {
+      other.appendUsagePeriod({
+        leaseId, periodIndex: 0, startOffsetMs: 0, endOffsetMs: 1000, gpuMs: 1000n, amount: 1n, cumulativeAmount: 1n,
+        avgUtilizationBp: null, peakMemoryMiB: null, energyMj: null, final: false, report: '{}'
+      })
+    } finally {
+      other.close()
+    }
+    await vi.advanceTimersByTimeAsync(1_500)
+    m.stop()
+    expect(warnings).toContain('usage period not written')
+    // Billed by the one rule: the cumulative amount of all time to the period's end, less what the ledger's period 0 billed.
+    const cumulative = cumulativeAmount(lease.pricePerGpuHour, 2000n)
+    expect(reports.map((r) => [r.report.periodIndex, r.report.startOffsetMs, r.report.amount, r.report.cumulativeAmount])).toEqual([
+      [1, 1000, cumulative - 1n, cumulative]
+    ])
+    expect(t.ledger.usagePeriods(leaseId).map((p) => p.endOffsetMs)).toEqual([1000, 2000])
   })
 
   it('resumes after a restart from the ledger, never re-billing closed periods', async () => {
