@@ -24,9 +24,10 @@ export {
   providerFilePath, readProviderFile, removeProviderFile, writeProviderFile, type ProviderFile
 } from './provider-file.js'
 export {
-  createProvider, type LeaseSummary, type Provider, type ProviderComponents, type ProviderIdentity, type ProviderStatus,
+  createProvider, type Provider, type ProviderComponents, type ProviderIdentity, type ProviderStatus,
   type RecentError, type RunnerStatus
 } from './provider.js'
+export type { ActiveLeaseView, LeaseSummary } from './lease-views.js'
 export {
   LeaseMeter, closeUsagePeriod, containerName, simulatedGpuSampler,
   type LeaseMeterComponents, type LeaseMeterOptions, type MeteredLease

@@ -9,7 +9,8 @@ import type { SettleReport } from '@gpumesh/settlement'
 import type { Address, FleetMembership, PaymentKey, PeerBinding } from '@gpumesh/protocol'
 import type { Logger } from 'pino'
 import { ApiServer, toJson } from './api.js'
-import { activeLeaseViews, dashboardRoutes } from './dashboard.js'
+import { dashboardRoutes } from './dashboard.js'
+import { activeLeaseViews, leaseSummary, type LeaseSummary } from './lease-views.js'
 import { DashboardHistory, historyCapacity, type GpuReadingNow } from './history.js'
 import { systemClock, type Clock } from '@gpumesh/protocol'
 import { ARTIFACT_CLEANUP_INTERVAL_MS, EXPIRY_SWEEP_INTERVAL_MS, HISTORY_WINDOW_MS, JOBS_DIR, LEDGER_FILE, MAX_RECENT_ERRORS, RUNNER_CHECK_INTERVAL_MS, SEEN_ORDERS_PRUNE_INTERVAL_MS } from './constants.js'
@@ -55,17 +56,6 @@ export interface ProviderComponents {
 export interface RecentError {
   at: number
   message: string
-}
-
-export interface LeaseSummary {
-  leaseId: string
-  state: string
-  renter: string
-  gpuClass: string
-  gpus: string[]
-  pricePerGpuHour: bigint
-  startDeadline: number
-  createdAt: number
 }
 
 /** What `gpumesh provider status` shows. */
@@ -599,19 +589,6 @@ function proposalStats (ledger: Ledger, live: LeaseHandlerStats | null): LeaseHa
 function runnerProblemList (check: DockerReadiness): string[] {
   if (check.engine !== null) return [check.engine]
   return Object.values(check.vendors)
-}
-
-function leaseSummary (lease: LeaseRecord): LeaseSummary {
-  return {
-    leaseId: lease.leaseId,
-    state: lease.state,
-    renter: lease.renter,
-    gpuClass: lease.gpuClass,
-    gpus: lease.gpus,
-    pricePerGpuHour: lease.pricePerGpuHour,
-    startDeadline: lease.startDeadline,
-    createdAt: lease.createdAt
-  }
 }
 
 function listLeases (ledger: Ledger, state: string | null): LeaseRecord[] {
