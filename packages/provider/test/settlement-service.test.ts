@@ -73,7 +73,8 @@ describe('SettlementService', () => {
     service.start()
     await vi.waitFor(async () => { expect(await c.client(providerKey).tokenBalance(c.token, provider)).toBe(before + 4_000n) }, { timeout: 20_000, interval: 100 })
     await vi.waitFor(() => { expect(ledger.leaseSettlement(id)?.redeemed).toBe(4_000n) }, { timeout: 5_000 })
-    expect(service.lastReport?.totals.paid).toBe(4_000n)
+    // The run's report is kept when the run returns, a moment after the ledger has the redemption.
+    await vi.waitFor(() => { expect(service.lastReport?.totals.paid).toBe(4_000n) }, { timeout: 5_000 })
     await service.stop()
     expect(await c.client(providerKey).tokenBalance(c.token, provider)).toBe(before + 4_000n)
   }, 60_000)
