@@ -8,12 +8,13 @@
  *
  * `findCandidates` walks the book's price index cheapest first, a price at a time, and stops once it
  * holds `limit` providers at the end of a price: everything at that boundary price is considered,
- * because the secondary ranks may reorder it; only the best `limit` are kept as it goes.
+ * because the secondary ranks may reorder it. At each price it looks up the score of every provider
+ * that fits, and the latency only of those whose score could still place them among the best `limit`.
  * `findCandidatesLinear` is the plain scan of every offer,
  * kept as the reference the index must agree with and as the benchmark's baseline.
  */
 import { compareComputeCapability, comparePrices, parseComputeCapability } from './order-book.js'
-import type { BookEntry, BookRecord, OrderBook } from './order-book.js'
+import type { BookEntry, BookRecord, EntryList, OrderBook } from './order-book.js'
 import type { Offer, Order } from '@gpumesh/protocol'
 
 /** Why an offered GPU kind does not fit an order, in the order the checks run. */
@@ -67,8 +68,6 @@ export interface PreparedOrder {
   readonly operators: ReadonlySet<string> | null
   /** Lower-cased token. */
   readonly token: string
-  /** `Number(order.chainId)`. */
-  readonly chainIdNumber: number
   /** Lower-cased `requirements.escrow`, or null for any. */
   readonly escrow: string | null
   /** Parsed minimum compute capability; null for none. */
@@ -86,7 +85,6 @@ export function prepareOrder (order: Order): PreparedOrder {
     classes: r.classes.length === 0 ? null : new Set(r.classes),
     operators: r.operators.length === 0 ? null : new Set(r.operators.map((o) => o.toLowerCase())),
     token: order.token.toLowerCase(),
-    chainIdNumber: Number(order.chainId),
     escrow: r.escrow == null ? null : r.escrow.toLowerCase(),
     minComputeCapability,
     unreadableComputeCapability: minText != null && minComputeCapability == null
@@ -118,23 +116,17 @@ export function entryMismatch (entry: BookEntry, prepared: PreparedOrder, now: n
   return null
 }
 
+/** Whether the order has requirements that `EntryList.fits` leaves to `fitsWalked`. */
+function checksEntries (prepared: PreparedOrder): boolean {
+  return prepared.escrow != null || prepared.minComputeCapability != null || prepared.operators != null
+}
+
 /**
- * `entryMismatch(...) === null` for an entry of one of the order's classes priced at most its maximum
- * (what the index walk visits), on the fields the book derived once: the same checks less class and
- * price, the most selective first, bigints compared only where their numbers cannot tell.
+ * `entryMismatch(...) === null` for an entry of one of the order's classes priced at most its maximum,
+ * that passed `EntryList.fits` (what the index walk checks first): the checks left, on the entry.
  */
-function fitsWalked (entry: BookEntry, prepared: PreparedOrder, now: number): boolean {
-  const order = prepared.order
-  const r = order.requirements
-  if (entry.countFree < r.gpuCount) return false
-  if (entry.simulated && !r.allowSimulated) return false
-  if (r.region != null && entry.region !== r.region) return false
-  if (entry.memoryMiB < r.minMemoryMiB) return false
-  if (entry.expiresAt <= now) return false
-  if (order.durationSec < entry.minLeaseSec || order.durationSec > entry.maxLeaseSec) return false
-  if (entry.token !== prepared.token || entry.chainIdNumber !== prepared.chainIdNumber) return false
+function fitsWalked (entry: BookEntry, prepared: PreparedOrder): boolean {
   const record = entry.record
-  if (entry.chainIdNumber > Number.MAX_SAFE_INTEGER && record.offer.chainId !== order.chainId) return false
   if (prepared.escrow != null && record.escrow !== prepared.escrow) return false
   if (prepared.minComputeCapability != null &&
     (entry.computeCapability == null || compareComputeCapability(entry.computeCapability, prepared.minComputeCapability) < 0)) {
@@ -180,14 +172,44 @@ interface Walked {
   latency: number
 }
 
-function walked (entry: BookEntry, level: number, options: MatchOptions): Walked {
-  const latency = options.latency?.(entry.peerId)
-  return {
-    entry,
-    level,
-    score: options.records.score(entry.peerId),
-    latency: latency == null || Number.isNaN(latency) ? Infinity : latency
+/**
+ * Adds the providers that fit at one price (`entries`, with their `scores`; the price is `level`) to
+ * `best`, which holds only cheaper ones. When they are more than `best` has room for, one ranking below
+ * `room` others at this price cannot be kept, so its latency is not even looked up: anything scoring
+ * below the room-th highest score here is left out.
+ */
+function keepLevel (best: Walked[], entries: readonly BookEntry[], scores: readonly number[], level: number, options: MatchOptions, limit: number): void {
+  const room = limit - best.length
+  const threshold = entries.length > room ? nthHighest(scores, room) : -Infinity
+  for (let i = 0; i < entries.length; i++) {
+    const score = scores[i] as number
+    if (score < threshold) continue
+    const entry = entries[i] as BookEntry
+    const latency = options.latency?.(entry.peerId)
+    keepBest(best, {
+      entry,
+      level,
+      score,
+      latency: latency == null || Number.isNaN(latency) ? Infinity : latency
+    }, limit, compareWalked)
   }
+}
+
+/**
+ * The `n`th highest of `values` (1 ≤ n ≤ length), or NaN when a NaN is among them (then nothing
+ * scores below it, and `keepLevel` leaves nothing out).
+ */
+function nthHighest (values: readonly number[], n: number): number {
+  const top: number[] = [] // the n highest so far, highest first
+  for (const value of values) {
+    if (Number.isNaN(value)) return NaN
+    if (top.length === n && value <= (top[n - 1] as number)) continue
+    let at = Math.min(top.length, n - 1)
+    while (at > 0 && value > (top[at - 1] as number)) at--
+    top.splice(at, 0, value)
+    if (top.length > n) top.pop()
+  }
+  return top[n - 1] as number
 }
 
 /** `compareRanked` for walked entries (price by level, no bigints). */
@@ -222,45 +244,72 @@ function toCandidate (entry: BookEntry, gpuCount: number): Candidate {
 
 /**
  * Providers that can serve `order`, best first, at most `options.limit`. Uses the book's price index:
- * takes the order's classes a price at a time (the cheapest head of any class, then every entry of
- * every class at that price, classes in name order, so a provider's first fitting entry met is its
- * cheapest by `compareEntries`) until `limit` providers are held at the end of a price.
+ * takes the lists of the order's classes, in the tiers that can have `gpuCount` free, a price at a time
+ * (the cheapest head of any list, then every entry of every list at that price, classes in name order,
+ * so a provider's first fitting entry met is its cheapest by `compareEntries`, up to which of two
+ * equally priced kinds of one class it is, which the candidate does not show) until `limit` providers
+ * are held at the end of a price.
  */
 export function findCandidates (book: OrderBook, order: Order, options: MatchOptions): Candidate[] {
   const limit = Math.floor(options.limit)
   if (!(limit > 0)) return []
   const prepared = prepareOrder(order)
   if (prepared.unreadableComputeCapability) return []
+  // A market or region no offer in the book names: nothing fits.
+  const marketCode = book.marketCode(order.chainId, prepared.token)
+  if (marketCode === undefined) return []
+  const regionCode = order.requirements.region == null ? null : book.regionCode(order.requirements.region)
+  if (regionCode === undefined) return []
   const maxPrice = order.maxPricePerGpuHour
   const now = options.now
   const minMemoryMiB = order.requirements.minMemoryMiB
   const minComputeCapability = prepared.minComputeCapability
+  const { gpuCount, allowSimulated } = order.requirements
+  const durationSec = order.durationSec
+  const checkEntries = checksEntries(prepared)
   const lists = book.summaries(
     order.requirements.classes.length === 0 ? undefined : order.requirements.classes,
     (summary) => summary.hasMemoryAtLeast(minMemoryMiB) && summary.hasComputeCapabilityAtLeast(minComputeCapability)
-  ).map((summary) => summary.entries)
+  ).flatMap((summary) => summary.lists(gpuCount))
   const positions = lists.map(() => 0)
+  /** Providers with several GPU kinds already met (one with a single kind cannot be met twice). */
   const seen = new Set<string>()
   const best: Walked[] = []
-  for (let level = 0; seen.size < limit; level++) {
+  // The providers first met at the current price, and their scores.
+  const levelEntries: BookEntry[] = []
+  const levelScores: number[] = []
+  for (let level = 0; best.length < limit; level++) {
     let next: BookEntry | undefined
     for (let i = 0; i < lists.length; i++) {
-      const head = (lists[i] as readonly BookEntry[])[positions[i] as number]
-      if (head !== undefined && (next === undefined || comparePrices(head, next) < 0)) next = head
+      const list = lists[i] as EntryList
+      const at = positions[i] as number
+      if (at >= list.length) continue
+      const head = list.priceNumber(at)
+      if (next === undefined || head < next.priceNumber ||
+        (head === next.priceNumber && comparePrices(list.entry(at), next) < 0)) next = list.entry(at)
     }
     if (next === undefined || next.price > maxPrice) break
+    levelEntries.length = 0
+    levelScores.length = 0
     for (let i = 0; i < lists.length; i++) {
-      const list = lists[i] as readonly BookEntry[]
+      const list = lists[i] as EntryList
       let at = positions[i] as number
       for (; at < list.length; at++) {
-        const entry = list[at] as BookEntry
-        if (comparePrices(entry, next) !== 0) break
-        if (!fitsWalked(entry, prepared, now) || seen.has(entry.peerId)) continue
-        seen.add(entry.peerId)
-        keepBest(best, walked(entry, level, options), limit, compareWalked)
+        const priceNumber = list.priceNumber(at)
+        if (priceNumber !== next.priceNumber || (priceNumber > Number.MAX_SAFE_INTEGER && list.entry(at).price !== next.price)) break
+        if (!list.fits(at, gpuCount, allowSimulated, minMemoryMiB, marketCode, regionCode, now, durationSec)) continue
+        if (checkEntries && !fitsWalked(list.entry(at), prepared)) continue
+        const peerId = list.peerId(at)
+        if (list.kinds(at) > 1) {
+          if (seen.has(peerId)) continue
+          seen.add(peerId)
+        }
+        levelEntries.push(list.entry(at))
+        levelScores.push(options.records.score(peerId))
       }
       positions[i] = at
     }
+    keepLevel(best, levelEntries, levelScores, level, options, limit)
   }
   return best.map((w) => toCandidate(w.entry, order.requirements.gpuCount))
 }
