@@ -116,19 +116,25 @@ export function entryMismatch (entry: BookEntry, prepared: PreparedOrder, now: n
   return null
 }
 
-/** Whether the order has requirements that `EntryList.fits` leaves to `fitsWalked`. */
-function checksEntries (prepared: PreparedOrder): boolean {
-  return prepared.escrow != null || prepared.minComputeCapability != null || prepared.operators != null
+/** One list a walk takes: where it stands, and whether its entries need `fitsWalked` at all. */
+interface WalkedList {
+  readonly list: EntryList
+  /** Whether to check the compute capability of each entry (its class has some below the minimum). */
+  readonly checkComputeCapability: boolean
+  /** Whether `fitsWalked` has anything to check. */
+  readonly checkEntries: boolean
+  at: number
 }
 
 /**
  * `entryMismatch(...) === null` for an entry of one of the order's classes priced at most its maximum,
- * that passed `EntryList.fits` (what the index walk checks first): the checks left, on the entry.
+ * that passed `EntryList.fits` (what the index walk checks first): the checks left, on the entry. The
+ * compute capability only when `checkComputeCapability` (its class may have GPUs below the minimum).
  */
-function fitsWalked (entry: BookEntry, prepared: PreparedOrder): boolean {
+function fitsWalked (entry: BookEntry, prepared: PreparedOrder, checkComputeCapability: boolean): boolean {
   const record = entry.record
   if (prepared.escrow != null && record.escrow !== prepared.escrow) return false
-  if (prepared.minComputeCapability != null &&
+  if (checkComputeCapability && prepared.minComputeCapability != null &&
     (entry.computeCapability == null || compareComputeCapability(entry.computeCapability, prepared.minComputeCapability) < 0)) {
     return false
   }
@@ -166,28 +172,39 @@ function compareRanked (a: Ranked, b: Ranked): number {
 /** An entry the index walk found, with its rank: `level` counts the prices walked, so it orders by price. */
 interface Walked {
   entry: BookEntry
+  /** `entry.peerId`, read without touching the entry. */
+  peerId: string
   level: number
   score: number
   /** Infinity when unknown. */
   latency: number
 }
 
+/** The providers first met at one price, in parallel arrays (reused from price to price). */
+interface LevelFits {
+  readonly entries: BookEntry[]
+  readonly peerIds: string[]
+  readonly scores: number[]
+}
+
 /**
- * Adds the providers that fit at one price (`entries`, with their `scores`; the price is `level`) to
- * `best`, which holds only cheaper ones. When they are more than `best` has room for, one ranking below
+ * Adds the providers that fit at one price (`fits`; the price is `level`) to `best`, which holds only
+ * cheaper ones. When they are more than `best` has room for, one ranking below
  * `room` others at this price cannot be kept, so its latency is not even looked up: anything scoring
  * below the room-th highest score here is left out.
  */
-function keepLevel (best: Walked[], entries: readonly BookEntry[], scores: readonly number[], level: number, options: MatchOptions, limit: number): void {
+function keepLevel (best: Walked[], fits: LevelFits, level: number, options: MatchOptions, limit: number): void {
+  const { entries, peerIds, scores } = fits
   const room = limit - best.length
   const threshold = entries.length > room ? nthHighest(scores, room) : -Infinity
   for (let i = 0; i < entries.length; i++) {
     const score = scores[i] as number
     if (score < threshold) continue
-    const entry = entries[i] as BookEntry
-    const latency = options.latency?.(entry.peerId)
+    const peerId = peerIds[i] as string
+    const latency = options.latency?.(peerId)
     keepBest(best, {
-      entry,
+      entry: entries[i] as BookEntry,
+      peerId,
       level,
       score,
       latency: latency == null || Number.isNaN(latency) ? Infinity : latency
@@ -217,8 +234,8 @@ function compareWalked (a: Walked, b: Walked): number {
   if (a.level !== b.level) return a.level - b.level
   if (a.score !== b.score) return a.score > b.score ? -1 : 1
   if (a.latency !== b.latency) return a.latency < b.latency ? -1 : 1
-  const ia = a.entry.peerId
-  const ib = b.entry.peerId
+  const ia = a.peerId
+  const ib = b.peerId
   return ia < ib ? -1 : ia > ib ? 1 : 0
 }
 
@@ -266,50 +283,50 @@ export function findCandidates (book: OrderBook, order: Order, options: MatchOpt
   const minComputeCapability = prepared.minComputeCapability
   const { gpuCount, allowSimulated } = order.requirements
   const durationSec = order.durationSec
-  const checkEntries = checksEntries(prepared)
-  const lists = book.summaries(
-    order.requirements.classes.length === 0 ? undefined : order.requirements.classes,
-    (summary) => summary.hasMemoryAtLeast(minMemoryMiB) && summary.hasComputeCapabilityAtLeast(minComputeCapability)
-  ).flatMap((summary) => summary.lists(gpuCount))
-  const positions = lists.map(() => 0)
+  const lists: WalkedList[] = []
+  for (const summary of book.summaries(order.requirements.classes.length === 0 ? undefined : order.requirements.classes)) {
+    const reach = summary.computeCapabilityReach(minComputeCapability)
+    if (reach === 'none' || !summary.hasMemoryAtLeast(minMemoryMiB)) continue
+    const checkComputeCapability = reach === 'some'
+    const checkEntries = checkComputeCapability || prepared.escrow != null || prepared.operators != null
+    for (const list of summary.lists(gpuCount)) lists.push({ list, checkComputeCapability, checkEntries, at: 0 })
+  }
   /** Providers with several GPU kinds already met (one with a single kind cannot be met twice). */
   const seen = new Set<string>()
   const best: Walked[] = []
-  // The providers first met at the current price, and their scores.
-  const levelEntries: BookEntry[] = []
-  const levelScores: number[] = []
+  const fits: LevelFits = { entries: [], peerIds: [], scores: [] }
   for (let level = 0; best.length < limit; level++) {
     let next: BookEntry | undefined
-    for (let i = 0; i < lists.length; i++) {
-      const list = lists[i] as EntryList
-      const at = positions[i] as number
+    for (const { list, at } of lists) {
       if (at >= list.length) continue
       const head = list.priceNumber(at)
       if (next === undefined || head < next.priceNumber ||
         (head === next.priceNumber && comparePrices(list.entry(at), next) < 0)) next = list.entry(at)
     }
     if (next === undefined || next.price > maxPrice) break
-    levelEntries.length = 0
-    levelScores.length = 0
-    for (let i = 0; i < lists.length; i++) {
-      const list = lists[i] as EntryList
-      let at = positions[i] as number
+    fits.entries.length = 0
+    fits.peerIds.length = 0
+    fits.scores.length = 0
+    for (const walked of lists) {
+      const { list, checkComputeCapability, checkEntries } = walked
+      let at = walked.at
       for (; at < list.length; at++) {
         const priceNumber = list.priceNumber(at)
         if (priceNumber !== next.priceNumber || (priceNumber > Number.MAX_SAFE_INTEGER && list.entry(at).price !== next.price)) break
         if (!list.fits(at, gpuCount, allowSimulated, minMemoryMiB, marketCode, regionCode, now, durationSec)) continue
-        if (checkEntries && !fitsWalked(list.entry(at), prepared)) continue
+        if (checkEntries && !fitsWalked(list.entry(at), prepared, checkComputeCapability)) continue
         const peerId = list.peerId(at)
         if (list.kinds(at) > 1) {
           if (seen.has(peerId)) continue
           seen.add(peerId)
         }
-        levelEntries.push(list.entry(at))
-        levelScores.push(options.records.score(peerId))
+        fits.entries.push(list.entry(at))
+        fits.peerIds.push(peerId)
+        fits.scores.push(options.records.score(peerId))
       }
-      positions[i] = at
+      walked.at = at
     }
-    keepLevel(best, levelEntries, levelScores, level, options, limit)
+    keepLevel(best, fits, level, options, limit)
   }
   return best.map((w) => toCandidate(w.entry, order.requirements.gpuCount))
 }

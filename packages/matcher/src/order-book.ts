@@ -430,13 +430,17 @@ export class ClassSummary {
     return false
   }
 
-  /** Whether some entry has at least this compute capability (any entry when `min` is null). */
-  hasComputeCapabilityAtLeast (min: readonly number[] | null): boolean {
-    if (min == null) return this.count > 0
-    for (const { parsed } of this.computeCapabilities.values()) {
-      if (parsed != null && compareComputeCapability(parsed, min) >= 0) return true
+  /**
+   * Which of the class's entries have at least this compute capability: `all` (also when `min` is
+   * null), `none`, or `some` (then each entry must be checked).
+   */
+  computeCapabilityReach (min: readonly number[] | null): 'all' | 'some' | 'none' {
+    if (min == null) return 'all'
+    let meet = 0
+    for (const { parsed, count } of this.computeCapabilities.values()) {
+      if (parsed != null && compareComputeCapability(parsed, min) >= 0) meet += count
     }
-    return false
+    return meet === 0 ? 'none' : meet === this.count ? 'all' : 'some'
   }
 
   /** Inserts in price order into its tier (binary search, one splice). Used by `OrderBook` only. */
