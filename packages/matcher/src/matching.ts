@@ -180,11 +180,19 @@ interface Walked {
   latency: number
 }
 
-/** The providers first met at one price, in parallel arrays (reused from price to price). */
-interface LevelFits {
-  readonly entries: BookEntry[]
-  readonly peerIds: string[]
-  readonly scores: number[]
+/** The providers first met at one price: the first `count` of parallel arrays reused from price to price. */
+class LevelFits {
+  readonly entries: BookEntry[] = []
+  readonly peerIds: string[] = []
+  readonly scores: number[] = []
+  count = 0
+
+  add (entry: BookEntry, peerId: string, score: number): void {
+    const at = this.count++
+    this.entries[at] = entry
+    this.peerIds[at] = peerId
+    this.scores[at] = score
+  }
 }
 
 /**
@@ -194,31 +202,29 @@ interface LevelFits {
  * below the room-th highest score here is left out.
  */
 function keepLevel (best: Walked[], fits: LevelFits, level: number, options: MatchOptions, limit: number): void {
-  const { entries, peerIds, scores } = fits
+  const { entries, peerIds, scores, count } = fits
   const room = limit - best.length
-  const threshold = entries.length > room ? nthHighest(scores, room) : -Infinity
-  for (let i = 0; i < entries.length; i++) {
+  const threshold = count > room ? nthHighest(scores, count, room) : -Infinity
+  for (let i = 0; i < count; i++) {
     const score = scores[i] as number
     if (score < threshold) continue
     const peerId = peerIds[i] as string
-    const latency = options.latency?.(peerId)
-    keepBest(best, {
-      entry: entries[i] as BookEntry,
-      peerId,
-      level,
-      score,
-      latency: latency == null || Number.isNaN(latency) ? Infinity : latency
-    }, limit, compareWalked)
+    const known = options.latency?.(peerId)
+    const latency = known == null || Number.isNaN(known) ? Infinity : known
+    const worst = best.length >= limit ? best[best.length - 1] : undefined
+    if (worst !== undefined && worst.level === level && rankAtLevel(score, latency, peerId, worst) >= 0) continue
+    keepBest(best, { entry: entries[i] as BookEntry, peerId, level, score, latency }, limit, compareWalked)
   }
 }
 
 /**
- * The `n`th highest of `values` (1 ≤ n ≤ length), or NaN when a NaN is among them (then nothing
- * scores below it, and `keepLevel` leaves nothing out).
+ * The `n`th highest of the first `count` `values` (1 ≤ n ≤ count), or NaN when a NaN is among them
+ * (then nothing scores below it, and `keepLevel` leaves nothing out).
  */
-function nthHighest (values: readonly number[], n: number): number {
+function nthHighest (values: readonly number[], count: number, n: number): number {
   const top: number[] = [] // the n highest so far, highest first
-  for (const value of values) {
+  for (let i = 0; i < count; i++) {
+    const value = values[i] as number
     if (Number.isNaN(value)) return NaN
     if (top.length === n && value <= (top[n - 1] as number)) continue
     let at = Math.min(top.length, n - 1)
@@ -232,11 +238,14 @@ function nthHighest (values: readonly number[], n: number): number {
 /** `compareRanked` for walked entries (price by level, no bigints). */
 function compareWalked (a: Walked, b: Walked): number {
   if (a.level !== b.level) return a.level - b.level
-  if (a.score !== b.score) return a.score > b.score ? -1 : 1
-  if (a.latency !== b.latency) return a.latency < b.latency ? -1 : 1
-  const ia = a.peerId
-  const ib = b.peerId
-  return ia < ib ? -1 : ia > ib ? 1 : 0
+  return rankAtLevel(a.score, a.latency, a.peerId, b)
+}
+
+/** `compareWalked` of a provider met at `b`'s price, given by its score, latency and peer id, to `b`. */
+function rankAtLevel (score: number, latency: number, peerId: string, b: Walked): number {
+  if (score !== b.score) return score > b.score ? -1 : 1
+  if (latency !== b.latency) return latency < b.latency ? -1 : 1
+  return peerId < b.peerId ? -1 : peerId > b.peerId ? 1 : 0
 }
 
 /** Puts `item` where it ranks in `best` (sorted by `compare`), keeping at most `limit`. */
@@ -294,7 +303,7 @@ export function findCandidates (book: OrderBook, order: Order, options: MatchOpt
   /** Providers with several GPU kinds already met (one with a single kind cannot be met twice). */
   const seen = new Set<string>()
   const best: Walked[] = []
-  const fits: LevelFits = { entries: [], peerIds: [], scores: [] }
+  const fits = new LevelFits()
   for (let level = 0; best.length < limit; level++) {
     let next: BookEntry | undefined
     for (const { list, at } of lists) {
@@ -304,9 +313,7 @@ export function findCandidates (book: OrderBook, order: Order, options: MatchOpt
         (head === next.priceNumber && comparePrices(list.entry(at), next) < 0)) next = list.entry(at)
     }
     if (next === undefined || next.price > maxPrice) break
-    fits.entries.length = 0
-    fits.peerIds.length = 0
-    fits.scores.length = 0
+    fits.count = 0
     for (const walked of lists) {
       const { list, checkComputeCapability, checkEntries } = walked
       let at = walked.at
@@ -320,9 +327,7 @@ export function findCandidates (book: OrderBook, order: Order, options: MatchOpt
           if (seen.has(peerId)) continue
           seen.add(peerId)
         }
-        fits.entries.push(list.entry(at))
-        fits.peerIds.push(peerId)
-        fits.scores.push(options.records.score(peerId))
+        fits.add(list.entry(at), peerId, options.records.score(peerId))
       }
       walked.at = at
     }
