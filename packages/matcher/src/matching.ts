@@ -300,8 +300,8 @@ export function findCandidates (book: OrderBook, order: Order, options: MatchOpt
     const checkEntries = checkComputeCapability || prepared.escrow != null || prepared.operators != null
     for (const list of summary.lists(gpuCount)) lists.push({ list, checkComputeCapability, checkEntries, at: 0 })
   }
-  /** Providers with several GPU kinds already met (one with a single kind cannot be met twice). */
-  const seen = new Set<string>()
+  /** Slots of the offers with several GPU kinds already met (one with a single kind cannot be met twice). */
+  const seen = new Set<number>()
   const best: Walked[] = []
   const fits = new LevelFits()
   for (let level = 0; best.length < limit; level++) {
@@ -322,11 +322,12 @@ export function findCandidates (book: OrderBook, order: Order, options: MatchOpt
         if (priceNumber !== next.priceNumber || (priceNumber > Number.MAX_SAFE_INTEGER && list.entry(at).price !== next.price)) break
         if (!list.fits(at, gpuCount, allowSimulated, minMemoryMiB, marketCode, regionCode, now, durationSec)) continue
         if (checkEntries && !fitsWalked(list.entry(at), prepared, checkComputeCapability)) continue
-        const peerId = list.peerId(at)
         if (list.kinds(at) > 1) {
-          if (seen.has(peerId)) continue
-          seen.add(peerId)
+          const slot = list.slot(at)
+          if (seen.has(slot)) continue
+          seen.add(slot)
         }
+        const peerId = list.peerId(at)
         fits.add(list.entry(at), peerId, options.records.score(peerId))
       }
       walked.at = at

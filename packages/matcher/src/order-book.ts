@@ -60,6 +60,11 @@ export interface BookRecord {
   /** `offer.fleet.operator` in lower case, or null without a fleet. */
   readonly operator: string | null
   readonly entries: readonly BookEntry[]
+  /**
+   * A small number no other offer in the book holds (taken again once this one leaves), by which a
+   * walk remembers the offers it has met without hashing peer ids.
+   */
+  readonly slot: number
 }
 
 /** Filters for serving the book; every one given must hold for one GPU kind of the offer. */
@@ -207,7 +212,8 @@ const EXPIRES_AT = 6
 const MIN_LEASE = 7
 const MAX_LEASE = 8
 const KINDS = 9
-const FIELDS = 10
+const SLOT = 10
+const FIELDS = 11
 
 /**
  * Entries in class order (price, peer id, position in the offer), with the numbers a walk checks for
@@ -241,6 +247,11 @@ export class EntryList {
   /** `entry(at).kinds`. */
   kinds (at: number): number {
     return this.numbers[at * FIELDS + KINDS] as number
+  }
+
+  /** `entry(at).record.slot`. */
+  slot (at: number): number {
+    return this.numbers[at * FIELDS + SLOT] as number
   }
 
   /** `entry(at).priceNumber`. */
@@ -291,6 +302,7 @@ export class EntryList {
     this.numbers[base + MIN_LEASE] = offer.minLeaseSec
     this.numbers[base + MAX_LEASE] = offer.maxLeaseSec
     this.numbers[base + KINDS] = entry.kinds
+    this.numbers[base + SLOT] = record.slot
   }
 
   /** Removes that very entry; false when it is not held. */
@@ -472,6 +484,9 @@ export class OrderBook {
   private readonly byClass = new Map<string, ClassSummary>()
   private readonly markets = new SharedCodes()
   private readonly regions = new SharedCodes()
+  /** Slots of offers that left the book, to give again; `nextSlot` when there is none. */
+  private readonly freeSlots: number[] = []
+  private nextSlot = 0
   /** Every summary in class-name order; dropped whenever a class appears or disappears. */
   private sortedSummaries: ClassSummary[] | null = null
 
@@ -643,7 +658,8 @@ export class OrderBook {
       regionCode: offer.region == null ? NO_REGION : this.regions.acquire(offer.region),
       escrow: offer.escrow.toLowerCase(),
       operator: offer.fleet == null ? null : offer.fleet.operator.toLowerCase(),
-      entries
+      entries,
+      slot: this.freeSlots.pop() ?? this.nextSlot++
     }
     offer.gpus.forEach((gpu, gpuIndex) => {
       entries.push({
@@ -663,6 +679,7 @@ export class OrderBook {
   }
 
   private unindex (record: BookRecord): void {
+    this.freeSlots.push(record.slot)
     this.markets.release(marketKey(record.offer.chainId, record.token))
     if (record.offer.region != null) this.regions.release(record.offer.region)
     for (const entry of record.entries) {
