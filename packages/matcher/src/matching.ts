@@ -305,12 +305,16 @@ export function findCandidates (book: OrderBook, order: Order, options: MatchOpt
   const best: Walked[] = []
   const fits = new LevelFits()
   for (let level = 0; best.length < limit; level++) {
+    // The price of this level: the cheapest head, as a number and (above 2^53) as its entry's bigint.
     let next: BookEntry | undefined
+    let nextNumber = Infinity
     for (const { list, at } of lists) {
       if (at >= list.length) continue
       const head = list.priceNumber(at)
-      if (next === undefined || head < next.priceNumber ||
-        (head === next.priceNumber && comparePrices(list.entry(at), next) < 0)) next = list.entry(at)
+      if (next === undefined || head < nextNumber || (head === nextNumber && comparePrices(list.entry(at), next) < 0)) {
+        next = list.entry(at)
+        nextNumber = head
+      }
     }
     if (next === undefined || next.price > maxPrice) break
     fits.count = 0
@@ -319,7 +323,7 @@ export function findCandidates (book: OrderBook, order: Order, options: MatchOpt
       let at = walked.at
       for (; at < list.length; at++) {
         const priceNumber = list.priceNumber(at)
-        if (priceNumber !== next.priceNumber || (priceNumber > Number.MAX_SAFE_INTEGER && list.entry(at).price !== next.price)) break
+        if (priceNumber !== nextNumber || (priceNumber > Number.MAX_SAFE_INTEGER && list.entry(at).price !== next.price)) break
         if (!list.fits(at, gpuCount, allowSimulated, minMemoryMiB, marketCode, regionCode, now, durationSec)) continue
         if (checkEntries && !fitsWalked(list.entry(at), prepared, checkComputeCapability)) continue
         if (list.kinds(at) > 1) {
