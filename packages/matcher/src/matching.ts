@@ -8,12 +8,13 @@
  *
  * `findCandidates` walks the book's price index cheapest first, a price at a time, and stops once it
  * holds `limit` providers at the end of a price: everything at that boundary price is considered,
- * because the secondary ranks may reorder it; only the best `limit` are kept as it goes.
+ * because the secondary ranks may reorder it. At each price it looks up the score of every provider
+ * that fits, and the latency only of those whose score could still place them among the best `limit`.
  * `findCandidatesLinear` is the plain scan of every offer,
  * kept as the reference the index must agree with and as the benchmark's baseline.
  */
 import { compareComputeCapability, comparePrices, parseComputeCapability } from './order-book.js'
-import type { BookEntry, BookRecord, OrderBook } from './order-book.js'
+import type { BookEntry, BookRecord, EntryList, OrderBook } from './order-book.js'
 import type { Offer, Order } from '@gpumesh/protocol'
 
 /** Why an offered GPU kind does not fit an order, in the order the checks run. */
@@ -67,8 +68,6 @@ export interface PreparedOrder {
   readonly operators: ReadonlySet<string> | null
   /** Lower-cased token. */
   readonly token: string
-  /** `Number(order.chainId)`. */
-  readonly chainIdNumber: number
   /** Lower-cased `requirements.escrow`, or null for any. */
   readonly escrow: string | null
   /** Parsed minimum compute capability; null for none. */
@@ -86,7 +85,6 @@ export function prepareOrder (order: Order): PreparedOrder {
     classes: r.classes.length === 0 ? null : new Set(r.classes),
     operators: r.operators.length === 0 ? null : new Set(r.operators.map((o) => o.toLowerCase())),
     token: order.token.toLowerCase(),
-    chainIdNumber: Number(order.chainId),
     escrow: r.escrow == null ? null : r.escrow.toLowerCase(),
     minComputeCapability,
     unreadableComputeCapability: minText != null && minComputeCapability == null
@@ -118,25 +116,25 @@ export function entryMismatch (entry: BookEntry, prepared: PreparedOrder, now: n
   return null
 }
 
+/** One list a walk takes: where it stands, and whether its entries need `fitsWalked` at all. */
+interface WalkedList {
+  readonly list: EntryList
+  /** Whether to check the compute capability of each entry (its class has some below the minimum). */
+  readonly checkComputeCapability: boolean
+  /** Whether `fitsWalked` has anything to check. */
+  readonly checkEntries: boolean
+  at: number
+}
+
 /**
- * `entryMismatch(...) === null` for an entry of one of the order's classes priced at most its maximum
- * (what the index walk visits), on the fields the book derived once: the same checks less class and
- * price, the most selective first, bigints compared only where their numbers cannot tell.
+ * `entryMismatch(...) === null` for an entry of one of the order's classes priced at most its maximum,
+ * that passed `EntryList.fits` (what the index walk checks first): the checks left, on the entry. The
+ * compute capability only when `checkComputeCapability` (its class may have GPUs below the minimum).
  */
-function fitsWalked (entry: BookEntry, prepared: PreparedOrder, now: number): boolean {
-  const order = prepared.order
-  const r = order.requirements
-  if (entry.countFree < r.gpuCount) return false
-  if (entry.simulated && !r.allowSimulated) return false
-  if (r.region != null && entry.region !== r.region) return false
-  if (entry.memoryMiB < r.minMemoryMiB) return false
-  if (entry.expiresAt <= now) return false
-  if (order.durationSec < entry.minLeaseSec || order.durationSec > entry.maxLeaseSec) return false
-  if (entry.token !== prepared.token || entry.chainIdNumber !== prepared.chainIdNumber) return false
+function fitsWalked (entry: BookEntry, prepared: PreparedOrder, checkComputeCapability: boolean): boolean {
   const record = entry.record
-  if (entry.chainIdNumber > Number.MAX_SAFE_INTEGER && record.offer.chainId !== order.chainId) return false
   if (prepared.escrow != null && record.escrow !== prepared.escrow) return false
-  if (prepared.minComputeCapability != null &&
+  if (checkComputeCapability && prepared.minComputeCapability != null &&
     (entry.computeCapability == null || compareComputeCapability(entry.computeCapability, prepared.minComputeCapability) < 0)) {
     return false
   }
@@ -174,30 +172,80 @@ function compareRanked (a: Ranked, b: Ranked): number {
 /** An entry the index walk found, with its rank: `level` counts the prices walked, so it orders by price. */
 interface Walked {
   entry: BookEntry
+  /** `entry.peerId`, read without touching the entry. */
+  peerId: string
   level: number
   score: number
   /** Infinity when unknown. */
   latency: number
 }
 
-function walked (entry: BookEntry, level: number, options: MatchOptions): Walked {
-  const latency = options.latency?.(entry.peerId)
-  return {
-    entry,
-    level,
-    score: options.records.score(entry.peerId),
-    latency: latency == null || Number.isNaN(latency) ? Infinity : latency
+/** The providers first met at one price: the first `count` of parallel arrays reused from price to price. */
+class LevelFits {
+  readonly entries: BookEntry[] = []
+  readonly peerIds: string[] = []
+  readonly scores: number[] = []
+  count = 0
+
+  add (entry: BookEntry, peerId: string, score: number): void {
+    const at = this.count++
+    this.entries[at] = entry
+    this.peerIds[at] = peerId
+    this.scores[at] = score
   }
+}
+
+/**
+ * Adds the providers that fit at one price (`fits`; the price is `level`) to `best`, which holds only
+ * cheaper ones. When they are more than `best` has room for, one ranking below
+ * `room` others at this price cannot be kept, so its latency is not even looked up: anything scoring
+ * below the room-th highest score here is left out.
+ */
+function keepLevel (best: Walked[], fits: LevelFits, level: number, options: MatchOptions, limit: number): void {
+  const { entries, peerIds, scores, count } = fits
+  const room = limit - best.length
+  const threshold = count > room ? nthHighest(scores, count, room) : -Infinity
+  for (let i = 0; i < count; i++) {
+    const score = scores[i] as number
+    if (score < threshold) continue
+    const peerId = peerIds[i] as string
+    const known = options.latency?.(peerId)
+    const latency = known == null || Number.isNaN(known) ? Infinity : known
+    const worst = best.length >= limit ? best[best.length - 1] : undefined
+    if (worst !== undefined && worst.level === level && rankAtLevel(score, latency, peerId, worst) >= 0) continue
+    keepBest(best, { entry: entries[i] as BookEntry, peerId, level, score, latency }, limit, compareWalked)
+  }
+}
+
+/**
+ * The `n`th highest of the first `count` `values` (1 ≤ n ≤ count), or NaN when a NaN is among them
+ * (then nothing scores below it, and `keepLevel` leaves nothing out).
+ */
+function nthHighest (values: readonly number[], count: number, n: number): number {
+  const top: number[] = [] // the n highest so far, highest first
+  for (let i = 0; i < count; i++) {
+    const value = values[i] as number
+    if (Number.isNaN(value)) return NaN
+    if (top.length === n && value <= (top[n - 1] as number)) continue
+    let at = Math.min(top.length, n - 1)
+    while (at > 0 && value > (top[at - 1] as number)) at--
+    top.splice(at, 0, value)
+    if (top.length > n) top.pop()
+  }
+  return top[n - 1] as number
 }
 
 /** `compareRanked` for walked entries (price by level, no bigints). */
 function compareWalked (a: Walked, b: Walked): number {
   if (a.level !== b.level) return a.level - b.level
-  if (a.score !== b.score) return a.score > b.score ? -1 : 1
-  if (a.latency !== b.latency) return a.latency < b.latency ? -1 : 1
-  const ia = a.entry.peerId
-  const ib = b.entry.peerId
-  return ia < ib ? -1 : ia > ib ? 1 : 0
+  return rankAtLevel(a.score, a.latency, a.peerId, b)
+}
+
+/** `compareWalked` of a provider met at `b`'s price, given by its score, latency and peer id, to `b`. */
+function rankAtLevel (score: number, latency: number, peerId: string, b: Walked): number {
+  if (score !== b.score) return score > b.score ? -1 : 1
+  if (latency !== b.latency) return latency < b.latency ? -1 : 1
+  return peerId < b.peerId ? -1 : peerId > b.peerId ? 1 : 0
 }
 
 /** Puts `item` where it ranks in `best` (sorted by `compare`), keeping at most `limit`. */
@@ -222,45 +270,73 @@ function toCandidate (entry: BookEntry, gpuCount: number): Candidate {
 
 /**
  * Providers that can serve `order`, best first, at most `options.limit`. Uses the book's price index:
- * takes the order's classes a price at a time (the cheapest head of any class, then every entry of
- * every class at that price, classes in name order, so a provider's first fitting entry met is its
- * cheapest by `compareEntries`) until `limit` providers are held at the end of a price.
+ * takes the lists of the order's classes, in the tiers that can have `gpuCount` free, a price at a time
+ * (the cheapest head of any list, then every entry of every list at that price, classes in name order,
+ * so a provider's first fitting entry met is its cheapest by `compareEntries`, up to which of two
+ * equally priced kinds of one class it is, which the candidate does not show) until `limit` providers
+ * are held at the end of a price.
  */
 export function findCandidates (book: OrderBook, order: Order, options: MatchOptions): Candidate[] {
   const limit = Math.floor(options.limit)
   if (!(limit > 0)) return []
   const prepared = prepareOrder(order)
   if (prepared.unreadableComputeCapability) return []
+  // A market or region no offer in the book names: nothing fits.
+  const marketCode = book.marketCode(order.chainId, prepared.token)
+  if (marketCode === undefined) return []
+  const regionCode = order.requirements.region == null ? null : book.regionCode(order.requirements.region)
+  if (regionCode === undefined) return []
   const maxPrice = order.maxPricePerGpuHour
   const now = options.now
   const minMemoryMiB = order.requirements.minMemoryMiB
   const minComputeCapability = prepared.minComputeCapability
-  const lists = book.summaries(
-    order.requirements.classes.length === 0 ? undefined : order.requirements.classes,
-    (summary) => summary.hasMemoryAtLeast(minMemoryMiB) && summary.hasComputeCapabilityAtLeast(minComputeCapability)
-  ).map((summary) => summary.entries)
-  const positions = lists.map(() => 0)
-  const seen = new Set<string>()
+  const { gpuCount, allowSimulated } = order.requirements
+  const durationSec = order.durationSec
+  const lists: WalkedList[] = []
+  for (const summary of book.summaries(order.requirements.classes.length === 0 ? undefined : order.requirements.classes)) {
+    const reach = summary.computeCapabilityReach(minComputeCapability)
+    if (reach === 'none' || !summary.hasMemoryAtLeast(minMemoryMiB)) continue
+    const checkComputeCapability = reach === 'some'
+    const checkEntries = checkComputeCapability || prepared.escrow != null || prepared.operators != null
+    for (const list of summary.lists(gpuCount)) lists.push({ list, checkComputeCapability, checkEntries, at: 0 })
+  }
+  /** Slots of the offers with several GPU kinds already met (one with a single kind cannot be met twice). */
+  const seen = new Set<number>()
   const best: Walked[] = []
-  for (let level = 0; seen.size < limit; level++) {
+  const fits = new LevelFits()
+  for (let level = 0; best.length < limit; level++) {
+    // The price of this level: the cheapest head, as a number and (above 2^53) as its entry's bigint.
     let next: BookEntry | undefined
-    for (let i = 0; i < lists.length; i++) {
-      const head = (lists[i] as readonly BookEntry[])[positions[i] as number]
-      if (head !== undefined && (next === undefined || comparePrices(head, next) < 0)) next = head
+    let nextNumber = Infinity
+    for (const { list, at } of lists) {
+      if (at >= list.length) continue
+      const head = list.priceNumber(at)
+      if (next === undefined || head < nextNumber || (head === nextNumber && comparePrices(list.entry(at), next) < 0)) {
+        next = list.entry(at)
+        nextNumber = head
+      }
     }
     if (next === undefined || next.price > maxPrice) break
-    for (let i = 0; i < lists.length; i++) {
-      const list = lists[i] as readonly BookEntry[]
-      let at = positions[i] as number
+    fits.count = 0
+    for (const walked of lists) {
+      const { list, checkComputeCapability, checkEntries } = walked
+      let at = walked.at
       for (; at < list.length; at++) {
-        const entry = list[at] as BookEntry
-        if (comparePrices(entry, next) !== 0) break
-        if (!fitsWalked(entry, prepared, now) || seen.has(entry.peerId)) continue
-        seen.add(entry.peerId)
-        keepBest(best, walked(entry, level, options), limit, compareWalked)
+        const priceNumber = list.priceNumber(at)
+        if (priceNumber !== nextNumber || (priceNumber > Number.MAX_SAFE_INTEGER && list.entry(at).price !== next.price)) break
+        if (!list.fits(at, gpuCount, allowSimulated, minMemoryMiB, marketCode, regionCode, now, durationSec)) continue
+        if (checkEntries && !fitsWalked(list.entry(at), prepared, checkComputeCapability)) continue
+        if (list.kinds(at) > 1) {
+          const slot = list.slot(at)
+          if (seen.has(slot)) continue
+          seen.add(slot)
+        }
+        const peerId = list.peerId(at)
+        fits.add(list.entry(at), peerId, options.records.score(peerId))
       }
-      positions[i] = at
+      walked.at = at
     }
+    keepLevel(best, fits, level, options, limit)
   }
   return best.map((w) => toCandidate(w.entry, order.requirements.gpuCount))
 }
