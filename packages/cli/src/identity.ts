@@ -5,6 +5,7 @@ import { Wallet } from 'ethers'
 import { generatePeerKey, peerKeyFromBytes, peerKeyToBytes } from '@gpumesh/net'
 import type { Ed25519PrivateKey } from '@libp2p/interface'
 import { CliError } from './errors.js'
+import { useNativeScrypt } from './native-scrypt.js'
 
 /** File names inside the data directory. */
 export const PEER_KEY_FILE = 'peer.key'
@@ -48,6 +49,7 @@ export async function createIdentity (dataDir: string, options: CreateIdentityOp
   }
   const peerKey = await generatePeerKey()
   const wallet = Wallet.createRandom()
+  useNativeScrypt()
   const keystore = await wallet.encrypt(options.password)
   await writeSecret(peerKeyPath, peerKeyToBytes(peerKey))
   await writeSecret(keystorePath, keystore)
@@ -69,6 +71,7 @@ export async function loadIdentity (dataDir: string, password: string): Promise<
   const peerKey = peerKeyFromBytes(peerKeyBytes)
   let wallet: Wallet
   try {
+    useNativeScrypt()
     const decrypted = await Wallet.fromEncryptedJson(keystore, password)
     wallet = decrypted instanceof Wallet ? decrypted : new Wallet(decrypted.privateKey)
   } catch (err) {
