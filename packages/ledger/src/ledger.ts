@@ -521,26 +521,33 @@ export class Ledger extends EventEmitter<LedgerEvents> {
         // A statement that fails writes nothing and leaves the transaction open, so each sample and
         // each period is tried on its own; an error that ends the transaction itself (SQLite rolls
         // back on a full disk or I/O error) is rethrown, and everything is written again below.
-        const onItsOwn = <T>(write: () => T): T | LedgerError => {
-          try {
-            return write()
-          } catch (err) {
-            if (!db.inTransaction) throw err
-            return toLedgerError(err, 'write queued usage')
-          }
+        const refused = (err: unknown): LedgerError => {
+          if (!db.inTransaction) throw err
+          return toLedgerError(err, 'write queued usage')
         }
         return (periods.length === 0 ? relaxed : durable)(() => {
           for (const samples of groups) {
             let lost = 0
             let error: LedgerError | undefined
             for (const x of samples) {
-              const result = onItsOwn(() => { this.#insertSample(s, x) })
-              if (result instanceof LedgerError) { lost++; error ??= result }
+              try {
+                this.#insertSample(s, x)
+              } catch (err) {
+                const refusal = refused(err)
+                lost++
+                error ??= refusal
+              }
             }
             if (lost > 0) this.#samplesLost(samples[0]?.leaseId, lost, error)
           }
           // A period is checked by reads, then written by one INSERT.
-          return periods.map(({ period }) => onItsOwn(() => this.#insertPeriod(s, period)))
+          return periods.map(({ period }) => {
+            try {
+              return this.#insertPeriod(s, period)
+            } catch (err) {
+              return refused(err)
+            }
+          })
         })
       })
     } catch {
@@ -554,7 +561,7 @@ export class Ledger extends EventEmitter<LedgerEvents> {
       }
       results = periods.map(({ period }) => {
         try {
-          return this.#run('append usage period', ({ s, durable }) => durable(() => this.#insertPeriod(s, period)))
+          return this.appendUsagePeriod(period)
         } catch (err) {
           return toLedgerError(err, 'append usage period')
         }
