@@ -13,6 +13,7 @@ import { marketDomain, paymentKeyAddress, signFleetMembership } from '@gpumesh/p
 import { FleetService, askFleet } from '@gpumesh/provider'
 import { Wallet } from 'ethers'
 import pino from 'pino'
+import { median } from './lib/median.mjs'
 
 const HOSTS = 50
 const RUNS = 7
@@ -20,13 +21,8 @@ const CHAIN_ID = 31337n
 const LOCAL = { listen: ['/ip4/127.0.0.1/tcp/0'], loopback: true }
 const ECHO = '/gpumesh/bench-fleet-echo/1.0.0'
 
-function p50 (values) {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.floor((sorted.length - 1) / 2)]
-}
-
 function figure (values, extra = {}) {
-  return { value: Number(p50(values).toFixed(3)), unit: 'ms', samples: values.length, hosts: HOSTS, ...extra }
+  return { value: Number(median(values).toFixed(3)), unit: 'ms', samples: values.length, hosts: HOSTS, ...extra }
 }
 
 export async function run () {

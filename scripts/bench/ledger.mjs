@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { openLedger } from '@gpumesh/ledger'
+import { median } from './lib/median.mjs'
 
 const GPUS = 8
 const ROUND_MS = 700
@@ -14,11 +15,6 @@ const ROUNDS = 3
 
 const hex = (s) => `0x${Buffer.from(s).toString('hex').padStart(64, '0').slice(-64)}`
 const LEASE_ID = hex('bench-lease')
-
-function median (values) {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.floor(sorted.length / 2)]
-}
 
 /** A ledger file with 8 GPUs and one running lease, as the meter would find it. */
 function prepare (path) {

@@ -11,6 +11,7 @@ import {
   LEASE_PROTOCOL, OFFERS_TOPIC, ORDER_PROTOCOL, decodeLeaseProposal, decodeOrderResult, encodeLeaseDecision, encodeOffer,
   encodeOrder, marketDomain, paymentKeyAddress, signLeaseTerms, signOffer, signOrder, signPeerBinding
 } from '@gpumesh/protocol'
+import { median } from './lib/median.mjs'
 
 const OFFERS = 100_000
 const ORDERS = 64
@@ -158,11 +159,6 @@ const CHAIN_ID = 31337n
 const LOCAL = { listen: ['/ip4/127.0.0.1/tcp/0'], loopback: true }
 const UNLIMITED = { points: 1_000_000, durationMs: 1_000 }
 
-function p50 (values) {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.floor((sorted.length - 1) / 2)]
-}
-
 async function until (check, timeoutMs = 20_000) {
   const start = Date.now()
   while (!check()) {
@@ -245,7 +241,7 @@ async function service () {
       const c = performance.now()
       if (i >= SERVICE_WARMUP) twoHops.push((b - a) + (c - b))
     }
-    const ms = (values) => Number(p50(values).toFixed(3))
+    const ms = (values) => Number(median(values).toFixed(3))
     return {
       order_to_lease_p50_ms: { value: ms(orderToLease), unit: 'ms', samples: orderToLease.length },
       order_to_lease_reqres_2hops_p50_ms: { value: ms(twoHops), unit: 'ms', samples: twoHops.length }

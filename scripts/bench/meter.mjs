@@ -24,6 +24,7 @@ import { join } from 'node:path'
 import { openLedger } from '@gpumesh/ledger'
 import { LeaseMeter, parseProviderConfig, simulatedGpuSampler } from '@gpumesh/provider'
 import { marketDomain, paymentKeyAddress, signUsageReport, systemClock } from '@gpumesh/protocol'
+import { median } from './lib/median.mjs'
 
 const LEASES = 1000
 // Half an interval past the tenth boundary, so every lease closes ten periods however long starting 1,000 meters took.
@@ -59,12 +60,6 @@ async function signingBursts (seconds) {
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, t0 + second * 1000 - performance.now())))
   }
   return bursts
-}
-
-const median = (values) => {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = Math.floor(sorted.length / 2)
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
 }
 
 /** Meters LEASES leases for `runMs`; returns CPU% and what was done. */

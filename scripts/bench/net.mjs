@@ -1,6 +1,7 @@
 // @gpumesh/net figures: ping, request/response on a new stream, a round trip on an open frame stream,
 // and gossip propagation across 20 nodes in one process, all on 127.0.0.1.
 import { createNode, handle, handleFrameStreams, openFrameStream, publish, request } from '@gpumesh/net'
+import { median } from './lib/median.mjs'
 
 const LOCAL = { listen: ['/ip4/127.0.0.1/tcp/0'], loopback: true }
 const ECHO = '/gpumesh/bench-echo/1.0.0'
@@ -8,13 +9,8 @@ const FRAME_ECHO = '/gpumesh/bench-frame-echo/1.0.0'
 const TOPIC = '/gpumesh/bench-gossip/1'
 const GOSSIP_NODES = 20
 
-function p50 (values) {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.floor((sorted.length - 1) / 2)]
-}
-
 function figure (values) {
-  return { value: Number(p50(values).toFixed(3)), unit: 'ms', samples: values.length }
+  return { value: Number(median(values).toFixed(3)), unit: 'ms', samples: values.length }
 }
 
 async function timed (count, warmup, fn) {

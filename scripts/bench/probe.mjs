@@ -5,6 +5,7 @@
 // the cache window is 0 so every tick runs the tool.
 import { fileURLToPath } from 'node:url'
 import { GpuProber, GpuSampler } from '@gpumesh/provider'
+import { median } from './lib/median.mjs'
 
 const fixtures = fileURLToPath(new URL('../../packages/provider/test/fixtures/', import.meta.url))
 const SAMPLES = 30
@@ -43,7 +44,3 @@ export async function run () {
   }
 }
 
-function median (values) {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.floor(sorted.length / 2)]
-}

@@ -4,14 +4,10 @@ import { TypedDataEncoder, Wallet, hexlify, randomBytes, verifyTypedData } from 
 import {
   EIP712_TYPES, VERIFY_KEY_CACHE_SIZE, ethersDomain, paymentKeyAddress, signVoucher, typedData, verifyVoucher
 } from '@gpumesh/protocol'
+import { median } from './lib/median.mjs'
 
 const ROUNDS = 5
 const ROUND_MS = 400
-
-function median (values) {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.floor(sorted.length / 2)]
-}
 
 /** Calls `fn(i)` for ROUND_MS, ROUNDS times; returns the median rate in calls per second. */
 function rate (fn) {

@@ -27,6 +27,7 @@ import {
   JOB_PROTOCOL, LEASE_PROTOCOL, bytesToHex, decodeLeaseDecision, encodeLeaseProposal, marketDomain, signOrder
 } from '@gpumesh/protocol'
 import { createProvider, parseProviderConfig } from '@gpumesh/provider'
+import { median } from './lib/median.mjs'
 
 const CLI = fileURLToPath(new URL('../../packages/cli/bin/gpumesh.js', import.meta.url))
 const ECHO = '/gpumesh/bench-echo/1.0.0'
@@ -36,13 +37,8 @@ const HOSTILE_ROUNDS = 3
 const HOSTILE_STREAMS = 1_200
 const HOSTILE_CONCURRENCY = 40
 
-function p50 (values) {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.floor((sorted.length - 1) / 2)]
-}
-
 function figure (values) {
-  return { value: Number(p50(values).toFixed(3)), unit: 'ms', samples: values.length }
+  return { value: Number(median(values).toFixed(3)), unit: 'ms', samples: values.length }
 }
 
 async function until (check, timeoutMs = 30_000) {
